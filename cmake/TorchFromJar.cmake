@@ -1,0 +1,23 @@
+# LibTorch for the Maven build: headers fetched with pip (cmake/fetch_torch_headers.py), libraries
+# unpacked from the bytedeco jars (libtorch_cpu, libc10, and what they need at link time).
+foreach(lib torch_cpu c10)
+  find_library(PSG4J_${lib}_LIBRARY NAMES ${lib} PATHS ${PSG4J_TORCH_LIB_DIR} NO_DEFAULT_PATH)
+  if(NOT PSG4J_${lib}_LIBRARY)
+    message(FATAL_ERROR "lib${lib}.so not found in ${PSG4J_TORCH_LIB_DIR}: run the Maven build, "
+                        "which unpacks it from the bytedeco pytorch jar")
+  endif()
+endforeach()
+if(NOT EXISTS ${PSG4J_TORCH_INCLUDE_DIR}/torch/csrc/api/include/torch/torch.h)
+  message(FATAL_ERROR "no LibTorch headers in ${PSG4J_TORCH_INCLUDE_DIR}: run "
+                      "cmake/fetch_torch_headers.py (the Maven build does)")
+endif()
+add_library(psg4j_torch INTERFACE)
+target_include_directories(psg4j_torch SYSTEM INTERFACE
+  ${PSG4J_TORCH_INCLUDE_DIR}
+  ${PSG4J_TORCH_INCLUDE_DIR}/torch/csrc/api/include)
+# The jar's libtorch was built with GCC 11 and the cxx11 ABI, like the wheel the headers come from.
+target_compile_definitions(psg4j_torch INTERFACE _GLIBCXX_USE_CXX11_ABI=1)
+target_link_libraries(psg4j_torch INTERFACE ${PSG4J_torch_cpu_LIBRARY} ${PSG4J_c10_LIBRARY})
+# libtorch_cpu needs libopenblas and libgomp, unpacked beside it; executables must resolve them.
+target_link_options(psg4j_torch INTERFACE "-Wl,-rpath-link,${PSG4J_TORCH_LIB_DIR}")
+set(CMAKE_BUILD_RPATH ${PSG4J_TORCH_LIB_DIR})

@@ -1,0 +1,237 @@
+#include "bridge/psg4j_bridge.h"
+
+#include "psg4j/error.h"
+#include "psg4j/tensor_io.h"
+
+#include <c10/util/Exception.h>
+#include <torch/script.h>
+
+#include <stdexcept>
+
+namespace psg4j {
+namespace bridge {
+namespace {
+
+const char* kind_tag(ErrorKind kind) {
+  switch (kind) {
+    case ErrorKind::BadInput: return "bad_input";
+    case ErrorKind::ModelFailure: return "model_failure";
+    case ErrorKind::CallbackFailed: return "callback_failed";
+  }
+  return "error";
+}
+
+// Runs `body`, turning every native error into std::runtime_error("psg4j:<kind>:<message>"),
+// which JavaCPP rethrows as a java.lang.RuntimeException that dev.psg4j.bridge.Natives types.
+template <typename Body>
+auto translated(Body&& body) -> decltype(body()) {
+  try {
+    return body();
+  } catch (const Error& e) {
+    throw std::runtime_error(std::string("psg4j:") + kind_tag(e.kind()) + ":" + e.what());
+  } catch (const c10::Error& e) {
+    throw std::runtime_error(std::string("psg4j:model_failure:") + e.what_without_backtrace());
+  } catch (const std::exception& e) {
+    throw std::runtime_error(std::string("psg4j:model_failure:") + e.what());
+  }
+}
+
+Reduction reduction_of(int code) {
+  if (code != 0 && code != 1) bad_input("reduction must be 0 (sum) or 1 (mean), got " + std::to_string(code));
+  return static_cast<Reduction>(code);
+}
+
+NamedTensors zip(const std::vector<std::string>* names, const std::vector<at::Tensor>* tensors) {
+  if (names == nullptr || tensors == nullptr || names->size() != tensors->size()) {
+    bad_input("names and tensors must be two lists of the same length");
+  }
+  NamedTensors out;
+  for (size_t k = 0; k < names->size(); ++k) out.emplace_back((*names)[k], (*tensors)[k]);
+  return out;
+}
+
+void require_callback_success(int status, const char* what) {
+  if (status != 0) throw Error(ErrorKind::CallbackFailed, std::string("the Java ") + what + " threw");
+}
+
+}  // namespace
+
+const Model& NativeModel::get() const {
+  if (!model_) bad_input("the model handle is empty (closed?)");
+  return *model_;
+}
+
+NativeModel torchscript_model(torch::jit::Module* module) {
+  return translated([&] {
+    if (module == nullptr) bad_input("the TorchScript module is null");
+    return NativeModel(psg4j::torchscript_model(*module));
+  });
+}
+
+NativeModel frontend_model(torch::nn::Module* module) {
+  return translated([&] { return NativeModel(psg4j::frontend_model(module)); });
+}
+
+NativeModel function_model(const std::vector<std::string>* names,
+                           const std::vector<at::Tensor>* parameters, ForwardFn forward,
+                           const std::string& description) {
+  return translated([&] {
+    if (forward == nullptr) bad_input("the forward callback is null");
+    ForwardFunction call = [forward](const std::vector<at::Tensor>& inputs) {
+      at::Tensor output;
+      require_callback_success(forward(&inputs, &output), "forward");
+      return output;
+    };
+    return NativeModel(psg4j::function_model(zip(names, parameters), call, description));
+  });
+}
+
+NativeLoss builtin_loss(int kind) {
+  return translated([&] {
+    if (kind < 0 || kind >= static_cast<int>(LossKind::Custom)) {
+      bad_input("unknown built-in loss code " + std::to_string(kind));
+    }
+    Loss loss;
+    loss.kind = static_cast<LossKind>(kind);
+    return NativeLoss(loss);
+  });
+}
+
+NativeLoss custom_loss(LossFn fn) {
+  return translated([&] {
+    if (fn == nullptr) bad_input("the custom loss callback is null");
+    Loss loss;
+    loss.kind = LossKind::Custom;
+    loss.custom = [fn](const at::Tensor& output, const std::vector<at::Tensor>& targets,
+                       Reduction reduction) {
+      at::Tensor value;
+      require_callback_success(fn(&output, &targets, static_cast<int>(reduction), &value), "loss");
+      return value;
+    };
+    return NativeLoss(loss);
+  });
+}
+
+void loss_value(const NativeLoss& loss, const at::Tensor* output, const std::vector<at::Tensor>* targets,
+                int reduction, int64_t batch_size, at::Tensor* out) {
+  translated([&] {
+    if (output == nullptr || out == nullptr) bad_input("loss_value needs an output tensor");
+    *out = loss.get()(*output, targets == nullptr ? std::vector<at::Tensor>{} : *targets,
+                      reduction_of(reduction), batch_size);
+  });
+}
+
+int64_t NativeBatch::size() const {
+  return translated([&] { return batch_.validate(); });
+}
+
+NativeBatch make_batch(const std::vector<at::Tensor>* inputs, const std::vector<at::Tensor>* targets,
+                       int64_t batch_dim, int64_t target_batch_dim) {
+  return translated([&] {
+    Batch batch;
+    if (inputs != nullptr) batch.inputs = *inputs;
+    if (targets != nullptr) batch.targets = *targets;
+    batch.batch_dim = batch_dim;
+    batch.target_batch_dim = target_batch_dim;
+    batch.validate();
+    return NativeBatch(std::move(batch));
+  });
+}
+
+std::string NamedTensorList::name(int64_t k) const {
+  return translated([&] {
+    if (k < 0 || k >= size()) bad_input("index " + std::to_string(k) + " out of range");
+    return items_[k].first;
+  });
+}
+
+void NamedTensorList::tensor(int64_t k, at::Tensor* out) const {
+  translated([&] {
+    if (k < 0 || k >= size() || out == nullptr) bad_input("index " + std::to_string(k) + " out of range");
+    *out = items_[k].second;
+  });
+}
+
+NamedTensorList named_tensor_list(const std::vector<std::string>* names,
+                                  const std::vector<at::Tensor>* tensors) {
+  return translated([&] { return NamedTensorList(zip(names, tensors)); });
+}
+
+NamedTensorList trainable_parameters(const NativeModel& model) {
+  return translated([&] { return NamedTensorList(model.get().trainable_parameters()); });
+}
+
+NamedTensorList microbatch_gradients(const NativeModel& model, const NativeBatch& batch,
+                                     const NativeLoss& loss, int reduction) {
+  return translated([&] {
+    const Problem problem{model.get(), batch.get(), loss.get(), reduction_of(reduction)};
+    return NamedTensorList(psg4j::microbatch_gradients(problem));
+  });
+}
+
+NamedTensorList load_tensor_file(const std::string& path) {
+  return translated([&] { return NamedTensorList(psg4j::load_tensor_file(path)); });
+}
+
+const ParamComparison& ComparisonView::param(int64_t p) const {
+  if (p < 0 || p >= param_count()) bad_input("parameter index " + std::to_string(p) + " out of range");
+  return comparison_.params[p];
+}
+
+std::string ComparisonView::name(int64_t p) const {
+  return translated([&] { return param(p).name; });
+}
+
+int ComparisonView::status(int64_t p) const {
+  return translated([&] { return static_cast<int>(param(p).status); });
+}
+
+int64_t ComparisonView::expected_rank(int64_t p) const {
+  return translated([&] { return static_cast<int64_t>(param(p).expected_shape.size()); });
+}
+
+int64_t ComparisonView::expected_dim(int64_t p, int64_t d) const {
+  return translated([&] { return param(p).expected_shape.at(d); });
+}
+
+int64_t ComparisonView::candidate_rank(int64_t p) const {
+  return translated([&] { return static_cast<int64_t>(param(p).candidate_shape.size()); });
+}
+
+int64_t ComparisonView::candidate_dim(int64_t p, int64_t d) const {
+  return translated([&] { return param(p).candidate_shape.at(d); });
+}
+
+double ComparisonView::stat(int64_t p, int64_t i, int f) const {
+  return translated([&] {
+    const SampleStats& s = param(p).samples.at(i);
+    switch (f) {
+      case 0: return s.max_abs_err;
+      case 1: return s.max_rel_err;
+      case 2: return s.max_tol_ratio;
+      case 3: return static_cast<double>(s.bad);
+      case 4: return static_cast<double>(s.candidate_non_finite);
+      case 5: return static_cast<double>(s.reference_non_finite);
+    }
+    bad_input("stat field " + std::to_string(f) + " out of range");
+  });
+}
+
+ComparisonView compare_with_reference(const NativeModel& model, const NativeBatch& batch,
+                                      const NativeLoss& loss, int reduction,
+                                      const NamedTensorList& candidate, double atol, double rtol) {
+  return translated([&] {
+    const Problem problem{model.get(), batch.get(), loss.get(), reduction_of(reduction)};
+    return ComparisonView(psg4j::compare_with_reference(problem, candidate.get(), Tolerance{atol, rtol}));
+  });
+}
+
+ComparisonView compare_gradients(const NamedTensorList& reference, const NamedTensorList& candidate,
+                                 double atol, double rtol) {
+  return translated([&] {
+    return ComparisonView(psg4j::compare_gradients(reference.get(), candidate.get(), Tolerance{atol, rtol}));
+  });
+}
+
+}  // namespace bridge
+}  // namespace psg4j

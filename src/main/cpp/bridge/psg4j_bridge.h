@@ -1,0 +1,118 @@
+// The facade that JavaCPP binds (see dev.psg4j.bridge.NativeCore): value types with plain
+// accessors, callbacks as C function pointers, errors as std::runtime_error whose message starts
+// with "psg4j:<kind>:" so Java can rethrow them typed. No JNI here: JavaCPP generates that.
+#pragma once
+
+#include "psg4j/compare.h"
+#include "psg4j/loss.h"
+#include "psg4j/model.h"
+#include "psg4j/reference.h"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace psg4j {
+namespace bridge {
+
+// Java callbacks return 0 on success; non-zero means the Java code threw (Java keeps the exception).
+typedef int (*ForwardFn)(const std::vector<at::Tensor>* inputs, at::Tensor* output);
+typedef int (*LossFn)(const at::Tensor* output, const std::vector<at::Tensor>* targets,
+                      int reduction, at::Tensor* loss);
+
+class NativeModel {
+ public:
+  NativeModel() = default;
+  explicit NativeModel(std::shared_ptr<Model> model) : model_(std::move(model)) {}
+  const Model& get() const;
+  std::string describe() const { return get().describe(); }
+
+ private:
+  std::shared_ptr<Model> model_;
+};
+
+NativeModel torchscript_model(torch::jit::Module* module);
+NativeModel frontend_model(torch::nn::Module* module);
+NativeModel function_model(const std::vector<std::string>* names,
+                           const std::vector<at::Tensor>* parameters, ForwardFn forward,
+                           const std::string& description);
+
+class NativeLoss {
+ public:
+  NativeLoss() = default;
+  explicit NativeLoss(Loss loss) : loss_(std::move(loss)) {}
+  const Loss& get() const { return loss_; }
+
+ private:
+  Loss loss_;
+};
+
+NativeLoss builtin_loss(int kind);
+NativeLoss custom_loss(LossFn loss);
+// The loss of a batch of `batch_size` samples, as the reference computes it (for Java engines).
+void loss_value(const NativeLoss& loss, const at::Tensor* output, const std::vector<at::Tensor>* targets,
+                int reduction, int64_t batch_size, at::Tensor* out);
+
+class NativeBatch {
+ public:
+  NativeBatch() = default;
+  explicit NativeBatch(Batch batch) : batch_(std::move(batch)) {}
+  const Batch& get() const { return batch_; }
+  int64_t size() const;
+
+ private:
+  Batch batch_;
+};
+
+NativeBatch make_batch(const std::vector<at::Tensor>* inputs, const std::vector<at::Tensor>* targets,
+                       int64_t batch_dim, int64_t target_batch_dim);
+
+class NamedTensorList {
+ public:
+  NamedTensorList() = default;
+  explicit NamedTensorList(NamedTensors items) : items_(std::move(items)) {}
+  int64_t size() const { return static_cast<int64_t>(items_.size()); }
+  std::string name(int64_t k) const;
+  void tensor(int64_t k, at::Tensor* out) const;
+  const NamedTensors& get() const { return items_; }
+
+ private:
+  NamedTensors items_;
+};
+
+NamedTensorList named_tensor_list(const std::vector<std::string>* names,
+                                  const std::vector<at::Tensor>* tensors);
+NamedTensorList trainable_parameters(const NativeModel& model);
+NamedTensorList microbatch_gradients(const NativeModel& model, const NativeBatch& batch,
+                                     const NativeLoss& loss, int reduction);
+NamedTensorList load_tensor_file(const std::string& path);
+
+class ComparisonView {
+ public:
+  ComparisonView() = default;
+  explicit ComparisonView(Comparison comparison) : comparison_(std::move(comparison)) {}
+  int64_t batch_size() const { return comparison_.batch_size; }
+  int64_t param_count() const { return static_cast<int64_t>(comparison_.params.size()); }
+  std::string name(int64_t p) const;
+  int status(int64_t p) const;
+  int64_t expected_rank(int64_t p) const;
+  int64_t expected_dim(int64_t p, int64_t d) const;
+  int64_t candidate_rank(int64_t p) const;
+  int64_t candidate_dim(int64_t p, int64_t d) const;
+  // Field f (SampleStats order: max_abs, max_rel, max_tol_ratio, bad, candidate_non_finite,
+  // reference_non_finite) of sample i.
+  double stat(int64_t p, int64_t i, int f) const;
+
+ private:
+  const ParamComparison& param(int64_t p) const;
+  Comparison comparison_;
+};
+
+ComparisonView compare_with_reference(const NativeModel& model, const NativeBatch& batch,
+                                      const NativeLoss& loss, int reduction,
+                                      const NamedTensorList& candidate, double atol, double rtol);
+ComparisonView compare_gradients(const NamedTensorList& reference, const NamedTensorList& candidate,
+                                 double atol, double rtol);
+
+}  // namespace bridge
+}  // namespace psg4j

@@ -1,0 +1,25 @@
+// A batch as psg4j sees it: the model inputs, the loss targets, and where the batch dimension is.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <vector>
+
+namespace psg4j {
+
+struct Batch {
+  std::vector<at::Tensor> inputs;
+  std::vector<at::Tensor> targets;  // empty when the loss needs none
+  int64_t batch_dim = 0;            // of every input; negative counts from the end
+  int64_t target_batch_dim = 0;     // of every target
+
+  // Checks dimensions and batch sizes and returns B. Throws a BadInput Error naming the tensor.
+  int64_t validate() const;
+  int64_t size() const { return validate(); }
+
+  // Sample i alone, keeping its batch dimension of size 1 (a view, no copy).
+  std::vector<at::Tensor> sample_inputs(int64_t i) const;
+  std::vector<at::Tensor> sample_targets(int64_t i) const;
+};
+
+}  // namespace psg4j

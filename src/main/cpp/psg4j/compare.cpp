@@ -1,0 +1,137 @@
+#include "psg4j/compare.h"
+
+#include "psg4j/error.h"
+
+#include <ATen/Parallel.h>
+
+#include <map>
+
+namespace psg4j {
+namespace {
+
+std::vector<int64_t> batched_shape(int64_t batch_size, at::IntArrayRef shape) {
+  std::vector<int64_t> out{batch_size};
+  out.insert(out.end(), shape.begin(), shape.end());
+  return out;
+}
+
+// Lays out one ParamComparison per model parameter and per extra candidate name, and returns the
+// candidate tensor of each Compared entry (undefined for the others), index-aligned with params.
+std::vector<at::Tensor> plan(Comparison& comparison, const NamedTensors& expected_shapes_from,
+                             int64_t batch_size, bool shapes_are_batched,
+                             const NamedTensors& candidate) {
+  std::map<std::string, at::Tensor> remaining;
+  for (const auto& [name, tensor] : candidate) {
+    if (!tensor.defined()) bad_input("candidate gradient '" + name + "' is an undefined tensor");
+    if (!remaining.emplace(name, tensor).second) {
+      bad_input("candidate names parameter '" + name + "' twice: give each parameter once");
+    }
+  }
+  comparison.batch_size = batch_size;
+  std::vector<at::Tensor> aligned;
+  for (const auto& [name, p] : expected_shapes_from) {
+    ParamComparison entry;
+    entry.name = name;
+    entry.expected_shape = shapes_are_batched ? p.sizes().vec() : batched_shape(batch_size, p.sizes());
+    at::Tensor cand;
+    auto found = remaining.find(name);
+    if (found == remaining.end()) {
+      entry.status = ParamStatus::Missing;
+    } else {
+      cand = found->second;
+      remaining.erase(found);
+      entry.candidate_shape = cand.sizes().vec();
+      if (entry.candidate_shape != entry.expected_shape) {
+        entry.status = ParamStatus::Shape;
+        cand = at::Tensor();
+      } else if (!at::isFloatingType(cand.scalar_type())) {
+        bad_input("candidate gradient '" + name + "' has dtype " +
+                  std::string(c10::toString(cand.scalar_type())) +
+                  ": per-sample gradients must be floating-point tensors");
+      } else {
+        entry.samples.resize(batch_size);
+      }
+    }
+    comparison.params.push_back(std::move(entry));
+    aligned.push_back(cand);
+  }
+  for (const auto& [name, tensor] : remaining) {
+    ParamComparison entry;
+    entry.name = name;
+    entry.status = ParamStatus::Extra;
+    entry.candidate_shape = tensor.sizes().vec();
+    comparison.params.push_back(std::move(entry));
+    aligned.emplace_back();
+  }
+  return aligned;
+}
+
+}  // namespace
+
+SampleStats compare_sample(const at::Tensor& candidate, const at::Tensor& reference,
+                           const Tolerance& tolerance) {
+  SampleStats stats;
+  if (reference.numel() == 0) return stats;
+  const at::Tensor r = reference.detach().to(at::kDouble);
+  const at::Tensor c = candidate.detach().to(r.device(), at::kDouble);
+  const at::Tensor c_finite = c.isfinite();
+  const at::Tensor r_finite = r.isfinite();
+  const at::Tensor both_finite = c_finite.logical_and(r_finite);
+  const at::Tensor abs_ref = r.abs().masked_fill(r_finite.logical_not(), 0);
+  const at::Tensor diff = (c - r).abs().masked_fill(both_finite.logical_not(), 0);
+  const at::Tensor allowed = abs_ref * tolerance.rtol + tolerance.atol;
+  const at::Tensor outside = diff.gt(allowed).logical_or(both_finite.logical_not());
+  // One host transfer for all six numbers.
+  const at::Tensor packed =
+      at::stack({diff.max(), (diff / abs_ref.clamp_min(tolerance.atol)).max(), (diff / allowed).max(),
+                 outside.sum().to(at::kDouble), c_finite.logical_not().sum().to(at::kDouble),
+                 r_finite.logical_not().sum().to(at::kDouble)})
+          .cpu();
+  const double* v = packed.data_ptr<double>();
+  stats.max_abs_err = v[0];
+  stats.max_rel_err = v[1];
+  stats.max_tol_ratio = v[2];
+  stats.bad = static_cast<int64_t>(v[3]);
+  stats.candidate_non_finite = static_cast<int64_t>(v[4]);
+  stats.reference_non_finite = static_cast<int64_t>(v[5]);
+  return stats;
+}
+
+Comparison compare_with_reference(const Problem& problem, const NamedTensors& candidate,
+                                  const Tolerance& tolerance) {
+  const int64_t batch_size = problem.batch.validate();
+  const NamedTensors parameters = problem.model.trainable_parameters();
+  Comparison comparison;
+  const std::vector<at::Tensor> aligned =
+      plan(comparison, parameters, batch_size, /*shapes_are_batched=*/false, candidate);
+  for_each_sample_gradient(problem, parameters, [&](int64_t i, const std::vector<at::Tensor>& g) {
+    for (size_t k = 0; k < g.size(); ++k) {
+      if (aligned[k].defined()) {
+        comparison.params[k].samples[i] = compare_sample(aligned[k].select(0, i), g[k], tolerance);
+      }
+    }
+  });
+  return comparison;
+}
+
+Comparison compare_gradients(const NamedTensors& reference, const NamedTensors& candidate,
+                             const Tolerance& tolerance) {
+  if (reference.empty()) bad_input("the reference has no parameter to compare");
+  const int64_t batch_size = reference.front().second.size(0);
+  Comparison comparison;
+  const std::vector<at::Tensor> aligned =
+      plan(comparison, reference, batch_size, /*shapes_are_batched=*/true, candidate);
+  at::parallel_for(0, batch_size, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      for (size_t k = 0; k < reference.size(); ++k) {
+        if (aligned[k].defined()) {
+          comparison.params[k].samples[i] =
+              compare_sample(aligned[k].select(0, i), reference[k].second.select(0, i), tolerance);
+        }
+      }
+    }
+  });
+  return comparison;
+}
+
+}  // namespace psg4j

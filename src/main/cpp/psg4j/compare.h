@@ -1,0 +1,57 @@
+// Comparison of candidate per-sample gradients with the reference, element-wise like
+// torch.allclose: |c - r| <= atol + rtol * |r|; NaN or Inf is never a match.
+#pragma once
+
+#include "psg4j/reference.h"
+
+namespace psg4j {
+
+struct Tolerance {
+  double atol = 1e-5;
+  double rtol = 1e-4;
+};
+
+enum class ParamStatus {
+  Compared = 0,  // names and shapes agree; values were compared
+  Missing = 1,   // the model has it, the candidate does not
+  Extra = 2,     // the candidate has it, the model does not
+  Shape = 3,     // the candidate's tensor is not [B, *parameter shape]
+};
+
+// One parameter of one sample, over its elements.
+struct SampleStats {
+  double max_abs_err = 0;    // max |c - r| over finite elements
+  double max_rel_err = 0;    // max |c - r| / max(|r|, atol)
+  double max_tol_ratio = 0;  // max |c - r| / (atol + rtol |r|): > 1 means outside tolerance
+  int64_t bad = 0;           // elements outside tolerance, non-finite ones included
+  int64_t candidate_non_finite = 0;
+  int64_t reference_non_finite = 0;
+
+  static constexpr int kFields = 6;
+};
+
+struct ParamComparison {
+  std::string name;
+  ParamStatus status = ParamStatus::Compared;
+  std::vector<int64_t> expected_shape;   // [B, *shape]; empty for Extra
+  std::vector<int64_t> candidate_shape;  // empty for Missing
+  std::vector<SampleStats> samples;      // B entries when Compared
+};
+
+struct Comparison {
+  int64_t batch_size = 0;
+  std::vector<ParamComparison> params;  // model order, then the candidate's extra names
+};
+
+SampleStats compare_sample(const at::Tensor& candidate, const at::Tensor& reference,
+                           const Tolerance& tolerance);
+
+// Streams the microbatch reference into the comparison: memory is the candidate's plus O(|θ|).
+Comparison compare_with_reference(const Problem& problem, const NamedTensors& candidate,
+                                  const Tolerance& tolerance);
+
+// Compares against a reference already materialized as [B, *shape] tensors.
+Comparison compare_gradients(const NamedTensors& reference, const NamedTensors& candidate,
+                             const Tolerance& tolerance);
+
+}  // namespace psg4j

@@ -1,0 +1,39 @@
+// The losses a check differentiates. Every loss is applied to a batch and reduced over it with
+// `reduction`; the reference applies it to one-sample batches (DESIGN §1).
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace psg4j {
+
+enum class Reduction { Sum = 0, Mean = 1 };
+
+enum class LossKind {
+  L1 = 0,            // |out - target| (target zeros when none), Opacus's default
+  MSE = 1,           // (out - target)^2
+  CrossEntropy = 2,  // class-index targets, classes in dimension 1
+  Sum = 3,           // sum of outputs; mean: that sum divided by the batch size
+  Custom = 4,        // a caller's function
+};
+
+using CustomLoss =
+    std::function<at::Tensor(const at::Tensor& output, const std::vector<at::Tensor>& targets,
+                             Reduction reduction)>;
+
+struct Loss {
+  LossKind kind = LossKind::L1;
+  CustomLoss custom;  // only for LossKind::Custom
+
+  // The scalar loss of a batch of `batch_size` samples.
+  at::Tensor operator()(const at::Tensor& output, const std::vector<at::Tensor>& targets,
+                        Reduction reduction, int64_t batch_size) const;
+};
+
+std::string to_string(Reduction reduction);
+std::string to_string(LossKind kind);
+
+}  // namespace psg4j

@@ -1,0 +1,44 @@
+// Model adapters: one interface over TorchScript modules, C++-frontend modules and Java callbacks.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace torch {
+namespace jit {
+struct Module;
+}
+namespace nn {
+class Module;
+}
+}  // namespace torch
+
+namespace psg4j {
+
+using NamedTensors = std::vector<std::pair<std::string, at::Tensor>>;
+
+class Model {
+ public:
+  virtual ~Model() = default;
+  // Runs the model on one batch (of any size). Must be safe to call from several threads at once.
+  virtual at::Tensor forward(const std::vector<at::Tensor>& inputs) const = 0;
+  // The trainable parameters (requires_grad), named as named_parameters() names them.
+  virtual NamedTensors trainable_parameters() const = 0;
+  virtual std::string describe() const = 0;
+};
+
+using ForwardFunction = std::function<at::Tensor(const std::vector<at::Tensor>&)>;
+
+std::shared_ptr<Model> torchscript_model(const torch::jit::Module& module);
+// Borrows `module`: the caller keeps it alive while the model is used.
+std::shared_ptr<Model> frontend_model(torch::nn::Module* module);
+// A model whose forward is a function over parameters the caller owns (a Java callback).
+std::shared_ptr<Model> function_model(NamedTensors parameters, ForwardFunction forward,
+                                      std::string description);
+
+}  // namespace psg4j

@@ -1,0 +1,249 @@
+// Self-test and bench driver of the native core; needs no Java. Prints "N passed, M failed".
+//   psg4j_selftest [--device cpu|cuda]          run the checks (default: cuda when available)
+//   psg4j_selftest bench [--batch B] [--repeats R] [--device D]
+//                                                 time the reference against one batched backward
+#include "psg4j/compare.h"
+#include "psg4j/error.h"
+#include "psg4j/reference.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <functional>
+#include <map>
+#include <string>
+
+namespace {
+
+using namespace psg4j;
+
+int passed = 0;
+int failed = 0;
+
+void expect(bool ok, const std::string& what) {
+  (ok ? passed : failed)++;
+  std::printf("%s %s\n", ok ? "[ ok ]" : "[FAIL]", what.c_str());
+}
+
+void run_case(const std::string& name, const std::function<void()>& body) {
+  try {
+    body();
+  } catch (const std::exception& e) {
+    expect(false, name + " threw: " + e.what());
+  }
+}
+
+const ParamComparison& find(const Comparison& c, const std::string& name) {
+  for (const auto& p : c.params) {
+    if (p.name == name) return p;
+  }
+  throw std::runtime_error("no parameter " + name + " in the comparison");
+}
+
+bool all_within(const ParamComparison& p) {
+  return std::all_of(p.samples.begin(), p.samples.end(), [](const SampleStats& s) { return s.bad == 0; });
+}
+
+std::vector<int64_t> bad_samples(const ParamComparison& p) {
+  std::vector<int64_t> out;
+  for (size_t i = 0; i < p.samples.size(); ++i) {
+    if (p.samples[i].bad > 0) out.push_back(static_cast<int64_t>(i));
+  }
+  return out;
+}
+
+NamedTensors clone_all(const NamedTensors& in) {
+  NamedTensors out;
+  for (const auto& [n, t] : in) out.emplace_back(n, t.clone());
+  return out;
+}
+
+void checks(const torch::Device device) {
+  torch::manual_seed(0);
+  const int64_t B = 5, F = 4, K = 3;
+  torch::nn::Linear linear(F, K);
+  linear->to(device);
+  torch::nn::Sequential seq(linear);
+  auto model = frontend_model(seq.ptr().get());
+  const at::Tensor x = torch::randn({B, F}, device);
+  Batch batch;
+  batch.inputs = {x};
+  Loss l1;
+
+  run_case("Linear reference equals its closed form (sum and mean, 1e-6)", [&] {
+    for (Reduction r : {Reduction::Sum, Reduction::Mean}) {
+      const NamedTensors ref = microbatch_gradients({*model, batch, l1, r});
+      const at::Tensor out = linear->forward(x).detach();
+      const double scale = r == Reduction::Sum ? 1.0 : 1.0 / K;
+      const at::Tensor backprop = out.sign() * scale;                     // [B, K]
+      const at::Tensor grad_w = backprop.unsqueeze(2) * x.unsqueeze(1);  // [B, K, F]
+      expect(torch::allclose(ref[0].second, grad_w, 1e-6, 1e-6) &&
+                 torch::allclose(ref[1].second, backprop, 1e-6, 1e-6) && ref[0].first == "0.weight",
+             "closed form, reduction " + to_string(r));
+    }
+  });
+
+  const NamedTensors truth = microbatch_gradients({*model, batch, l1, Reduction::Sum});
+  const Problem problem{*model, batch, l1, Reduction::Sum};
+  const Tolerance tol;
+
+  run_case("correct candidate passes", [&] {
+    const Comparison c = compare_with_reference(problem, truth, tol);
+    expect(all_within(find(c, "0.weight")) && all_within(find(c, "0.bias")), "correct candidate passes");
+  });
+
+  run_case("perturbed element is found at its sample", [&] {
+    NamedTensors bad = clone_all(truth);
+    bad[1].second[3][1] += 0.01;
+    const Comparison c = compare_with_reference(problem, bad, tol);
+    expect(bad_samples(find(c, "0.bias")) == std::vector<int64_t>{3} && all_within(find(c, "0.weight")),
+           "perturbed 0.bias sample 3 flagged alone");
+  });
+
+  run_case("swapped samples are both flagged", [&] {
+    NamedTensors bad = clone_all(truth);
+    bad[0].second.index_copy_(0, torch::tensor({1, 2}, torch::dtype(torch::kLong).device(device)),
+                              truth[0].second.index_select(0, torch::tensor({2, 1}, torch::dtype(torch::kLong).device(device))));
+    const Comparison c = compare_with_reference(problem, bad, tol);
+    expect(bad_samples(find(c, "0.weight")) == std::vector<int64_t>({1, 2}), "swap of samples 1, 2 flagged");
+  });
+
+  run_case("mean candidate not scaled by B fails", [&] {
+    const NamedTensors mean_truth = microbatch_gradients({*model, batch, l1, Reduction::Mean});
+    NamedTensors unscaled;
+    for (const auto& [n, t] : mean_truth) unscaled.emplace_back(n, t / B);
+    const Comparison c = compare_with_reference({*model, batch, l1, Reduction::Mean}, unscaled, tol);
+    expect(bad_samples(find(c, "0.weight")).size() == static_cast<size_t>(B), "unscaled mean flagged on every sample");
+  });
+
+  run_case("missing, extra and wrong-shape parameters", [&] {
+    NamedTensors cand{{"0.weight", truth[0].second.transpose(1, 2)}, {"1.weight", truth[1].second}};
+    const Comparison c = compare_with_reference(problem, cand, tol);
+    expect(find(c, "0.weight").status == ParamStatus::Shape, "wrong shape reported");
+    expect(find(c, "0.bias").status == ParamStatus::Missing, "missing parameter reported");
+    expect(find(c, "1.weight").status == ParamStatus::Extra, "extra parameter reported");
+  });
+
+  run_case("NaN is never a match", [&] {
+    NamedTensors bad = clone_all(truth);
+    bad[0].second[4][0][0] = std::numeric_limits<float>::quiet_NaN();
+    const Comparison c = compare_with_reference(problem, bad, tol);
+    const auto& w = find(c, "0.weight");
+    expect(bad_samples(w) == std::vector<int64_t>{4} && w.samples[4].candidate_non_finite == 1,
+           "NaN at 0.weight sample 4 flagged as non-finite");
+  });
+
+  run_case("time-first batch dimension", [&] {
+    Batch time_first;
+    time_first.inputs = {x.unsqueeze(0).expand({2, B, F}).transpose(0, 1).transpose(0, 1).contiguous()};
+    time_first.batch_dim = 1;
+    const NamedTensors ref = microbatch_gradients({*model, time_first, l1, Reduction::Sum});
+    // Each sample appears at two time steps with the same value: twice the batch-first gradient.
+    expect(torch::allclose(ref[0].second, truth[0].second * 2, 1e-6, 1e-6), "batch dim 1 slices samples");
+  });
+
+  run_case("bad input is a typed error", [&] {
+    auto throws_bad_input = [&](const Batch& b) {
+      try {
+        b.validate();
+      } catch (const Error& e) {
+        return e.kind() == ErrorKind::BadInput;
+      }
+      return false;
+    };
+    Batch empty;
+    empty.inputs = {torch::randn({0, F}, device)};
+    Batch out_of_range;
+    out_of_range.inputs = {x};
+    out_of_range.batch_dim = 2;
+    Batch mismatched;
+    mismatched.inputs = {x, torch::randn({B + 1, F}, device)};
+    expect(throws_bad_input(empty) && throws_bad_input(out_of_range) && throws_bad_input(mismatched),
+           "empty batch, batch dim out of range, mismatched batch sizes");
+  });
+}
+
+// The DESIGN §7 suite as C++-frontend modules.
+std::map<std::string, std::pair<torch::nn::Sequential, at::Tensor>> suite(int64_t B, torch::Device d) {
+  namespace nn = torch::nn;
+  torch::manual_seed(0);
+  std::map<std::string, std::pair<nn::Sequential, at::Tensor>> s;
+  s["mlp"] = {nn::Sequential(nn::Linear(784, 256), nn::ReLU(), nn::Linear(256, 10)), torch::randn({B, 784})};
+  s["cnn"] = {nn::Sequential(nn::Conv2d(1, 16, 5), nn::ReLU(), nn::MaxPool2d(2), nn::Conv2d(16, 32, 5),
+                             nn::ReLU(), nn::MaxPool2d(2), nn::Flatten(), nn::Linear(512, 10)),
+              torch::randn({B, 1, 28, 28})};
+  s["seq"] = {nn::Sequential(nn::Linear(64, 128), nn::LayerNorm(nn::LayerNormOptions({128})), nn::GELU(),
+                             nn::Linear(128, 64)),
+              torch::randn({B, 16, 64})};
+  s["emb"] = {nn::Sequential(nn::Embedding(1000, 64), nn::Flatten(), nn::Linear(512, 10)),
+              torch::randint(0, 1000, {B, 8})};
+  for (auto& [name, entry] : s) {
+    entry.first->to(d);
+    entry.second = entry.second.to(d);
+  }
+  return s;
+}
+
+double median_ms(const std::function<void()>& f, int repeats, torch::Device d) {
+  std::vector<double> ms;
+  f();  // warm-up
+  for (int r = 0; r < repeats; ++r) {
+    if (d.is_cuda()) torch::cuda::synchronize();
+    const auto t0 = std::chrono::steady_clock::now();
+    f();
+    if (d.is_cuda()) torch::cuda::synchronize();
+    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  }
+  std::sort(ms.begin(), ms.end());
+  return ms[ms.size() / 2];
+}
+
+void bench(int64_t B, int repeats, torch::Device d) {
+  std::printf("bench: B=%lld, threads=%d, device=%s, median of %d (ms)\n", static_cast<long long>(B),
+              at::get_num_threads(), d.str().c_str(), repeats);
+  for (auto& [name, entry] : suite(B, d)) {
+    auto model = frontend_model(entry.first.ptr().get());
+    Batch batch;
+    batch.inputs = {entry.second};
+    Loss l1;
+    const double reference = median_ms([&] { microbatch_gradients({*model, batch, l1, Reduction::Sum}); }, repeats, d);
+    const double backward = median_ms([&] {
+      auto loss = l1(entry.first->forward(entry.second), {}, Reduction::Sum, B);
+      torch::autograd::grad({loss}, entry.first->parameters());
+    }, repeats, d);
+    std::printf("%-4s reference %8.2f  batched backward %7.2f  ratio %6.1fx\n", name.c_str(), reference,
+                backward, reference / backward);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  bool run_bench = false;
+  int64_t batch = 32;
+  int repeats = 7;
+  std::string device = torch::cuda::is_available() ? "cuda" : "cpu";
+  for (int k = 1; k < argc; ++k) {
+    const std::string arg = argv[k];
+    if (arg == "bench") run_bench = true;
+    else if (arg == "--device" && k + 1 < argc) device = argv[++k];
+    else if (arg == "--batch" && k + 1 < argc) batch = std::stoll(argv[++k]);
+    else if (arg == "--repeats" && k + 1 < argc) repeats = std::stoi(argv[++k]);
+    else if (arg == "--threads" && k + 1 < argc) at::set_num_threads(std::stoi(argv[++k]));
+    else {
+      std::fprintf(stderr, "usage: psg4j_selftest [bench] [--device cpu|cuda] [--batch B] [--repeats R] [--threads N]\n");
+      return 2;
+    }
+  }
+  const torch::Device d(device);
+  if (run_bench) {
+    bench(batch, repeats, d);
+    return 0;
+  }
+  std::printf("psg4j self-test on %s\n", d.str().c_str());
+  checks(d);
+  std::printf("%d passed, %d failed\n", passed, failed);
+  return failed == 0 ? 0 : 1;
+}

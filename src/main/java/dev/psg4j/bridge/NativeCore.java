@@ -1,0 +1,206 @@
+package dev.psg4j.bridge;
+
+import org.bytedeco.javacpp.FunctionPointer;
+import org.bytedeco.javacpp.Loader;
+import org.bytedeco.javacpp.Pointer;
+import org.bytedeco.javacpp.annotation.Allocator;
+import org.bytedeco.javacpp.annotation.ByRef;
+import org.bytedeco.javacpp.annotation.ByVal;
+import org.bytedeco.javacpp.annotation.Cast;
+import org.bytedeco.javacpp.annotation.Const;
+import org.bytedeco.javacpp.annotation.Name;
+import org.bytedeco.javacpp.annotation.Namespace;
+import org.bytedeco.javacpp.annotation.Platform;
+import org.bytedeco.javacpp.annotation.StdString;
+
+/**
+ * The JavaCPP peer of {@code src/main/cpp/bridge/psg4j_bridge.h}: JavaCPP generates and compiles
+ * the JNI from these annotations at build time. bytedeco objects cross as raw pointers cast to
+ * their C++ types ({@code at::Tensor*}, {@code torch::jit::Module*}, ...), so nothing is copied and
+ * the torch presets' own headers are not needed. Callers use {@link Natives}, which types the
+ * errors; nothing outside this package touches this class directly.
+ */
+@Platform(compiler = "cpp17", include = "bridge/psg4j_bridge.h", link = "psg4j")
+@Namespace("psg4j::bridge")
+public final class NativeCore {
+    static {
+        // libtorch_cpu and libc10 must be in the process first: libpsg4j resolves them by soname.
+        Loader.load(org.bytedeco.pytorch.global.torch.class);
+        Loader.load();
+    }
+
+    private NativeCore() {
+    }
+
+    /** Forces the native libraries to load (a no-op after the first call). */
+    public static void load() {
+    }
+
+    @Name("NativeModel")
+    public static class NativeModel extends Pointer {
+        static {
+            Loader.load();
+        }
+
+        public NativeModel() {
+            allocate();
+        }
+
+        private native void allocate();
+
+        public native @StdString String describe();
+    }
+
+    @Name("NativeLoss")
+    public static class NativeLoss extends Pointer {
+        static {
+            Loader.load();
+        }
+
+        public NativeLoss() {
+            allocate();
+        }
+
+        private native void allocate();
+    }
+
+    @Name("NativeBatch")
+    public static class NativeBatch extends Pointer {
+        static {
+            Loader.load();
+        }
+
+        public NativeBatch() {
+            allocate();
+        }
+
+        private native void allocate();
+
+        public native @Cast("int64_t") long size();
+    }
+
+    @Name("NamedTensorList")
+    public static class NamedTensorList extends Pointer {
+        static {
+            Loader.load();
+        }
+
+        public NamedTensorList() {
+            allocate();
+        }
+
+        private native void allocate();
+
+        public native @Cast("int64_t") long size();
+
+        public native @StdString String name(@Cast("int64_t") long k);
+
+        public native void tensor(@Cast("int64_t") long k, @Cast("at::Tensor*") Pointer out);
+    }
+
+    @Name("ComparisonView")
+    public static class ComparisonView extends Pointer {
+        static {
+            Loader.load();
+        }
+
+        public ComparisonView() {
+            allocate();
+        }
+
+        private native void allocate();
+
+        public native @Cast("int64_t") long batch_size();
+
+        public native @Cast("int64_t") long param_count();
+
+        public native @StdString String name(@Cast("int64_t") long p);
+
+        public native int status(@Cast("int64_t") long p);
+
+        public native @Cast("int64_t") long expected_rank(@Cast("int64_t") long p);
+
+        public native @Cast("int64_t") long expected_dim(@Cast("int64_t") long p, @Cast("int64_t") long d);
+
+        public native @Cast("int64_t") long candidate_rank(@Cast("int64_t") long p);
+
+        public native @Cast("int64_t") long candidate_dim(@Cast("int64_t") long p, @Cast("int64_t") long d);
+
+        public native double stat(@Cast("int64_t") long p, @Cast("int64_t") long sample, int field);
+    }
+
+    /** A Java forward: fills {@code output} and returns 0, or returns non-zero after a throw. */
+    @Allocator(max = 256)
+    public static class ForwardCallback extends FunctionPointer {
+        static {
+            Loader.load();
+        }
+
+        protected ForwardCallback() {
+            allocate();
+        }
+
+        private native void allocate();
+
+        public native int call(@Cast("const std::vector<at::Tensor>*") Pointer inputs,
+                @Cast("at::Tensor*") Pointer output);
+    }
+
+    /** A Java loss: fills {@code loss} with a scalar and returns 0, or non-zero after a throw. */
+    @Allocator(max = 256)
+    public static class LossCallback extends FunctionPointer {
+        static {
+            Loader.load();
+        }
+
+        protected LossCallback() {
+            allocate();
+        }
+
+        private native void allocate();
+
+        public native int call(@Cast("const at::Tensor*") Pointer output,
+                @Cast("const std::vector<at::Tensor>*") Pointer targets, int reduction,
+                @Cast("at::Tensor*") Pointer loss);
+    }
+
+    public static native @ByVal NativeModel torchscript_model(@Cast("torch::jit::Module*") Pointer module);
+
+    public static native @ByVal NativeModel frontend_model(@Cast("torch::nn::Module*") Pointer module);
+
+    public static native @ByVal NativeModel function_model(
+            @Cast("const std::vector<std::string>*") Pointer names,
+            @Cast("const std::vector<at::Tensor>*") Pointer parameters, ForwardCallback forward,
+            @StdString String description);
+
+    public static native @ByVal NativeLoss builtin_loss(int kind);
+
+    public static native @ByVal NativeLoss custom_loss(LossCallback loss);
+
+    public static native void loss_value(@Const @ByRef NativeLoss loss, @Cast("const at::Tensor*") Pointer output,
+            @Cast("const std::vector<at::Tensor>*") Pointer targets, int reduction,
+            @Cast("int64_t") long batchSize, @Cast("at::Tensor*") Pointer out);
+
+    public static native @ByVal NativeBatch make_batch(
+            @Cast("const std::vector<at::Tensor>*") Pointer inputs,
+            @Cast("const std::vector<at::Tensor>*") Pointer targets,
+            @Cast("int64_t") long batchDim, @Cast("int64_t") long targetBatchDim);
+
+    public static native @ByVal NamedTensorList named_tensor_list(
+            @Cast("const std::vector<std::string>*") Pointer names,
+            @Cast("const std::vector<at::Tensor>*") Pointer tensors);
+
+    public static native @ByVal NamedTensorList trainable_parameters(@Const @ByRef NativeModel model);
+
+    public static native @ByVal NamedTensorList microbatch_gradients(@Const @ByRef NativeModel model,
+            @Const @ByRef NativeBatch batch, @Const @ByRef NativeLoss loss, int reduction);
+
+    public static native @ByVal NamedTensorList load_tensor_file(@StdString String path);
+
+    public static native @ByVal ComparisonView compare_with_reference(@Const @ByRef NativeModel model,
+            @Const @ByRef NativeBatch batch, @Const @ByRef NativeLoss loss, int reduction,
+            @Const @ByRef NamedTensorList candidate, double atol, double rtol);
+
+    public static native @ByVal ComparisonView compare_gradients(@Const @ByRef NamedTensorList reference,
+            @Const @ByRef NamedTensorList candidate, double atol, double rtol);
+}

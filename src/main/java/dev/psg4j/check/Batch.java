@@ -1,0 +1,78 @@
+package dev.psg4j.check;
+
+import dev.psg4j.bridge.NativeCore;
+import dev.psg4j.bridge.NativeCore.NativeBatch;
+import dev.psg4j.bridge.Natives;
+
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.TensorVector;
+
+import java.util.List;
+
+/**
+ * The samples of a check: the model's inputs (several for multi-input models), the loss targets
+ * (possibly none) and the batch dimension of each. Validated on creation: an empty batch, a batch
+ * dimension out of range or inputs whose batch sizes differ are a BadInputException.
+ */
+public final class Batch implements AutoCloseable {
+    private final List<Tensor> inputs;
+    private final List<Tensor> targets;
+    private final int batchDim;
+    private final int targetBatchDim;
+    private final NativeBatch handle;
+    private final long size;
+
+    public Batch(List<Tensor> inputs, List<Tensor> targets, int batchDim, int targetBatchDim) {
+        this.inputs = List.copyOf(inputs);
+        this.targets = List.copyOf(targets);
+        this.batchDim = batchDim;
+        this.targetBatchDim = targetBatchDim;
+        try (TensorVector in = vector(this.inputs); TensorVector tg = vector(this.targets)) {
+            this.handle = Natives.call(() -> NativeCore.make_batch(in, tg, batchDim, targetBatchDim));
+        }
+        this.size = handle.size();
+    }
+
+    public static Batch of(Tensor... inputs) {
+        return new Batch(List.of(inputs), List.of(), 0, 0);
+    }
+
+    private static TensorVector vector(List<Tensor> tensors) {
+        return new TensorVector(tensors.toArray(Tensor[]::new));
+    }
+
+    public List<Tensor> inputs() {
+        return inputs;
+    }
+
+    public List<Tensor> targets() {
+        return targets;
+    }
+
+    public int batchDim() {
+        return batchDim;
+    }
+
+    public int targetBatchDim() {
+        return targetBatchDim;
+    }
+
+    /** B, the number of samples. */
+    public long size() {
+        return size;
+    }
+
+    /** The device of the first input, as LibTorch names it ("cpu", "cuda:0"). */
+    public String device() {
+        return inputs.get(0).device().str().getString();
+    }
+
+    public NativeBatch handle() {
+        return handle;
+    }
+
+    @Override
+    public void close() {
+        handle.close();
+    }
+}

@@ -1,0 +1,23 @@
+package dev.psg4j.check;
+
+import dev.psg4j.model.Model;
+
+import org.bytedeco.pytorch.Tensor;
+
+import java.util.Map;
+
+/**
+ * The SPI a per-sample gradient engine implements to be verified (and benchmarked).
+ *
+ * <p>Contract: for every trainable parameter {@code p} of {@code model} (named as
+ * {@link Model#trainableParameters()} names them) return a tensor {@code [B, *p.shape]} whose
+ * entry {@code i} is the gradient of the loss of a batch holding only sample {@code i}, reduced
+ * with {@code reduction} (for mean: the one-sample mean, i.e. B times the gradient of the batch
+ * mean). The layout is batch-first whatever the input's batch dimension.
+ */
+public interface GradSampler {
+    /** A short name for reports ("vmap", "opacus-file", "my-linear-sampler"). */
+    String name();
+
+    Map<String, Tensor> perSampleGradients(Model model, Batch batch, Loss loss, Reduction reduction);
+}

@@ -1,0 +1,205 @@
+package dev.psg4j.check;
+
+import dev.psg4j.BadInputException;
+import dev.psg4j.bridge.NativeCore;
+import dev.psg4j.bridge.NativeCore.ComparisonView;
+import dev.psg4j.bridge.NativeCore.NamedTensorList;
+import dev.psg4j.bridge.NativeCore.NativeLoss;
+import dev.psg4j.bridge.Natives;
+import dev.psg4j.model.Model;
+import dev.psg4j.report.CheckReport;
+import dev.psg4j.report.Failure;
+import dev.psg4j.report.ReductionReport;
+
+import org.bytedeco.pytorch.StringVector;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.TensorVector;
+
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+
+/**
+ * Verifies a {@link GradSampler}'s per-sample gradients against the microbatch reference, for each
+ * reduction asked (both by default). The reference streams sample by sample into the comparison,
+ * so a check costs the candidate's memory plus O(|θ|) per thread.
+ *
+ * <pre>{@code
+ * try (PerSampleCheck check = PerSampleCheck.builder().model(model).inputs(x).build()) {
+ *     CheckReport report = check.run(mySampler);
+ * }
+ * }</pre>
+ */
+public final class PerSampleCheck implements AutoCloseable {
+    private final Model model;
+    private final Batch batch;
+    private final Loss loss;
+    private final List<Reduction> reductions;
+    private final Tolerance tolerance;
+
+    private PerSampleCheck(Builder b) {
+        this.model = Objects.requireNonNull(b.model, "model: give the model to check (Models.torchScript(...), ...)");
+        if (b.inputs.isEmpty()) {
+            throw new BadInputException("no inputs: give the batch with inputs(x) (several tensors for multi-input models)");
+        }
+        this.batch = new Batch(b.inputs, b.targets, b.batchDim, b.targetBatchDim == null ? b.batchDim : b.targetBatchDim);
+        this.loss = b.loss;
+        this.reductions = List.copyOf(b.reductions);
+        this.tolerance = b.tolerance;
+        if (b.threads > 0) {
+            org.bytedeco.pytorch.global.torch.set_num_threads(b.threads);
+        }
+    }
+
+    public static Builder builder() {
+        return new Builder();
+    }
+
+    public Model model() {
+        return model;
+    }
+
+    public Batch batch() {
+        return batch;
+    }
+
+    public Loss loss() {
+        return loss;
+    }
+
+    public List<Reduction> reductions() {
+        return reductions;
+    }
+
+    public Tolerance tolerance() {
+        return tolerance;
+    }
+
+    /** Runs {@code sampler} for each reduction and compares its output with the reference. */
+    public CheckReport run(GradSampler sampler) {
+        List<ReductionReport> reports = new ArrayList<>();
+        List<Failure> failures = new ArrayList<>();
+        for (Reduction reduction : reductions) {
+            Map<String, Tensor> candidate = sampler.perSampleGradients(model, batch, loss, reduction);
+            if (candidate == null) {
+                throw new BadInputException("grad sampler '" + sampler.name() + "' returned null for reduction "
+                        + reduction.label() + ": return a map {parameter name: Tensor[B, *shape]}");
+            }
+            reports.add(compare(candidate, reduction, failures));
+        }
+        boolean passed = reports.stream().allMatch(ReductionReport::passed);
+        return new CheckReport(passed, sampler.name(), batch.size(), batch.device(), loss.name(), tolerance.atol(),
+                tolerance.rtol(), reports, failures, List.of());
+    }
+
+    private ReductionReport compare(Map<String, Tensor> candidate, Reduction reduction, List<Failure> failures) {
+        try (StringVector names = new StringVector(candidate.keySet().toArray(String[]::new));
+             TensorVector tensors = new TensorVector(candidate.values().toArray(Tensor[]::new));
+             NamedTensorList list = Natives.call(() -> NativeCore.named_tensor_list(names, tensors));
+             NativeLoss lossHandle = loss.newHandle();
+             ComparisonView view = Natives.call(List.of(model.callbackFailure(), loss.callbackFailure()),
+                     () -> NativeCore.compare_with_reference(model.handle(), batch.handle(), lossHandle,
+                             reduction.code(), list, tolerance.atol(), tolerance.rtol()))) {
+            return Verdicts.read(view, reduction, failures);
+        }
+    }
+
+    @Override
+    public void close() {
+        batch.close();
+    }
+
+    /** Options of a check; {@link #model} and {@link #inputs} are required. */
+    public static final class Builder {
+        private Model model;
+        private List<Tensor> inputs = List.of();
+        private List<Tensor> targets = List.of();
+        private int batchDim;
+        private Integer targetBatchDim;
+        private Loss loss = Loss.L1;
+        private List<Reduction> reductions = List.of(Reduction.SUM, Reduction.MEAN);
+        private Tolerance tolerance = Tolerance.DEFAULT;
+        private int threads;
+
+        private Builder() {
+        }
+
+        public Builder model(Model model) {
+            this.model = model;
+            return this;
+        }
+
+        /** The model's inputs: one tensor, or one per forward argument for multi-input models. */
+        public Builder inputs(Tensor... inputs) {
+            this.inputs = Arrays.asList(inputs);
+            return this;
+        }
+
+        public Builder inputs(List<Tensor> inputs) {
+            this.inputs = List.copyOf(inputs);
+            return this;
+        }
+
+        /** The loss targets (none for l1/sum against zeros). */
+        public Builder targets(Tensor... targets) {
+            this.targets = Arrays.asList(targets);
+            return this;
+        }
+
+        public Builder targets(List<Tensor> targets) {
+            this.targets = List.copyOf(targets);
+            return this;
+        }
+
+        /** Where the batch is in every input: 0 (default) for batch-first, 1 for time-first data. */
+        public Builder batchDim(int batchDim) {
+            this.batchDim = batchDim;
+            return this;
+        }
+
+        /** Where the batch is in every target; defaults to {@link #batchDim}. */
+        public Builder targetBatchDim(int targetBatchDim) {
+            this.targetBatchDim = targetBatchDim;
+            return this;
+        }
+
+        public Builder loss(Loss loss) {
+            this.loss = Objects.requireNonNull(loss, "loss");
+            return this;
+        }
+
+        /** Check only this reduction (both are checked by default). */
+        public Builder reduction(Reduction reduction) {
+            this.reductions = List.of(reduction);
+            return this;
+        }
+
+        public Builder reductions(Reduction... reductions) {
+            if (reductions.length == 0) {
+                throw new BadInputException("give at least one reduction");
+            }
+            this.reductions = List.of(reductions);
+            return this;
+        }
+
+        public Builder tolerance(double atol, double rtol) {
+            this.tolerance = new Tolerance(atol, rtol);
+            return this;
+        }
+
+        /** LibTorch's intra-op thread count for the whole process (like torch.set_num_threads). */
+        public Builder threads(int threads) {
+            if (threads < 1) {
+                throw new BadInputException("threads must be >= 1, got " + threads);
+            }
+            this.threads = threads;
+            return this;
+        }
+
+        public PerSampleCheck build() {
+            return new PerSampleCheck(this);
+        }
+    }
+}

@@ -1,0 +1,140 @@
+package dev.psg4j.check;
+
+import dev.psg4j.bridge.NativeCore.ComparisonView;
+import dev.psg4j.report.Failure;
+import dev.psg4j.report.FailureKind;
+import dev.psg4j.report.ParamReport;
+import dev.psg4j.report.ReductionReport;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+
+/** Turns the native comparison of one reduction into its report and its failures. */
+final class Verdicts {
+    /** Per parameter, at most this many per-sample failures are listed; bad_samples lists all. */
+    static final int SAMPLE_FAILURES_PER_PARAM = 20;
+
+    private static final String[] STATUS = {"compared", "missing", "extra", "shape"};
+    private static final int MAX_ABS = 0, MAX_REL = 1, TOL_RATIO = 2, BAD = 3, CAND_NON_FINITE = 4, REF_NON_FINITE = 5;
+
+    private Verdicts() {
+    }
+
+    static ReductionReport read(ComparisonView view, Reduction reduction, List<Failure> failures) {
+        List<ParamReport> params = new ArrayList<>();
+        for (long p = 0; p < view.param_count(); p++) {
+            params.add(readParam(view, p, reduction.label(), failures));
+        }
+        return new ReductionReport(reduction.label(), params.stream().allMatch(ParamReport::passed), params);
+    }
+
+    private static ParamReport readParam(ComparisonView view, long p, String reduction, List<Failure> failures) {
+        String name = view.name(p);
+        String status = STATUS[view.status(p)];
+        List<Long> expected = shape(view.expected_rank(p), d -> view.expected_dim(p, d));
+        List<Long> candidate = shape(view.candidate_rank(p), d -> view.candidate_dim(p, d));
+        String where = reduction + " / " + name;
+        switch (status) {
+            case "missing" -> {
+                failures.add(new Failure(reduction, name, null, FailureKind.MISSING_PARAM, where
+                        + ": the candidate has no gradient for this trainable parameter (expected shape " + expected
+                        + "); a grad sampler must return every parameter with requires_grad"));
+                return structural(name, expected, null, status);
+            }
+            case "extra" -> {
+                failures.add(new Failure(reduction, name, null, FailureKind.EXTRA_PARAM, where
+                        + ": the candidate has a gradient for '" + name + "', which is not a trainable parameter "
+                        + "of the model; check the names (named_parameters() style, e.g. '0.weight')"));
+                return structural(name, null, candidate, status);
+            }
+            case "shape" -> {
+                failures.add(new Failure(reduction, name, null, FailureKind.SHAPE, where + ": the candidate has shape "
+                        + candidate + " but per-sample gradients must be " + expected
+                        + " (batch first, then the parameter's shape)" + shapeHint(expected, candidate)));
+                return structural(name, expected, candidate, status);
+            }
+            default -> {
+                return compared(view, p, name, reduction, expected, candidate, failures);
+            }
+        }
+    }
+
+    private static ParamReport compared(ComparisonView view, long p, String name, String reduction,
+                                        List<Long> expected, List<Long> candidate, List<Failure> failures) {
+        long batch = view.batch_size();
+        long elements = expected.stream().skip(1).reduce(1L, (a, b) -> a * b);
+        double maxAbs = 0, maxRel = 0, worstRatio = -1;
+        Integer worst = null;
+        boolean nonFinite = false;
+        List<Integer> bad = new ArrayList<>();
+        for (int i = 0; i < batch; i++) {
+            double abs = view.stat(p, i, MAX_ABS), rel = view.stat(p, i, MAX_REL), ratio = view.stat(p, i, TOL_RATIO);
+            long badElements = (long) view.stat(p, i, BAD);
+            long candNonFinite = (long) view.stat(p, i, CAND_NON_FINITE);
+            long refNonFinite = (long) view.stat(p, i, REF_NON_FINITE);
+            maxAbs = Math.max(maxAbs, abs);
+            maxRel = Math.max(maxRel, rel);
+            boolean sampleNonFinite = candNonFinite + refNonFinite > 0;
+            double severity = sampleNonFinite ? Double.POSITIVE_INFINITY : ratio;
+            if (severity > worstRatio) {
+                worstRatio = severity;
+                worst = i;
+            }
+            nonFinite |= sampleNonFinite;
+            if (badElements > 0) {
+                bad.add(i);
+                if (bad.size() <= SAMPLE_FAILURES_PER_PARAM) {
+                    failures.add(sampleFailure(reduction, name, i, elements, badElements, abs, rel, ratio,
+                            candNonFinite, refNonFinite));
+                }
+            }
+        }
+        return new ParamReport(name, expected, bad.isEmpty(), maxAbs, maxRel, worst, bad, nonFinite, "compared",
+                candidate, Math.max(worstRatio, 0) == Double.POSITIVE_INFINITY ? Double.NaN : Math.max(worstRatio, 0));
+    }
+
+    private static Failure sampleFailure(String reduction, String name, int sample, long elements, long badElements,
+                                         double abs, double rel, double ratio, long candNonFinite, long refNonFinite) {
+        String where = reduction + " / " + name + " / sample " + sample + ": ";
+        if (refNonFinite > 0) {
+            return new Failure(reduction, name, sample, FailureKind.NON_FINITE, where + "the reference gradient itself "
+                    + "has " + refNonFinite + " NaN/Inf element(s): the model or loss is not finite on this sample");
+        }
+        if (candNonFinite > 0) {
+            return new Failure(reduction, name, sample, FailureKind.NON_FINITE, where + "the candidate has "
+                    + candNonFinite + " NaN/Inf element(s) of " + elements + "; a per-sample gradient must be finite");
+        }
+        return new Failure(reduction, name, sample, FailureKind.VALUE, where + badElements + " of " + elements
+                + " elements differ from the reference (max |candidate - reference| = " + fmt(abs)
+                + ", max relative " + fmt(rel) + ", " + fmt(ratio) + "x the tolerance)");
+    }
+
+    private static ParamReport structural(String name, List<Long> expected, List<Long> candidate, String status) {
+        return new ParamReport(name, expected, false, Double.NaN, Double.NaN, null, List.of(), false, status,
+                candidate, Double.NaN);
+    }
+
+    private static String shapeHint(List<Long> expected, List<Long> candidate) {
+        if (candidate.size() == expected.size() - 1 && candidate.equals(expected.subList(1, expected.size()))) {
+            return "; it looks like a summed gradient with no batch dimension";
+        }
+        if (candidate.size() == expected.size() && candidate.stream().sorted().toList()
+                .equals(expected.stream().sorted().toList())) {
+            return "; it holds the right sizes in another order (a transposed or batch-last layout?)";
+        }
+        return "";
+    }
+
+    private static List<Long> shape(long rank, java.util.function.LongUnaryOperator dim) {
+        List<Long> out = new ArrayList<>();
+        for (long d = 0; d < rank; d++) {
+            out.add(dim.applyAsLong(d));
+        }
+        return out;
+    }
+
+    private static String fmt(double v) {
+        return String.format(Locale.ROOT, "%.3g", v);
+    }
+}

@@ -1,0 +1,46 @@
+package dev.psg4j.engine;
+
+import dev.psg4j.BadInputException;
+import dev.psg4j.check.GradSampler;
+import dev.psg4j.check.Reduction;
+
+import org.bytedeco.pytorch.Tensor;
+
+import java.util.LinkedHashMap;
+import java.util.Map;
+
+/** The grad samplers psg4j ships. */
+public final class Engines {
+    private Engines() {
+    }
+
+    /** The reference itself: every sample alone, natively, samples spread over LibTorch's threads. */
+    public static GradSampler microbatch() {
+        return new MicrobatchEngine();
+    }
+
+    /**
+     * Gradients computed elsewhere (Opacus, torch.func, a file) for one reduction: returns them as
+     * they are; asking for another reduction is a BadInputException.
+     */
+    public static GradSampler precomputed(String name, Reduction reduction, Map<String, Tensor> gradients) {
+        Map<String, Tensor> copy = new LinkedHashMap<>(gradients);
+        return new GradSampler() {
+            @Override
+            public String name() {
+                return name;
+            }
+
+            @Override
+            public Map<String, Tensor> perSampleGradients(dev.psg4j.model.Model model, dev.psg4j.check.Batch batch,
+                                                          dev.psg4j.check.Loss loss, Reduction asked) {
+                if (asked != reduction) {
+                    throw new BadInputException("the candidate '" + name + "' holds gradients for reduction "
+                            + reduction.label() + " only, but reduction " + asked.label()
+                            + " was asked: check one reduction (--reduction " + reduction.label() + ")");
+                }
+                return copy;
+            }
+        };
+    }
+}

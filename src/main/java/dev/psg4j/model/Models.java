@@ -1,0 +1,105 @@
+package dev.psg4j.model;
+
+import dev.psg4j.BadInputException;
+import dev.psg4j.bridge.NativeCore;
+import dev.psg4j.bridge.Natives;
+
+import org.bytedeco.javacpp.Pointer;
+import org.bytedeco.pytorch.JitModule;
+import org.bytedeco.pytorch.Module;
+import org.bytedeco.pytorch.StringVector;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.TensorVector;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+
+/** Factories for {@link Model}. */
+public final class Models {
+    private Models() {
+    }
+
+    /** A TorchScript module (scripted or traced); its forward runs natively. */
+    public static Model torchScript(JitModule module) {
+        Objects.requireNonNull(module, "module");
+        return new Model(Natives.call(() -> NativeCore.torchscript_model(module)), List.of(), module, new Natives.CallbackFailure());
+    }
+
+    /** Loads a file written by {@code torch.jit.save} / {@code ScriptModule.save}. */
+    public static Model torchScript(Path file) {
+        return torchScript(loadTorchScript(file));
+    }
+
+    /** Loads a TorchScript file; a missing, corrupt or non-TorchScript file is a BadInputException. */
+    public static JitModule loadTorchScript(Path file) {
+        if (!Files.isRegularFile(file)) {
+            throw new BadInputException("model file " + file + " does not exist: give a TorchScript file "
+                    + "written by torch.jit.script(model).save(path)");
+        }
+        NativeCore.load();
+        try {
+            JitModule module = org.bytedeco.pytorch.global.torch.load(file.toString());
+            module.eval();
+            return module;
+        } catch (RuntimeException e) {
+            throw new BadInputException("cannot load " + file + " as a TorchScript module ("
+                    + firstLine(e.getMessage()) + "): save the model with torch.jit.script(model).save(path)"
+                    + " or torch.jit.trace(model, x).save(path), not torch.save", e);
+        }
+    }
+
+    /**
+     * A C++-frontend module built in Java: a {@code Sequential} of standard layers, or one standard
+     * layer (Linear, Conv1d/2d/3d, Embedding, LayerNorm, GroupNorm). Its forward runs natively.
+     */
+    public static Model module(Module module) {
+        Objects.requireNonNull(module, "module");
+        return new Model(Natives.call(() -> NativeCore.frontend_model(module)), List.of(), module, new Natives.CallbackFailure());
+    }
+
+    /**
+     * A model whose forward is Java code over {@code parameters} (name → tensor with requires_grad),
+     * in the order given. The forward is called once per sample by the reference, possibly from
+     * several threads.
+     */
+    public static Model function(String description, Map<String, Tensor> parameters, ForwardFunction forward) {
+        Objects.requireNonNull(forward, "forward");
+        if (parameters.isEmpty()) {
+            throw new BadInputException("a function model needs at least one parameter tensor");
+        }
+        Natives.CallbackFailure failure = new Natives.CallbackFailure();
+        NativeCore.ForwardCallback callback = new NativeCore.ForwardCallback() {
+            @Override
+            public int call(Pointer inputs, Pointer output) {
+                try {
+                    TensorVector in = new TensorVector(inputs);
+                    Tensor result = forward.forward(Arrays.asList(in.get()));
+                    if (result == null) {
+                        throw new IllegalStateException("the forward of " + description + " returned null");
+                    }
+                    new Tensor(output).put(result);
+                    return 0;
+                } catch (Throwable t) {
+                    failure.record(t);
+                    return 1;
+                }
+            }
+        };
+        StringVector names = new StringVector(parameters.keySet().toArray(String[]::new));
+        TensorVector tensors = new TensorVector(parameters.values().toArray(Tensor[]::new));
+        var handle = Natives.call(() -> NativeCore.function_model(names, tensors, callback, description));
+        return new Model(handle, List.of(callback, names, tensors), null, failure);
+    }
+
+    private static String firstLine(String message) {
+        if (message == null) {
+            return "no message";
+        }
+        int newline = message.indexOf('\n');
+        return newline < 0 ? message : message.substring(0, newline);
+    }
+}

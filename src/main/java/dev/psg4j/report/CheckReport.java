@@ -1,0 +1,67 @@
+package dev.psg4j.report;
+
+import com.fasterxml.jackson.annotation.JsonIgnore;
+import com.fasterxml.jackson.annotation.JsonProperty;
+import com.fasterxml.jackson.annotation.JsonPropertyOrder;
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Path;
+import java.util.List;
+
+/** The result of a check (DESIGN §5): what {@code --json} writes, with stable field names. */
+@JsonPropertyOrder({"passed", "engine", "batch_size", "device", "loss", "atol", "rtol", "reductions", "failures",
+        "diagnoses"})
+public record CheckReport(
+        boolean passed,
+        String engine,
+        @JsonProperty("batch_size") long batchSize,
+        String device,
+        String loss,
+        double atol,
+        double rtol,
+        List<ReductionReport> reductions,
+        List<Failure> failures,
+        List<Diagnosis> diagnoses) {
+
+    private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
+
+    public static CheckReport fromJson(String json) {
+        try {
+            return JSON.readValue(json, CheckReport.class);
+        } catch (JsonProcessingException e) {
+            throw new IllegalArgumentException("not a psg4j check report: " + e.getOriginalMessage(), e);
+        }
+    }
+
+    public String toJson() {
+        try {
+            return JSON.writeValueAsString(this);
+        } catch (JsonProcessingException e) {
+            throw new IllegalStateException("a report always serializes", e);
+        }
+    }
+
+    public void writeJson(Path file) {
+        try {
+            JSON.writeValue(file.toFile(), this);
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot write the report to " + file, e);
+        }
+    }
+
+    /** The console table: reduction × parameter with verdict, errors, worst sample, bad samples. */
+    @JsonIgnore
+    public String table() {
+        return ReportTable.render(this);
+    }
+
+    /** A one-paragraph human summary: the verdict and the first failures. */
+    @JsonIgnore
+    public String summary() {
+        return ReportTable.summary(this);
+    }
+}

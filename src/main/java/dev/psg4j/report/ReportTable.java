@@ -1,0 +1,77 @@
+package dev.psg4j.report;
+
+import picocli.CommandLine.Help.Ansi;
+import picocli.CommandLine.Help.Column;
+import picocli.CommandLine.Help.Column.Overflow;
+import picocli.CommandLine.Help.TextTable;
+
+import java.util.Locale;
+
+/** Renders a {@link CheckReport} as text, with picocli's table. */
+final class ReportTable {
+    private static final int FAILURES_SHOWN = 12;
+
+    private ReportTable() {
+    }
+
+    static String render(CheckReport report) {
+        String[] header = {"reduction", "parameter", "verdict", "max abs err", "max rel err", "worst sample",
+                "bad samples"};
+        int[] widths = {11, 26, 13, 13, 13, 14, 13};
+        for (ReductionReport r : report.reductions()) {
+            for (ParamReport p : r.params()) {
+                widths[1] = Math.max(widths[1], Math.min(60, p.name().length() + 2));
+            }
+        }
+        Column[] columns = new Column[widths.length];
+        for (int c = 0; c < widths.length; c++) {
+            columns[c] = new Column(widths[c], 1, Overflow.WRAP);
+        }
+        TextTable table = TextTable.forColumns(Ansi.OFF, columns);
+        table.addRowValues(header);
+        for (ReductionReport r : report.reductions()) {
+            for (ParamReport p : r.params()) {
+                table.addRowValues(r.reduction(), p.name(), verdict(p), number(p.maxAbsErr()), number(p.maxRelErr()),
+                        p.worstSample() == null ? "-" : p.worstSample().toString(),
+                        p.status().equals("compared") ? p.badSamples().size() + " of " + report.batchSize() : "-");
+            }
+        }
+        return table.toString();
+    }
+
+    static String summary(CheckReport report) {
+        StringBuilder out = new StringBuilder();
+        out.append(report.passed() ? "PASSED" : "FAILED").append(": engine ").append(report.engine())
+                .append(", B = ").append(report.batchSize()).append(", loss ").append(report.loss())
+                .append(", atol ").append(report.atol()).append(", rtol ").append(report.rtol())
+                .append(", device ").append(report.device()).append('\n');
+        int shown = 0;
+        for (Failure f : report.failures()) {
+            if (shown++ == FAILURES_SHOWN) {
+                out.append("  ... and ").append(report.failures().size() - FAILURES_SHOWN).append(" more failures\n");
+                break;
+            }
+            out.append("  - ").append(f.message()).append('\n');
+        }
+        for (Diagnosis d : report.diagnoses()) {
+            out.append("  * ").append(d.message()).append('\n');
+        }
+        return out.toString();
+    }
+
+    private static String verdict(ParamReport p) {
+        if (p.passed()) {
+            return "ok";
+        }
+        return switch (p.status()) {
+            case "missing" -> "MISSING";
+            case "extra" -> "EXTRA";
+            case "shape" -> "WRONG SHAPE";
+            default -> p.nonFinite() ? "NON-FINITE" : "MISMATCH";
+        };
+    }
+
+    private static String number(double v) {
+        return Double.isNaN(v) ? "-" : String.format(Locale.ROOT, "%.3g", v);
+    }
+}
