@@ -91,7 +91,7 @@ final class Verdicts {
             }
         }
         return new ParamReport(name, expected, bad.isEmpty(), maxAbs, maxRel, worst, bad, nonFinite, "compared",
-                candidate, Math.max(worstRatio, 0) == Double.POSITIVE_INFINITY ? Double.NaN : Math.max(worstRatio, 0));
+                candidate, Double.isInfinite(worstRatio) ? null : Math.max(worstRatio, 0));
     }
 
     private static Failure sampleFailure(String reduction, String name, int sample, long elements, long badElements,
@@ -111,8 +111,7 @@ final class Verdicts {
     }
 
     private static ParamReport structural(String name, List<Long> expected, List<Long> candidate, String status) {
-        return new ParamReport(name, expected, false, Double.NaN, Double.NaN, null, List.of(), false, status,
-                candidate, Double.NaN);
+        return new ParamReport(name, expected, false, null, null, null, List.of(), false, status, candidate, null);
     }
 
     private static String shapeHint(List<Long> expected, List<Long> candidate) {

@@ -8,7 +8,7 @@ import java.util.List;
 /**
  * The verdict on one parameter for one reduction. {@code shape} is the expected [B, *shape];
  * {@code candidate_shape} what the candidate gave (null when missing). Errors are maxima over the
- * compared elements: {@code max_rel_err} divides by max(|reference|, atol). {@code worst_sample} is
+ * compared elements (null when nothing was compared): {@code max_rel_err} divides by max(|reference|, atol). {@code worst_sample} is
  * the sample whose worst element is furthest outside tolerance (null when nothing was compared).
  */
 @JsonPropertyOrder({"name", "shape", "passed", "max_abs_err", "max_rel_err", "worst_sample", "bad_samples",
@@ -17,12 +17,12 @@ public record ParamReport(
         String name,
         List<Long> shape,
         boolean passed,
-        @JsonProperty("max_abs_err") double maxAbsErr,
-        @JsonProperty("max_rel_err") double maxRelErr,
+        @JsonProperty("max_abs_err") Double maxAbsErr,
+        @JsonProperty("max_rel_err") Double maxRelErr,
         @JsonProperty("worst_sample") Integer worstSample,
         @JsonProperty("bad_samples") List<Integer> badSamples,
         @JsonProperty("non_finite") boolean nonFinite,
         String status,
         @JsonProperty("candidate_shape") List<Long> candidateShape,
-        @JsonProperty("max_tol_ratio") double maxTolRatio) {
+        @JsonProperty("max_tol_ratio") Double maxTolRatio) {
 }

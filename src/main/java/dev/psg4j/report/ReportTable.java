@@ -71,7 +71,7 @@ final class ReportTable {
         };
     }
 
-    private static String number(double v) {
-        return Double.isNaN(v) ? "-" : String.format(Locale.ROOT, "%.3g", v);
+    private static String number(Double v) {
+        return v == null ? "-" : String.format(Locale.ROOT, "%.3g", v);
     }
 }
