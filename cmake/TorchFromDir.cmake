@@ -1,5 +1,8 @@
-# LibTorch for the Maven build: headers fetched with pip (cmake/fetch_torch_headers.py), libraries
-# unpacked from the bytedeco jars (libtorch_cpu, libc10, and what they need at link time).
+# LibTorch from a folder of headers and a folder of libraries, without LibTorch's CMake config:
+#  * the Maven build: headers fetched with pip (cmake/fetch_torch_headers.py), libraries unpacked
+#    from the bytedeco jars (libtorch_cpu, libc10, and what they need at link time);
+#  * a Python torch install whose CMake config cannot be used (a CUDA wheel on a machine without
+#    the CUDA toolkit): -DPSG4J_TORCH_INCLUDE_DIR=<torch>/include -DPSG4J_TORCH_LIB_DIR=<torch>/lib.
 foreach(lib torch_cpu c10)
   find_library(PSG4J_${lib}_LIBRARY NAMES ${lib} PATHS ${PSG4J_TORCH_LIB_DIR} NO_DEFAULT_PATH)
   if(NOT PSG4J_${lib}_LIBRARY)
@@ -18,6 +21,13 @@ target_include_directories(psg4j_torch SYSTEM INTERFACE
 # The jar's libtorch was built with GCC 11 and the cxx11 ABI, like the wheel the headers come from.
 target_compile_definitions(psg4j_torch INTERFACE _GLIBCXX_USE_CXX11_ABI=1)
 target_link_libraries(psg4j_torch INTERFACE ${PSG4J_torch_cpu_LIBRARY} ${PSG4J_c10_LIBRARY})
+# A CUDA build registers its kernels from libtorch_cuda: keep it linked even though no symbol of it
+# is referenced, and let its CUDA dependencies be found at run time (its own RPATH) rather than now.
+find_library(PSG4J_torch_cuda_LIBRARY NAMES torch_cuda PATHS ${PSG4J_TORCH_LIB_DIR} NO_DEFAULT_PATH)
+if(PSG4J_torch_cuda_LIBRARY)
+  target_link_libraries(psg4j_torch INTERFACE -Wl,--no-as-needed ${PSG4J_torch_cuda_LIBRARY} -Wl,--as-needed)
+  target_link_options(psg4j_torch INTERFACE -Wl,--allow-shlib-undefined)
+endif()
 # libtorch_cpu needs libopenblas and libgomp, unpacked beside it; executables must resolve them.
 target_link_options(psg4j_torch INTERFACE "-Wl,-rpath-link,${PSG4J_TORCH_LIB_DIR}")
 set(CMAKE_BUILD_RPATH ${PSG4J_TORCH_LIB_DIR})
