@@ -208,13 +208,16 @@ void bench(int64_t B, int repeats, torch::Device d) {
     Batch batch;
     batch.inputs = {entry.second};
     Loss l1;
-    const double reference = median_ms([&] { microbatch_gradients({*model, batch, l1, Reduction::Sum}); }, repeats, d);
+    const Problem problem{*model, batch, l1, Reduction::Sum};
+    const double reference = median_ms([&] { microbatch_gradients(problem); }, repeats, d);
+    const NamedTensors candidate = microbatch_gradients(problem);
+    const double check = median_ms([&] { compare_with_reference(problem, candidate, Tolerance{}); }, repeats, d);
     const double backward = median_ms([&] {
       auto loss = l1(entry.first->forward(entry.second), {}, Reduction::Sum, B);
       torch::autograd::grad({loss}, entry.first->parameters());
     }, repeats, d);
-    std::printf("%-4s reference %8.2f  batched backward %7.2f  ratio %6.1fx\n", name.c_str(), reference,
-                backward, reference / backward);
+    std::printf("%-4s reference %8.2f  check %8.2f  batched backward %7.2f  reference/backward %6.1fx\n",
+                name.c_str(), reference, check, backward, reference / backward);
   }
 }
 
