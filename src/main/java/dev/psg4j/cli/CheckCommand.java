@@ -22,6 +22,7 @@ import picocli.CommandLine.Spec;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.io.UncheckedIOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -121,11 +122,13 @@ final class CheckCommand implements Callable<Integer> {
             try (PerSampleCheck check = builder.build()) {
                 report = check.run(sampler);
             }
+            if (json != null) {
+                writeJson(report);
+            }
             PrintWriter out = spec.commandLine().getOut();
             out.print(report.summary());
             out.print(report.table());
             if (json != null) {
-                writeJson(report);
                 out.println("JSON report written to " + json);
             }
             out.flush();
@@ -160,6 +163,13 @@ final class CheckCommand implements Callable<Integer> {
         if (candidate != null && reductions.size() != 1) {
             throw new BadInputException("--candidate holds gradients for one reduction: say which with "
                     + "--reduction sum or --reduction mean");
+        }
+        if (json != null) {
+            Path folder = json.toAbsolutePath().getParent();
+            if (folder != null && !Files.isDirectory(folder)) {
+                throw new BadInputException("cannot write the JSON report to " + json + ": folder " + json.getParent()
+                        + " does not exist; create it or give another --json path");
+            }
         }
         if (target == null && (lossFn == Loss.MSE || lossFn == Loss.CROSS_ENTROPY)) {
             throw new BadInputException("loss " + lossFn.name() + " needs targets: give --target Y.pt "

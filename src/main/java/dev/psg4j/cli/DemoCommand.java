@@ -14,8 +14,9 @@ import java.util.concurrent.Callable;
 
 /** {@code psg4j demo}: the built-in examples of {@link Demo}, one verdict line each. */
 @Command(name = "demo", mixinStandardHelpOptions = true,
-        description = {"Runs built-in examples: correct grad samplers that pass, deliberately broken ones that fail,",
-                "and the transpose trap. Exits 0 when every example gets the verdict it should."})
+        description = {"Runs built-in examples, some deliberately broken.",
+                "Correct grad samplers pass, broken ones fail, and the transpose trap shows a batch-first",
+                "sampler silently wrong on a time-first layer. Exits 0 when every example gets the verdict it should."})
 final class DemoCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
