@@ -1,0 +1,198 @@
+package dev.psg4j.cli;
+
+import dev.psg4j.BadInputException;
+import dev.psg4j.check.GradSampler;
+import dev.psg4j.check.Loss;
+import dev.psg4j.check.PerSampleCheck;
+import dev.psg4j.check.Reduction;
+import dev.psg4j.check.Tolerance;
+import dev.psg4j.engine.Engines;
+import dev.psg4j.engine.TensorMaps;
+import dev.psg4j.model.Model;
+import dev.psg4j.model.Models;
+import dev.psg4j.report.CheckReport;
+
+import org.bytedeco.pytorch.Tensor;
+
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.Callable;
+
+/** {@code psg4j check}: one model, one batch, the engine's or a file's per-sample gradients vs the reference. */
+@Command(name = "check", mixinStandardHelpOptions = true, sortOptions = false,
+        description = {"Checks per-sample gradients against the microbatch reference (each sample alone).",
+                "Without --candidate the engine computes them; with it, they come from a file made elsewhere",
+                "(Opacus, torch.func, your code) for one reduction."},
+        exitCodeListHeading = "%nExit status:%n",
+        exitCodeList = {"0:every check passed", "1:a mismatch or a violation was found",
+                "2:bad usage or bad input"})
+final class CheckCommand implements Callable<Integer> {
+    @Spec
+    CommandSpec spec;
+
+    @Option(names = "--model", required = true, paramLabel = "M.pt",
+            description = "TorchScript module: torch.jit.script(model).save(path) or torch.jit.trace(...)")
+    Path model;
+
+    @Option(names = "--input", required = true, paramLabel = "X.pt",
+            description = "torch.save of the batch: a tensor, or a tuple/list of tensors (one per forward argument)")
+    Path input;
+
+    @Option(names = "--target", paramLabel = "Y.pt", description = "torch.save of the loss targets (mse, cross_entropy)")
+    Path target;
+
+    @Option(names = "--loss", paramLabel = "LOSS", defaultValue = "l1",
+            description = "l1 (against zeros without a target), mse, cross_entropy (class indices) or sum; default ${DEFAULT-VALUE}")
+    String loss;
+
+    @Option(names = "--reduction", paramLabel = "R", defaultValue = "both",
+            description = "sum, mean or both; default ${DEFAULT-VALUE}")
+    String reduction;
+
+    @Option(names = "--batch-dim", paramLabel = "N", defaultValue = "0",
+            description = "the batch dimension of every input (1 for time-first data); default ${DEFAULT-VALUE}")
+    int batchDim;
+
+    @Option(names = "--target-batch-dim", paramLabel = "N", description = "the batch dimension of the targets; default --batch-dim")
+    Integer targetBatchDim;
+
+    @Option(names = "--engine", paramLabel = "ENGINE", defaultValue = "microbatch",
+            description = "the engine that computes the candidate without --candidate: microbatch (vmap comes later)")
+    String engine;
+
+    @Option(names = "--candidate", paramLabel = "GRADS.pt",
+            description = "torch.save of a dict {parameter name: Tensor[B, *shape]} for the one --reduction given")
+    Path candidate;
+
+    @Option(names = "--atol", paramLabel = "A", description = "absolute tolerance; default 1e-5")
+    Double atol;
+
+    @Option(names = "--rtol", paramLabel = "R", description = "relative tolerance; default 1e-4")
+    Double rtol;
+
+    @Option(names = "--threads", paramLabel = "N", description = "LibTorch's intra-op threads")
+    Integer threads;
+
+    @Option(names = "--device", paramLabel = "DEVICE", defaultValue = "cpu", description = "cpu (cuda comes later)")
+    String device;
+
+    @Option(names = "--json", paramLabel = "REPORT.json", description = "also write the report as JSON")
+    Path json;
+
+    @Option(names = "--html", paramLabel = "REPORT.html", description = "not available yet")
+    Path html;
+
+    @Override
+    public Integer call() {
+        return Failures.guarded(spec, this::check);
+    }
+
+    private int check() {
+        List<Reduction> reductions = reductions();
+        Loss lossFn = Loss.named(loss);
+        checkOptions(reductions, lossFn);
+
+        try (Model m = Models.torchScript(model)) {
+            List<Tensor> inputs = new ArrayList<>(TensorMaps.load(input).values());
+            List<Tensor> targets = target == null ? List.of() : new ArrayList<>(TensorMaps.load(target).values());
+            GradSampler sampler = candidate == null ? Engines.microbatch()
+                    : Engines.precomputed(candidate.getFileName().toString(), reductions.get(0), candidateGrads());
+            PerSampleCheck.Builder builder = PerSampleCheck.builder().model(m).inputs(inputs).targets(targets)
+                    .loss(lossFn).reductions(reductions.toArray(Reduction[]::new)).batchDim(batchDim)
+                    .tolerance(atol == null ? Tolerance.DEFAULT.atol() : atol, rtol == null ? Tolerance.DEFAULT.rtol() : rtol);
+            if (targetBatchDim != null) {
+                builder.targetBatchDim(targetBatchDim);
+            }
+            if (threads != null) {
+                builder.threads(threads);
+            }
+            CheckReport report;
+            try (PerSampleCheck check = builder.build()) {
+                report = check.run(sampler);
+            }
+            if (json != null) {
+                writeJson(report);
+            }
+            PrintWriter out = spec.commandLine().getOut();
+            out.print(report.summary());
+            out.print(report.table());
+            if (json != null) {
+                out.println("JSON report written to " + json);
+            }
+            out.flush();
+            return report.passed() ? Psg4jCli.PASSED : Psg4jCli.FAILED;
+        }
+    }
+
+    private List<Reduction> reductions() {
+        return switch (reduction.toLowerCase(Locale.ROOT)) {
+            case "sum" -> List.of(Reduction.SUM);
+            case "mean" -> List.of(Reduction.MEAN);
+            case "both" -> List.of(Reduction.SUM, Reduction.MEAN);
+            default -> throw new BadInputException("unknown --reduction '" + reduction + "': use sum, mean or both");
+        };
+    }
+
+    private void checkOptions(List<Reduction> reductions, Loss lossFn) {
+        if (html != null) {
+            throw new BadInputException("HTML reports come in a later release; use --json REPORT.json for now");
+        }
+        switch (engine.toLowerCase(Locale.ROOT)) {
+            case "microbatch" -> { }
+            case "vmap" -> throw new BadInputException("engine vmap is not available yet; use --engine microbatch");
+            default -> throw new BadInputException("unknown engine '" + engine + "': use --engine microbatch");
+        }
+        switch (device.toLowerCase(Locale.ROOT)) {
+            case "cpu" -> { }
+            case "cuda" -> throw new BadInputException("--device cuda is not supported yet: this release checks on "
+                    + "the CPU only; use --device cpu");
+            default -> throw new BadInputException("unknown device '" + device + "': use --device cpu");
+        }
+        if (candidate != null && reductions.size() != 1) {
+            throw new BadInputException("--candidate holds gradients for one reduction: say which with "
+                    + "--reduction sum or --reduction mean");
+        }
+        if (json != null) {
+            Path folder = json.toAbsolutePath().getParent();
+            if (folder != null && !Files.isDirectory(folder)) {
+                throw new BadInputException("cannot write the JSON report to " + json + ": folder " + json.getParent()
+                        + " does not exist; create it or give another --json path");
+            }
+        }
+        if (target == null && (lossFn == Loss.MSE || lossFn == Loss.CROSS_ENTROPY)) {
+            throw new BadInputException("loss " + lossFn.name() + " needs targets: give --target Y.pt "
+                    + "(or use --loss l1 or sum, which need none)");
+        }
+    }
+
+    private Map<String, Tensor> candidateGrads() {
+        Map<String, Tensor> grads = TensorMaps.load(candidate);
+        if (grads.containsKey("")) {
+            throw new BadInputException(candidate + " holds a single tensor: save a dict {parameter name: "
+                    + "Tensor[B, *shape]} with torch.save");
+        }
+        return grads;
+    }
+
+    private void writeJson(CheckReport report) {
+        try {
+            report.writeJson(json);
+        } catch (UncheckedIOException e) {
+            IOException cause = e.getCause();
+            throw new BadInputException("cannot write the JSON report to " + json + " (" + cause.getMessage()
+                    + "): give a writable path", e);
+        }
+    }
+}

@@ -1,0 +1,97 @@
+package dev.psg4j.cli.demo;
+
+import dev.psg4j.check.GradSampler;
+import dev.psg4j.check.PerSampleCheck;
+import dev.psg4j.engine.Engines;
+import dev.psg4j.model.Model;
+import dev.psg4j.model.Models;
+import dev.psg4j.report.CheckReport;
+
+import org.bytedeco.pytorch.LinearImpl;
+import org.bytedeco.pytorch.ReLUImpl;
+import org.bytedeco.pytorch.SequentialImpl;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.TensorOptional;
+import org.bytedeco.pytorch.global.torch;
+
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * The built-in examples of {@code psg4j demo}: correct grad samplers that pass, broken ones that
+ * fail, and the transpose trap, where a sampler that assumes batch-first activations is silently
+ * wrong on a model that runs its Linear layer time-first. All are checked for both reductions,
+ * loss l1, B = {@value #B}, with fixed seeds.
+ */
+public final class Demo {
+    public static final int B = 8;
+
+    /** One example checked: what it is, the verdict it should get, and the report it got. */
+    public record Outcome(String model, boolean expectPass, CheckReport report) {
+        public boolean asExpected() {
+            return report.passed() == expectPass;
+        }
+    }
+
+    private Demo() {
+    }
+
+    public static List<Outcome> run() {
+        List<Outcome> outcomes = new ArrayList<>();
+
+        torch.manual_seed(0);
+        SequentialImpl mlp = new SequentialImpl();
+        mlp.push_back("0", new LinearImpl(6, 16));
+        mlp.push_back("1", new ReLUImpl());
+        mlp.push_back("2", new LinearImpl(16, 3));
+        try (Model model = Models.module(mlp)) {
+            check(outcomes, "Sequential(Linear(6,16), ReLU, Linear(16,3)), x [8,6]", model, torch.randn(B, 6),
+                    Engines.microbatch(), true);
+        }
+
+        torch.manual_seed(1);
+        SequentialImpl single = new SequentialImpl();
+        single.push_back("fc", new LinearImpl(5, 3));
+        LinearGradSampler linear = LinearGradSampler.of("fc.weight", "fc.bias");
+        try (Model model = Models.module(single)) {
+            String name = "Sequential(fc: Linear(5,3)), x [8,4,5]";
+            Tensor x = torch.randn(B, 4, 5);
+            check(outcomes, name, model, x, linear, true);
+            check(outcomes, name, model, x, Sabotage.unscaledMean(linear), false);
+            check(outcomes, name, model, x, Sabotage.swapSamples(linear, "fc.weight", 1, 3), false);
+            check(outcomes, name, model, x, Sabotage.drop(linear, "fc.bias"), false);
+            check(outcomes, name, model, x, Sabotage.transpose(linear, "fc.weight"), false);
+            check(outcomes, name, model, x, Sabotage.perturb(linear, "fc.weight", 2, 0.5), false);
+            check(outcomes, name, model, x, Sabotage.nan(linear, "fc.bias", 5), false);
+        }
+
+        // The transpose trap: the Linear layer sees x.transpose(0, 1), time-first. With T == B the
+        // batch-first sampler's shapes are right and its values are not.
+        torch.manual_seed(2);
+        Tensor weight = torch.randn(3, 4).mul(new org.bytedeco.pytorch.Scalar(0.5));
+        weight.set_requires_grad(true);
+        Tensor bias = torch.randn(3);
+        bias.set_requires_grad(true);
+        Map<String, Tensor> params = new LinkedHashMap<>();
+        params.put("fc.weight", weight);
+        params.put("fc.bias", bias);
+        String trapName = "linear(x.transpose(0,1)).transpose(0,1), x [8,8,4]";
+        try (Model model = Models.function(trapName, params,
+                inputs -> torch.linear(inputs.get(0).transpose(0, 1), weight, new TensorOptional(bias)).transpose(0, 1))) {
+            Tensor x = torch.randn(B, B, 4);
+            check(outcomes, trapName, model, x, Engines.microbatch(), true);
+            check(outcomes, trapName, model, x, linear.around(inputs -> inputs.get(0).transpose(0, 1),
+                    z -> z.transpose(0, 1)).named("linear-batch-first"), false);
+        }
+        return outcomes;
+    }
+
+    private static void check(List<Outcome> outcomes, String modelName, Model model, Tensor x, GradSampler sampler,
+                              boolean expectPass) {
+        try (PerSampleCheck check = PerSampleCheck.builder().model(model).inputs(x).build()) {
+            outcomes.add(new Outcome(modelName, expectPass, check.run(sampler)));
+        }
+    }
+}
