@@ -43,7 +43,7 @@ final class ReportTable {
         StringBuilder out = new StringBuilder();
         out.append(report.passed() ? "PASSED" : "FAILED").append(": engine ").append(report.engine())
                 .append(", B = ").append(report.batchSize()).append(", loss ").append(report.loss())
-                .append(", atol ").append(report.atol()).append(", rtol ").append(report.rtol())
+                .append(", atol ").append(number(report.atol())).append(", rtol ").append(number(report.rtol()))
                 .append(", device ").append(report.device()).append('\n');
         int shown = 0;
         for (Failure f : report.failures()) {
