@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 
 #include <map>
 
@@ -74,30 +75,43 @@ std::vector<at::Tensor> plan(Comparison& comparison, const NamedTensors& expecte
 
 namespace {
 
-// One pass over contiguous host memory: the hot loop of a check on CPU, ~20x faster than the
-// equivalent chain of ATen ops with their temporaries.
+// One pass over contiguous host memory, branch-free so the compiler vectorizes it: the hot loop
+// of a check on CPU. x - x == 0 holds exactly for finite x (it is NaN for NaN and Inf), and a NaN
+// difference fails `diff <= allowed`, so non-finite elements count as bad without a branch.
 template <typename T>
 SampleStats compare_host(const T* c, const T* r, int64_t n, const Tolerance& tolerance) {
-  SampleStats stats;
+  using Acc = std::conditional_t<std::is_same_v<T, double>, double, float>;
+  const Acc atol = static_cast<Acc>(tolerance.atol);
+  const Acc rtol = static_cast<Acc>(tolerance.rtol);
+  Acc max_abs = 0, max_rel = 0, max_ratio = 0;
+  int64_t bad = 0, c_non_finite = 0, r_non_finite = 0;
+#pragma omp simd reduction(max : max_abs, max_rel, max_ratio) \
+    reduction(+ : bad, c_non_finite, r_non_finite)
   for (int64_t k = 0; k < n; ++k) {
-    const double cv = static_cast<double>(c[k]);
-    const double rv = static_cast<double>(r[k]);
-    const bool c_finite = std::isfinite(cv);
-    const bool r_finite = std::isfinite(rv);
-    if (!c_finite || !r_finite) {
-      stats.candidate_non_finite += !c_finite;
-      stats.reference_non_finite += !r_finite;
-      ++stats.bad;
-      continue;
-    }
-    const double diff = std::abs(cv - rv);
-    const double abs_ref = std::abs(rv);
-    const double allowed = tolerance.atol + tolerance.rtol * abs_ref;
-    stats.bad += diff > allowed;
-    stats.max_abs_err = std::max(stats.max_abs_err, diff);
-    stats.max_rel_err = std::max(stats.max_rel_err, diff / std::max(abs_ref, tolerance.atol));
-    stats.max_tol_ratio = std::max(stats.max_tol_ratio, diff / allowed);
+    const Acc cv = static_cast<Acc>(c[k]);
+    const Acc rv = static_cast<Acc>(r[k]);
+    const bool c_finite = (cv - cv) == 0;
+    const bool r_finite = (rv - rv) == 0;
+    const Acc abs_ref = std::abs(rv);
+    const Acc allowed = atol + rtol * abs_ref;
+    const Acc raw = std::abs(cv - rv);
+    const Acc diff = (c_finite && r_finite) ? raw : Acc(0);
+    bad += !(raw <= allowed);
+    c_non_finite += !c_finite;
+    r_non_finite += !r_finite;
+    max_abs = diff > max_abs ? diff : max_abs;
+    const Acc rel = diff / (abs_ref > atol ? abs_ref : atol);
+    max_rel = rel > max_rel ? rel : max_rel;
+    const Acc ratio = diff / allowed;
+    max_ratio = ratio > max_ratio ? ratio : max_ratio;
   }
+  SampleStats stats;
+  stats.max_abs_err = max_abs;
+  stats.max_rel_err = max_rel;
+  stats.max_tol_ratio = max_ratio;
+  stats.bad = bad;
+  stats.candidate_non_finite = c_non_finite;
+  stats.reference_non_finite = r_non_finite;
   return stats;
 }
 

@@ -1,6 +1,6 @@
 // Self-test and bench driver of the native core; needs no Java. Prints "N passed, M failed".
 //   psg4j_selftest [--device cpu|cuda]          run the checks (default: cuda when available)
-//   psg4j_selftest bench [--batch B] [--repeats R] [--device D]
+//   psg4j_selftest bench [--suite S] [--batch B] [--repeats R] [--device D] [--threads N]
 //                                                 time the reference against one batched backward
 #include "psg4j/compare.h"
 #include "psg4j/error.h"
@@ -200,10 +200,11 @@ double median_ms(const std::function<void()>& f, int repeats, torch::Device d) {
   return ms[ms.size() / 2];
 }
 
-void bench(int64_t B, int repeats, torch::Device d) {
+void bench(int64_t B, int repeats, torch::Device d, const std::string& only) {
   std::printf("bench: B=%lld, threads=%d, device=%s, median of %d (ms)\n", static_cast<long long>(B),
               at::get_num_threads(), d.str().c_str(), repeats);
   for (auto& [name, entry] : suite(B, d)) {
+    if (!only.empty() && name != only) continue;
     auto model = frontend_model(entry.first.ptr().get());
     Batch batch;
     batch.inputs = {entry.second};
@@ -228,21 +229,23 @@ int main(int argc, char** argv) {
   int64_t batch = 32;
   int repeats = 7;
   std::string device = torch::cuda::is_available() ? "cuda" : "cpu";
+  std::string only;
   for (int k = 1; k < argc; ++k) {
     const std::string arg = argv[k];
     if (arg == "bench") run_bench = true;
     else if (arg == "--device" && k + 1 < argc) device = argv[++k];
     else if (arg == "--batch" && k + 1 < argc) batch = std::stoll(argv[++k]);
     else if (arg == "--repeats" && k + 1 < argc) repeats = std::stoi(argv[++k]);
+    else if (arg == "--suite" && k + 1 < argc) only = argv[++k];
     else if (arg == "--threads" && k + 1 < argc) at::set_num_threads(std::stoi(argv[++k]));
     else {
-      std::fprintf(stderr, "usage: psg4j_selftest [bench] [--device cpu|cuda] [--batch B] [--repeats R] [--threads N]\n");
+      std::fprintf(stderr, "usage: psg4j_selftest [bench [--suite mlp|cnn|seq|emb]] [--device cpu|cuda] [--batch B] [--repeats R] [--threads N]\n");
       return 2;
     }
   }
   const torch::Device d(device);
   if (run_bench) {
-    bench(batch, repeats, d);
+    bench(batch, repeats, d, only);
     return 0;
   }
   std::printf("psg4j self-test on %s\n", d.str().c_str());
