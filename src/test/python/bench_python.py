@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Python baselines for the psg4j benchmark suite (DESIGN suite).
 
-    /root/.cache/psg4j/pyenv/bin/python src/test/python/bench_python.py \
+    python src/test/python/bench_python.py \
         --suite all --batch 32 --threads 1 --repeats 5 [--export DIR]
 
 Suites (loss: nn.L1Loss(reduction='sum') against zeros):

@@ -3,7 +3,7 @@
 
 Run with the project's Python environment (torch 2.10.0, opacus 1.6.0):
 
-    /root/.cache/psg4j/pyenv/bin/python src/test/python/make_fixtures.py [--out DIR]
+    python src/test/python/make_fixtures.py [--out DIR]     # a Python with torch 2.10 and opacus 1.6
 
 Writes into src/test/resources/fixtures/ (relative to the repository root):
 
