@@ -143,6 +143,9 @@ std::shared_ptr<Model> frontend_model(torch::nn::Module* module) {
 
 std::shared_ptr<Model> function_model(NamedTensors parameters, ForwardFunction forward,
                                       std::string description) {
+  for (const auto& [name, tensor] : parameters) {
+    if (!tensor.defined()) bad_input("parameter '" + name + "' of " + description + " is an undefined tensor");
+  }
   return std::make_shared<FunctionModel>(std::move(parameters), std::move(forward),
                                          std::move(description));
 }

@@ -4,7 +4,14 @@ import dev.psg4j.BadInputException;
 import dev.psg4j.ModelExecutionException;
 import dev.psg4j.Psg4jException;
 
+import org.bytedeco.pytorch.StringVector;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.TensorVector;
+
+import java.util.Collection;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.function.Supplier;
 
 /**
@@ -63,6 +70,40 @@ public final class Natives {
             throw err;
         }
         return new ModelExecutionException("a Java callback threw: " + t, t);
+    }
+
+    /**
+     * A native vector of {@code tensors}, refusing null or freed ones (which would crash in native
+     * code) with a BadInputException naming {@code what}.
+     */
+    public static TensorVector vector(Collection<Tensor> tensors, String what) {
+        int k = 0;
+        for (Tensor t : tensors) {
+            if (t == null || t.isNull()) {
+                throw new BadInputException(what + " " + k + " is null or was freed (closed): pass live tensors");
+            }
+            k++;
+        }
+        return new TensorVector(tensors.toArray(Tensor[]::new));
+    }
+
+    /** Native name and tensor vectors of {@code named}, index-aligned, checked as {@link #vector}. */
+    public static NativeCore.NamedTensorList namedList(Map<String, Tensor> named, String what) {
+        try (StringVector names = new StringVector(named.keySet().toArray(String[]::new));
+             TensorVector tensors = vector(named.values(), what)) {
+            return call(() -> NativeCore.named_tensor_list(names, tensors));
+        }
+    }
+
+    /** The entries of a native name → tensor list, in order, as Java tensors sharing their storage. */
+    public static Map<String, Tensor> toMap(NativeCore.NamedTensorList list) {
+        Map<String, Tensor> out = new LinkedHashMap<>();
+        for (long k = 0; k < list.size(); k++) {
+            Tensor t = new Tensor();
+            list.tensor(k, t);
+            out.put(list.name(k), t);
+        }
+        return out;
     }
 
     static RuntimeException translate(RuntimeException e) {

@@ -27,7 +27,8 @@ public final class Batch implements AutoCloseable {
         this.targets = List.copyOf(targets);
         this.batchDim = batchDim;
         this.targetBatchDim = targetBatchDim;
-        try (TensorVector in = vector(this.inputs); TensorVector tg = vector(this.targets)) {
+        try (TensorVector in = Natives.vector(this.inputs, "input");
+             TensorVector tg = Natives.vector(this.targets, "target")) {
             this.handle = Natives.call(() -> NativeCore.make_batch(in, tg, batchDim, targetBatchDim));
         }
         this.size = handle.size();
@@ -35,10 +36,6 @@ public final class Batch implements AutoCloseable {
 
     public static Batch of(Tensor... inputs) {
         return new Batch(List.of(inputs), List.of(), 0, 0);
-    }
-
-    private static TensorVector vector(List<Tensor> tensors) {
-        return new TensorVector(tensors.toArray(Tensor[]::new));
     }
 
     public List<Tensor> inputs() {

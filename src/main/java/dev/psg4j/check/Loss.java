@@ -18,9 +18,10 @@ import java.util.Objects;
  * The loss whose per-sample gradients are checked. Built-ins follow Opacus: {@link #L1} against
  * zeros when there is no target (the default), {@link #MSE}, {@link #CROSS_ENTROPY} with
  * class-index targets (classes in dimension 1), {@link #SUM} of the outputs (divided by the batch
- * size for reduction mean). {@link #custom} takes a Java function.
+ * size for reduction mean). {@link #custom} takes a Java function; close a custom loss when done
+ * with it to free its native callback (closing a built-in does nothing).
  */
-public final class Loss {
+public final class Loss implements AutoCloseable {
     public static final Loss L1 = new Loss("l1", 0, null);
     public static final Loss MSE = new Loss("mse", 1, null);
     public static final Loss CROSS_ENTROPY = new Loss("cross_entropy", 2, null);
@@ -75,7 +76,7 @@ public final class Loss {
 
     /** The loss of a whole batch of {@code batchSize} samples, exactly as the reference computes it. */
     public Tensor apply(Tensor output, List<Tensor> targets, Reduction reduction, long batchSize) {
-        try (NativeLoss handle = newHandle(); TensorVector t = new TensorVector(targets.toArray(Tensor[]::new))) {
+        try (NativeLoss handle = newHandle(); TensorVector t = Natives.vector(targets, "target")) {
             Tensor out = new Tensor();
             Natives.call(List.of(callbackFailure), () -> {
                 NativeCore.loss_value(handle, output, t, reduction.code(), batchSize, out);
@@ -106,6 +107,14 @@ public final class Loss {
             };
         }
         return callback;
+    }
+
+    @Override
+    public synchronized void close() {
+        if (callback != null) {
+            callback.close();
+            callback = null;
+        }
     }
 
     @Override

@@ -11,9 +11,7 @@ import dev.psg4j.report.CheckReport;
 import dev.psg4j.report.Failure;
 import dev.psg4j.report.ReductionReport;
 
-import org.bytedeco.pytorch.StringVector;
 import org.bytedeco.pytorch.Tensor;
-import org.bytedeco.pytorch.TensorVector;
 
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -95,9 +93,7 @@ public final class PerSampleCheck implements AutoCloseable {
     }
 
     private ReductionReport compare(Map<String, Tensor> candidate, Reduction reduction, List<Failure> failures) {
-        try (StringVector names = new StringVector(candidate.keySet().toArray(String[]::new));
-             TensorVector tensors = new TensorVector(candidate.values().toArray(Tensor[]::new));
-             NamedTensorList list = Natives.call(() -> NativeCore.named_tensor_list(names, tensors));
+        try (NamedTensorList list = Natives.namedList(candidate, "candidate gradient");
              NativeLoss lossHandle = loss.newHandle();
              ComparisonView view = Natives.call(List.of(model.callbackFailure(), loss.callbackFailure()),
                      () -> NativeCore.compare_with_reference(model.handle(), batch.handle(), lossHandle,

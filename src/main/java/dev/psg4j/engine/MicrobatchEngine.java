@@ -12,7 +12,6 @@ import dev.psg4j.model.Model;
 
 import org.bytedeco.pytorch.Tensor;
 
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
@@ -29,7 +28,7 @@ final class MicrobatchEngine implements GradSampler {
              NamedTensorList grads = Natives.call(List.of(model.callbackFailure(), loss.callbackFailure()),
                      () -> NativeCore.microbatch_gradients(model.handle(), batch.handle(), lossHandle,
                              reduction.code()))) {
-            return TensorMaps.toMap(grads);
+            return Natives.toMap(grads);
         }
     }
 }

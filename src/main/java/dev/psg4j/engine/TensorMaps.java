@@ -7,22 +7,11 @@ import dev.psg4j.bridge.Natives;
 import org.bytedeco.pytorch.Tensor;
 
 import java.nio.file.Path;
-import java.util.LinkedHashMap;
 import java.util.Map;
 
-/** Named tensors between the native core and Java maps, and from torch.save files. */
+/** Tensors from files written by Python's torch.save. */
 public final class TensorMaps {
     private TensorMaps() {
-    }
-
-    static Map<String, Tensor> toMap(NamedTensorList list) {
-        Map<String, Tensor> out = new LinkedHashMap<>();
-        for (long k = 0; k < list.size(); k++) {
-            Tensor t = new Tensor();
-            list.tensor(k, t);
-            out.put(list.name(k), t);
-        }
-        return out;
     }
 
     /**
@@ -32,7 +21,7 @@ public final class TensorMaps {
      */
     public static Map<String, Tensor> load(Path file) {
         try (NamedTensorList list = Natives.call(() -> NativeCore.load_tensor_file(file.toString()))) {
-            return toMap(list);
+            return Natives.toMap(list);
         }
     }
 }

@@ -7,7 +7,6 @@ import dev.psg4j.bridge.Natives;
 import org.bytedeco.javacpp.Pointer;
 import org.bytedeco.pytorch.Tensor;
 
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
@@ -54,15 +53,8 @@ public final class Model implements AutoCloseable {
 
     /** The trainable parameters in named_parameters() order: name → the parameter itself. */
     public Map<String, Tensor> trainableParameters() {
-        var list = Natives.call(() -> NativeCore.trainable_parameters(handle()));
-        try (list) {
-            Map<String, Tensor> out = new LinkedHashMap<>();
-            for (long k = 0; k < list.size(); k++) {
-                Tensor t = new Tensor();
-                list.tensor(k, t);
-                out.put(list.name(k), t);
-            }
-            return out;
+        try (var list = Natives.call(() -> NativeCore.trainable_parameters(handle()))) {
+            return Natives.toMap(list);
         }
     }
 

@@ -90,7 +90,7 @@ public final class Models {
             }
         };
         StringVector names = new StringVector(parameters.keySet().toArray(String[]::new));
-        TensorVector tensors = new TensorVector(parameters.values().toArray(Tensor[]::new));
+        TensorVector tensors = Natives.vector(parameters.values(), "parameter");
         var handle = Natives.call(() -> NativeCore.function_model(names, tensors, callback, description));
         return new Model(handle, List.of(callback, names, tensors), null, failure);
     }

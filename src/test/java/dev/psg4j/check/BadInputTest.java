@@ -169,4 +169,16 @@ class BadInputTest {
             assertEquals(List.of(1L, 2L, 4L), report.reductions().get(0).params().get(0).shape());
         }
     }
+
+    @Test
+    void freedOrUndefinedTensorsAreRefusedNotDereferenced() {
+        Tensor freed = torch.ones(3, 4);
+        freed.close();
+        try (Model m = linearModel()) {
+            badInput(() -> PerSampleCheck.builder().model(m).inputs(freed).build(), "input 0 is null or was freed");
+            badInput(() -> PerSampleCheck.builder().model(m).inputs(new Tensor()).build(), "undefined tensor");
+        }
+        badInput(() -> Models.function("f", Map.of("w", new Tensor()), in -> in.get(0)), "undefined tensor");
+        badInput(() -> Models.function("f", Map.of("w", freed), in -> in.get(0)), "parameter 0 is null or was freed");
+    }
 }

@@ -101,4 +101,24 @@ class ReferenceTest {
             torch.set_num_threads(1);
         }
     }
+
+    @Test
+    void manyJavaModelsAndLossesCanLiveAtOnce() {
+        List<Model> models = new java.util.ArrayList<>();
+        List<Loss> losses = new java.util.ArrayList<>();
+        try {
+            for (int k = 0; k < 40; k++) {
+                Tensor w = torch.ones(2, 3).requires_grad_(true);
+                models.add(Models.function("m" + k, Map.of("w", w), in -> torch.matmul(in.get(0), w.t())));
+                losses.add(Loss.custom("l" + k, (out, t, r) -> out.sum()));
+            }
+            try (PerSampleCheck check = PerSampleCheck.builder().model(models.get(39)).inputs(torch.ones(4, 3))
+                    .loss(losses.get(39)).build()) {
+                PerSampleAssertions.assertCorrect(check.run(Engines.microbatch()));
+            }
+        } finally {
+            models.forEach(Model::close);
+            losses.forEach(Loss::close);
+        }
+    }
 }
