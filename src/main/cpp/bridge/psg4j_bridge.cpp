@@ -226,12 +226,5 @@ ComparisonView compare_with_reference(const NativeModel& model, const NativeBatc
   });
 }
 
-ComparisonView compare_gradients(const NamedTensorList& reference, const NamedTensorList& candidate,
-                                 double atol, double rtol) {
-  return translated([&] {
-    return ComparisonView(psg4j::compare_gradients(reference.get(), candidate.get(), Tolerance{atol, rtol}));
-  });
-}
-
 }  // namespace bridge
 }  // namespace psg4j

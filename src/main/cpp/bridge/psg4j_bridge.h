@@ -111,8 +111,6 @@ class ComparisonView {
 ComparisonView compare_with_reference(const NativeModel& model, const NativeBatch& batch,
                                       const NativeLoss& loss, int reduction,
                                       const NamedTensorList& candidate, double atol, double rtol);
-ComparisonView compare_gradients(const NamedTensorList& reference, const NamedTensorList& candidate,
-                                 double atol, double rtol);
 
 }  // namespace bridge
 }  // namespace psg4j

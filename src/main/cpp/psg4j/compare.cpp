@@ -22,9 +22,8 @@ std::vector<int64_t> batched_shape(int64_t batch_size, at::IntArrayRef shape) {
 
 // Lays out one ParamComparison per model parameter and per extra candidate name, and returns the
 // candidate tensor of each Compared entry (undefined for the others), index-aligned with params.
-std::vector<at::Tensor> plan(Comparison& comparison, const NamedTensors& expected_shapes_from,
-                             int64_t batch_size, bool shapes_are_batched,
-                             const NamedTensors& candidate) {
+std::vector<at::Tensor> plan(Comparison& comparison, const NamedTensors& parameters,
+                             int64_t batch_size, const NamedTensors& candidate) {
   std::map<std::string, at::Tensor> remaining;
   for (const auto& [name, tensor] : candidate) {
     if (!tensor.defined()) bad_input("candidate gradient '" + name + "' is an undefined tensor");
@@ -34,10 +33,10 @@ std::vector<at::Tensor> plan(Comparison& comparison, const NamedTensors& expecte
   }
   comparison.batch_size = batch_size;
   std::vector<at::Tensor> aligned;
-  for (const auto& [name, p] : expected_shapes_from) {
+  for (const auto& [name, p] : parameters) {
     ParamComparison entry;
     entry.name = name;
-    entry.expected_shape = shapes_are_batched ? p.sizes().vec() : batched_shape(batch_size, p.sizes());
+    entry.expected_shape = batched_shape(batch_size, p.sizes());
     at::Tensor cand;
     auto found = remaining.find(name);
     if (found == remaining.end()) {
@@ -171,31 +170,11 @@ Comparison compare_with_reference(const Problem& problem, const NamedTensors& ca
   const NamedTensors parameters = problem.model.trainable_parameters();
   Comparison comparison;
   const std::vector<at::Tensor> aligned =
-      plan(comparison, parameters, batch_size, /*shapes_are_batched=*/false, candidate);
+      plan(comparison, parameters, batch_size, candidate);
   for_each_sample_gradient(problem, parameters, [&](int64_t i, const std::vector<at::Tensor>& g) {
     for (size_t k = 0; k < g.size(); ++k) {
       if (aligned[k].defined()) {
         comparison.params[k].samples[i] = compare_sample(aligned[k].select(0, i), g[k], tolerance);
-      }
-    }
-  });
-  return comparison;
-}
-
-Comparison compare_gradients(const NamedTensors& reference, const NamedTensors& candidate,
-                             const Tolerance& tolerance) {
-  if (reference.empty()) bad_input("the reference has no parameter to compare");
-  const int64_t batch_size = reference.front().second.size(0);
-  Comparison comparison;
-  const std::vector<at::Tensor> aligned =
-      plan(comparison, reference, batch_size, /*shapes_are_batched=*/true, candidate);
-  at::parallel_for(0, batch_size, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) {
-      for (size_t k = 0; k < reference.size(); ++k) {
-        if (aligned[k].defined()) {
-          comparison.params[k].samples[i] =
-              compare_sample(aligned[k].select(0, i), reference[k].second.select(0, i), tolerance);
-        }
       }
     }
   });

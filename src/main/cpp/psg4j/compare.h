@@ -50,8 +50,4 @@ SampleStats compare_sample(const at::Tensor& candidate, const at::Tensor& refere
 Comparison compare_with_reference(const Problem& problem, const NamedTensors& candidate,
                                   const Tolerance& tolerance);
 
-// Compares against a reference already materialized as [B, *shape] tensors.
-Comparison compare_gradients(const NamedTensors& reference, const NamedTensors& candidate,
-                             const Tolerance& tolerance);
-
 }  // namespace psg4j

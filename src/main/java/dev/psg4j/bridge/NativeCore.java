@@ -200,7 +200,4 @@ public final class NativeCore {
     public static native @ByVal ComparisonView compare_with_reference(@Const @ByRef NativeModel model,
             @Const @ByRef NativeBatch batch, @Const @ByRef NativeLoss loss, int reduction,
             @Const @ByRef NamedTensorList candidate, double atol, double rtol);
-
-    public static native @ByVal ComparisonView compare_gradients(@Const @ByRef NamedTensorList reference,
-            @Const @ByRef NamedTensorList candidate, double atol, double rtol);
 }
