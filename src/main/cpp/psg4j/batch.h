@@ -15,7 +15,6 @@ struct Batch {
 
   // Checks dimensions and batch sizes and returns B. Throws a BadInput Error naming the tensor.
   int64_t validate() const;
-  int64_t size() const { return validate(); }
 
   // Sample i alone, keeping its batch dimension of size 1 (a view, no copy).
   std::vector<at::Tensor> sample_inputs(int64_t i) const;

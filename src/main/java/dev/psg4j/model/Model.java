@@ -19,6 +19,7 @@ import java.util.Map;
 public final class Model implements AutoCloseable {
     private final NativeModel handle;
     private final List<Pointer> owned;
+    @SuppressWarnings("unused") // held only to keep the caller's module reachable while native code uses it
     private final Object borrowed;
     private final Natives.CallbackFailure callbackFailure;
 
@@ -31,11 +32,6 @@ public final class Model implements AutoCloseable {
         this.owned = owned;
         this.borrowed = borrowed;
         this.callbackFailure = callbackFailure;
-    }
-
-    /** The bytedeco module this model runs, or null for a function model. */
-    public Object source() {
-        return borrowed;
     }
 
     /** Where this model's Java forward records a throw, for {@link Natives#call(List, java.util.function.Supplier)}. */

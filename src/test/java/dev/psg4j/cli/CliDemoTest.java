@@ -13,7 +13,6 @@ import dev.psg4j.report.FailureKind;
 
 import org.bytedeco.pytorch.LinearImpl;
 import org.bytedeco.pytorch.Tensor;
-import org.bytedeco.pytorch.TensorOptional;
 import org.bytedeco.pytorch.global.torch;
 import org.junit.jupiter.api.Test;
 
@@ -78,21 +77,11 @@ class CliDemoTest {
 
     @Test
     void transposeTrapFoolsTheBatchFirstSamplerOnly() {
-        torch.manual_seed(9);
-        Tensor weight = torch.randn(3, 4);
-        weight.set_requires_grad(true);
-        Tensor bias = torch.randn(3);
-        bias.set_requires_grad(true);
-        Map<String, Tensor> params = new LinkedHashMap<>();
-        params.put("fc.weight", weight);
-        params.put("fc.bias", bias);
-        try (Model model = Models.function("trap", params,
-                in -> torch.linear(in.get(0).transpose(0, 1), weight, new TensorOptional(bias)).transpose(0, 1));
+        try (Model model = Demo.transposeTrap();
              PerSampleCheck check = PerSampleCheck.builder().model(model).inputs(torch.randn(6, 6, 4))
                      .reduction(Reduction.SUM).build()) {
             assertTrue(check.run(Engines.microbatch()).passed());
-            CheckReport trapped = check.run(LinearGradSampler.of("fc.weight", "fc.bias")
-                    .around(in -> in.get(0).transpose(0, 1), z -> z.transpose(0, 1)));
+            CheckReport trapped = check.run(Demo.batchFirstSamplerOnTrap());
             assertFalse(trapped.passed());
             assertEquals(FailureKind.VALUE, trapped.failures().get(0).kind());
             assertEquals("fc.weight", trapped.failures().get(0).param());

@@ -27,6 +27,7 @@ import java.util.Map;
  */
 public final class Demo {
     public static final int B = 8;
+    public static final String TRANSPOSE_TRAP = "linear(x.transpose(0,1)).transpose(0,1), x [8,8,4]";
 
     /** One example checked: what it is, the verdict it should get, and the report it got. */
     public record Outcome(String model, boolean expectPass, CheckReport report) {
@@ -67,8 +68,19 @@ public final class Demo {
             check(outcomes, name, model, x, Sabotage.nan(linear, "fc.bias", 5), false);
         }
 
-        // The transpose trap: the Linear layer sees x.transpose(0, 1), time-first. With T == B the
-        // batch-first sampler's shapes are right and its values are not.
+        try (Model model = transposeTrap()) {
+            Tensor x = torch.randn(B, B, 4);
+            check(outcomes, TRANSPOSE_TRAP, model, x, Engines.microbatch(), true);
+            check(outcomes, TRANSPOSE_TRAP, model, x, batchFirstSamplerOnTrap(), false);
+        }
+        return outcomes;
+    }
+
+    /**
+     * The transpose trap: batch-independent, but its Linear layer sees x.transpose(0, 1), time-first.
+     * With T == B a batch-first sampler's shapes are right and its values are not.
+     */
+    public static Model transposeTrap() {
         torch.manual_seed(2);
         Tensor weight = torch.randn(3, 4).mul(new org.bytedeco.pytorch.Scalar(0.5));
         weight.set_requires_grad(true);
@@ -77,15 +89,14 @@ public final class Demo {
         Map<String, Tensor> params = new LinkedHashMap<>();
         params.put("fc.weight", weight);
         params.put("fc.bias", bias);
-        String trapName = "linear(x.transpose(0,1)).transpose(0,1), x [8,8,4]";
-        try (Model model = Models.function(trapName, params,
-                inputs -> torch.linear(inputs.get(0).transpose(0, 1), weight, new TensorOptional(bias)).transpose(0, 1))) {
-            Tensor x = torch.randn(B, B, 4);
-            check(outcomes, trapName, model, x, Engines.microbatch(), true);
-            check(outcomes, trapName, model, x, linear.around(inputs -> inputs.get(0).transpose(0, 1),
-                    z -> z.transpose(0, 1)).named("linear-batch-first"), false);
-        }
-        return outcomes;
+        return Models.function(TRANSPOSE_TRAP, params,
+                inputs -> torch.linear(inputs.get(0).transpose(0, 1), weight, new TensorOptional(bias)).transpose(0, 1));
+    }
+
+    /** The hand-written batch-first Linear sampler, hooked around the trap's Linear layer. */
+    public static GradSampler batchFirstSamplerOnTrap() {
+        return LinearGradSampler.of("fc.weight", "fc.bias")
+                .around(inputs -> inputs.get(0).transpose(0, 1), z -> z.transpose(0, 1)).named("linear-batch-first");
     }
 
     private static void check(List<Outcome> outcomes, String modelName, Model model, Tensor x, GradSampler sampler,
