@@ -17,6 +17,7 @@ const char* kind_tag(ErrorKind kind) {
     case ErrorKind::BadInput: return "bad_input";
     case ErrorKind::ModelFailure: return "model_failure";
     case ErrorKind::CallbackFailed: return "callback_failed";
+    case ErrorKind::Unsupported: return "unsupported";
   }
   return "error";
 }
@@ -77,9 +78,10 @@ NativeModel function_model(const std::vector<std::string>* names,
                            const std::string& description) {
   return translated([&] {
     if (forward == nullptr) bad_input("the forward callback is null");
-    ForwardFunction call = [forward](const std::vector<at::Tensor>& inputs) {
+    ForwardFunction call = [forward](const std::vector<at::Tensor>& inputs,
+                                     const std::vector<at::Tensor>& parameters) {
       at::Tensor output;
-      require_callback_success(forward(&inputs, &output), "forward");
+      require_callback_success(forward(&inputs, &parameters, &output), "forward");
       return output;
     };
     return NativeModel(psg4j::function_model(zip(names, parameters), call, description));
@@ -166,6 +168,19 @@ NamedTensorList microbatch_gradients(const NativeModel& model, const NativeBatch
   return translated([&] {
     const Problem problem{model.get(), batch.get(), loss.get(), reduction_of(reduction)};
     return NamedTensorList(psg4j::microbatch_gradients(problem));
+  });
+}
+
+NamedTensorList vmap_gradients(const NativeModel& model, const NativeBatch& batch,
+                               const NativeLoss& loss, int reduction, int64_t chunk_size,
+                               int randomness) {
+  return translated([&] {
+    if (randomness < 0 || randomness > 2) {
+      bad_input("randomness must be 0 (error), 1 (different) or 2 (same), got " + std::to_string(randomness));
+    }
+    const Problem problem{model.get(), batch.get(), loss.get(), reduction_of(reduction)};
+    return NamedTensorList(
+        psg4j::vmap_gradients(problem, VmapOptions{chunk_size, static_cast<Randomness>(randomness)}));
   });
 }
 

@@ -7,6 +7,7 @@
 #include "psg4j/loss.h"
 #include "psg4j/model.h"
 #include "psg4j/reference.h"
+#include "psg4j/vmap_engine.h"
 
 #include <memory>
 #include <string>
@@ -16,7 +17,10 @@ namespace psg4j {
 namespace bridge {
 
 // Java callbacks return 0 on success; non-zero means the Java code threw (Java keeps the exception).
-typedef int (*ForwardFn)(const std::vector<at::Tensor>* inputs, at::Tensor* output);
+// The forward receives every parameter of the function model, in registration order: its own,
+// or the ones an engine substitutes (e.g. the vmap engine's).
+typedef int (*ForwardFn)(const std::vector<at::Tensor>* inputs, const std::vector<at::Tensor>* parameters,
+                         at::Tensor* output);
 typedef int (*LossFn)(const at::Tensor* output, const std::vector<at::Tensor>* targets,
                       int reduction, at::Tensor* loss);
 
@@ -85,6 +89,10 @@ NamedTensorList named_tensor_list(const std::vector<std::string>* names,
 NamedTensorList trainable_parameters(const NativeModel& model);
 NamedTensorList microbatch_gradients(const NativeModel& model, const NativeBatch& batch,
                                      const NativeLoss& loss, int reduction);
+// randomness: 0 error, 1 different, 2 same (torch.func's meanings); chunk_size 0: whole batch.
+NamedTensorList vmap_gradients(const NativeModel& model, const NativeBatch& batch,
+                               const NativeLoss& loss, int reduction, int64_t chunk_size,
+                               int randomness);
 NamedTensorList load_tensor_file(const std::string& path);
 
 class ComparisonView {

@@ -63,4 +63,10 @@ std::vector<at::Tensor> Batch::sample_targets(int64_t i) const {
   return narrow_all(targets, target_batch_dim, i);
 }
 
+std::vector<int64_t> batched_shape(int64_t batch_size, at::IntArrayRef shape) {
+  std::vector<int64_t> out{batch_size};
+  out.insert(out.end(), shape.begin(), shape.end());
+  return out;
+}
+
 }  // namespace psg4j

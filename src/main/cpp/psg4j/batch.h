@@ -21,4 +21,7 @@ struct Batch {
   std::vector<at::Tensor> sample_targets(int64_t i) const;
 };
 
+// The shape of a per-sample gradient of a parameter shaped `shape`: [batch_size, *shape].
+std::vector<int64_t> batched_shape(int64_t batch_size, at::IntArrayRef shape);
+
 }  // namespace psg4j

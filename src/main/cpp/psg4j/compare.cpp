@@ -14,11 +14,6 @@
 namespace psg4j {
 namespace {
 
-std::vector<int64_t> batched_shape(int64_t batch_size, at::IntArrayRef shape) {
-  std::vector<int64_t> out{batch_size};
-  out.insert(out.end(), shape.begin(), shape.end());
-  return out;
-}
 
 // Lays out one ParamComparison per model parameter and per extra candidate name, and returns the
 // candidate tensor of each Compared entry (undefined for the others), index-aligned with params.

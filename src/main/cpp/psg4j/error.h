@@ -11,6 +11,7 @@ enum class ErrorKind {
   BadInput,        // the caller's data or options are wrong (exit status 2 in the CLI)
   ModelFailure,    // the model or loss raised while running
   CallbackFailed,  // a Java callback threw; Java rethrows its own exception
+  Unsupported,     // an engine cannot run this model (the reference can): suggest another engine
 };
 
 class Error : public std::runtime_error {

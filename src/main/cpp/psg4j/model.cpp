@@ -1,10 +1,15 @@
 #include "psg4j/model.h"
 
 #include "psg4j/error.h"
+#include "psg4j/frontend_layers.h"
 
 #include <torch/nn.h>
+#include <torch/csrc/jit/runtime/graph_executor.h>
 #include <torch/script.h>
 
+#include <map>
+#include <mutex>
+#include <shared_mutex>
 #include <sstream>
 
 namespace psg4j {
@@ -26,16 +31,57 @@ NamedTensors only_trainable(NamedTensors all) {
   return trainable;
 }
 
+void require_one_per_parameter(const std::vector<at::Tensor>& given, size_t expected,
+                               const std::string& model) {
+  if (given.size() != expected) {
+    bad_input("functional call of " + model + " got " + std::to_string(given.size()) +
+              " parameters for its " + std::to_string(expected) + " trainable ones");
+  }
+}
+
+// Puts replacement values into a model's own slots and puts the originals back when it goes out
+// of scope, so an exception thrown by the forward never leaves a model holding an engine's
+// (possibly batched) tensors.
+class SwappedParameters {
+ public:
+  using Setter = std::function<void(const c10::IValue&)>;
+
+  void swap(const c10::IValue& original, Setter set, const c10::IValue& replacement) {
+    restore_.emplace_back(set, original);
+    set(replacement);
+  }
+
+  ~SwappedParameters() {
+    for (auto it = restore_.rbegin(); it != restore_.rend(); ++it) it->first(it->second);
+  }
+
+ private:
+  std::vector<std::pair<Setter, c10::IValue>> restore_;
+};
+
 class TorchScriptModel final : public Model {
  public:
   explicit TorchScriptModel(torch::jit::Module module) : module_(std::move(module)) {}
 
   at::Tensor forward(const std::vector<at::Tensor>& inputs) const override {
-    std::vector<c10::IValue> args(inputs.begin(), inputs.end());
-    // jit::Module is a handle onto a shared object: calling forward on a copy is safe and
-    // lets this method stay const.
-    torch::jit::Module module = module_;
-    return single_tensor_output(module.forward(std::move(args)), describe());
+    std::shared_lock<std::shared_mutex> reading(swap_mutex_);
+    return run(inputs);
+  }
+
+  at::Tensor functional_forward(const std::vector<at::Tensor>& inputs,
+                                const std::vector<at::Tensor>& parameters) const override {
+    std::unique_lock<std::shared_mutex> swapping(swap_mutex_);
+    const NamedTensors own = trainable_parameters();
+    require_one_per_parameter(parameters, own.size(), describe());
+    torch::jit::GraphOptimizerEnabledGuard plain_interpreter(false);
+    SwappedParameters swapped;
+    for (size_t k = 0; k < own.size(); ++k) {
+      // Parameters live in attribute slots of the submodule that registers them.
+      auto [owner, attribute] = owner_of(own[k].first);
+      swapped.swap(owner.attr(attribute), setter(owner, attribute), parameters[k]);
+    }
+    refresh_flat_weights(&swapped);
+    return run(inputs);
   }
 
   NamedTensors trainable_parameters() const override {
@@ -49,18 +95,48 @@ class TorchScriptModel final : public Model {
   }
 
  private:
-  torch::jit::Module module_;
-};
-
-// The standard layers whose forward takes one tensor; Sequential chains any of these.
-template <typename Layer>
-bool try_forward(torch::nn::Module* module, const at::Tensor& x, at::Tensor* out) {
-  if (auto* layer = dynamic_cast<Layer*>(module)) {
-    *out = layer->forward(x);
-    return true;
+  at::Tensor run(const std::vector<at::Tensor>& inputs) const {
+    std::vector<c10::IValue> args(inputs.begin(), inputs.end());
+    // jit::Module is a handle onto a shared object: calling forward on a copy is safe and
+    // lets this method stay const.
+    torch::jit::Module module = module_;
+    return single_tensor_output(module.forward(std::move(args)), describe());
   }
-  return false;
-}
+
+  static SwappedParameters::Setter setter(torch::jit::Module owner, const std::string& attribute) {
+    return [owner, attribute](const c10::IValue& value) mutable { owner.setattr(attribute, value); };
+  }
+
+  // Scripted RNN/GRU/LSTM modules read their weights from the list _flat_weights, filled from
+  // the parameters when the module was scripted: point it at the current (swapped) parameters.
+  void refresh_flat_weights(SwappedParameters* swapped) const {
+    for (const torch::jit::Module& m : module_.modules()) {
+      if (!m.hasattr("_flat_weights") || !m.hasattr("_flat_weights_names")) continue;
+      const c10::IValue original = m.attr("_flat_weights");
+      c10::impl::GenericList fresh = original.toList().copy();
+      const c10::impl::GenericList names = m.attr("_flat_weights_names").toList();
+      for (size_t k = 0; k < names.size() && k < fresh.size(); ++k) {
+        const std::string name = names.get(k).toStringRef();
+        if (m.hasattr(name)) fresh.set(k, m.attr(name));
+      }
+      swapped->swap(original, setter(m, "_flat_weights"), fresh);
+    }
+  }
+
+  // "encoder.fc.weight" -> (the module at encoder.fc, "weight").
+  std::pair<torch::jit::Module, std::string> owner_of(const std::string& name) const {
+    torch::jit::Module owner = module_;
+    size_t start = 0;
+    for (size_t dot = name.find('.'); dot != std::string::npos; dot = name.find('.', start)) {
+      owner = owner.attr(name.substr(start, dot - start)).toModule();
+      start = dot + 1;
+    }
+    return {owner, name.substr(start)};
+  }
+
+  torch::jit::Module module_;
+  mutable std::shared_mutex swap_mutex_;
+};
 
 class FrontendModel final : public Model {
  public:
@@ -73,25 +149,22 @@ class FrontendModel final : public Model {
   }
 
   at::Tensor forward(const std::vector<at::Tensor>& inputs) const override {
-    if (inputs.size() != 1) {
-      bad_input(describe() + " takes one input tensor but the batch has " +
-                std::to_string(inputs.size()) + ": use Models.function(...) for multi-input models");
+    std::shared_lock<std::shared_mutex> reading(swap_mutex_);
+    return run(inputs);
+  }
+
+  at::Tensor functional_forward(const std::vector<at::Tensor>& inputs,
+                                const std::vector<at::Tensor>& parameters) const override {
+    std::unique_lock<std::shared_mutex> swapping(swap_mutex_);
+    const NamedTensors own = trainable_parameters();
+    require_one_per_parameter(parameters, own.size(), describe());
+    const std::map<std::string, at::Tensor*> slots = parameter_slots_by_name();
+    SwappedParameters swapped;
+    for (size_t k = 0; k < own.size(); ++k) {
+      at::Tensor* slot = slots.at(own[k].first);
+      swapped.swap(*slot, [slot](const c10::IValue& t) { *slot = t.toTensor(); }, parameters[k]);
     }
-    const at::Tensor& x = inputs[0];
-    at::Tensor out;
-    if (auto* seq = dynamic_cast<torch::nn::SequentialImpl*>(module_)) return seq->forward(x);
-    if (try_forward<torch::nn::LinearImpl>(module_, x, &out) ||
-        try_forward<torch::nn::Conv1dImpl>(module_, x, &out) ||
-        try_forward<torch::nn::Conv2dImpl>(module_, x, &out) ||
-        try_forward<torch::nn::Conv3dImpl>(module_, x, &out) ||
-        try_forward<torch::nn::EmbeddingImpl>(module_, x, &out) ||
-        try_forward<torch::nn::LayerNormImpl>(module_, x, &out) ||
-        try_forward<torch::nn::GroupNormImpl>(module_, x, &out)) {
-      return out;
-    }
-    bad_input("psg4j cannot run the forward of the C++-frontend module " + module_->name() +
-              " natively: put it inside a Sequential of standard layers, or use "
-              "Models.function(...) with a Java forward");
+    return run(inputs);
   }
 
   NamedTensors trainable_parameters() const override {
@@ -103,7 +176,33 @@ class FrontendModel final : public Model {
   std::string describe() const override { return "C++-frontend module " + module_->name(); }
 
  private:
+  at::Tensor run(const std::vector<at::Tensor>& inputs) const {
+    at::Tensor out;
+    if (inputs.size() == 2 && run_two_input_layer(*module_, inputs[0], inputs[1], &out)) return out;
+    if (inputs.size() != 1) {
+      bad_input(describe() + " takes one input tensor but the batch has " +
+                std::to_string(inputs.size()) + ": use Models.function(...) for multi-input models");
+    }
+    if (run_standard_layer(*module_, inputs[0], &out)) return out;
+    bad_input("psg4j cannot run the forward of the C++-frontend module " + module_->name() +
+              " natively: put it inside a Sequential of standard layers, or use "
+              "Models.function(...) with a Java forward");
+  }
+
+  // Full parameter name -> the member the owning layer's forward reads it from.
+  std::map<std::string, at::Tensor*> parameter_slots_by_name() const {
+    std::map<std::string, at::Tensor*> slots;
+    for (const auto& item : module_->named_modules(/*name_prefix=*/"", /*include_self=*/true)) {
+      if (item.value()->named_parameters(/*recurse=*/false).is_empty()) continue;
+      for (const auto& [local, slot] : parameter_slots(*item.value())) {
+        slots[item.key().empty() ? local : item.key() + "." + local] = slot;
+      }
+    }
+    return slots;
+  }
+
   torch::nn::Module* module_;
+  mutable std::shared_mutex swap_mutex_;
   std::shared_ptr<torch::nn::Module> owner_;
 };
 
@@ -114,17 +213,35 @@ class FunctionModel final : public Model {
         description_(std::move(description)) {}
 
   at::Tensor forward(const std::vector<at::Tensor>& inputs) const override {
-    at::Tensor out = forward_(inputs);
-    if (!out.defined()) {
-      throw Error(ErrorKind::ModelFailure, describe() + " returned no tensor");
+    std::vector<at::Tensor> own;
+    for (const auto& entry : parameters_) own.push_back(entry.second);
+    return call(inputs, own);
+  }
+
+  // The callback sees every parameter; the frozen ones keep their own values.
+  at::Tensor functional_forward(const std::vector<at::Tensor>& inputs,
+                                const std::vector<at::Tensor>& trainable) const override {
+    require_one_per_parameter(trainable, trainable_parameters().size(), describe());
+    std::vector<at::Tensor> all;
+    size_t next = 0;
+    for (const auto& entry : parameters_) {
+      all.push_back(entry.second.requires_grad() ? trainable[next++] : entry.second);
     }
-    return out;
+    return call(inputs, all);
   }
 
   NamedTensors trainable_parameters() const override { return only_trainable(parameters_); }
   std::string describe() const override { return description_; }
 
  private:
+  at::Tensor call(const std::vector<at::Tensor>& inputs, const std::vector<at::Tensor>& parameters) const {
+    at::Tensor out = forward_(inputs, parameters);
+    if (!out.defined()) {
+      throw Error(ErrorKind::ModelFailure, describe() + " returned no tensor");
+    }
+    return out;
+  }
+
   NamedTensors parameters_;
   ForwardFunction forward_;
   std::string description_;

@@ -62,9 +62,7 @@ NamedTensors microbatch_gradients(const Problem& problem) {
   NamedTensors out;
   out.reserve(parameters.size());
   for (const auto& [name, p] : parameters) {
-    std::vector<int64_t> shape{batch_size};
-    shape.insert(shape.end(), p.sizes().begin(), p.sizes().end());
-    out.emplace_back(name, at::empty(shape, p.options().requires_grad(false)));
+    out.emplace_back(name, at::empty(batched_shape(batch_size, p.sizes()), p.options().requires_grad(false)));
   }
   for_each_sample_gradient(problem, parameters, [&](int64_t i, const std::vector<at::Tensor>& g) {
     for (size_t k = 0; k < g.size(); ++k) out[k].second.select(0, i).copy_(g[k]);

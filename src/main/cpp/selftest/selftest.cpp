@@ -1,11 +1,16 @@
 // Self-test and bench driver of the native core; needs no Java. Prints "N passed, M failed".
 //   psg4j_selftest [--device cpu|cuda]          run the checks (default: cuda when available)
 //   psg4j_selftest bench [--suite S] [--batch B] [--repeats R] [--device D] [--threads N]
-//                                                 time the reference against one batched backward
+//                        [--models DIR]          time the engines against one batched backward;
+//                                                DIR holds <suite>.pt and <suite>_x.pt exported by
+//                                                src/test/python/bench_python.py --export DIR
 #include "psg4j/compare.h"
 #include "psg4j/error.h"
 #include "psg4j/reference.h"
+#include "psg4j/tensor_io.h"
+#include "psg4j/vmap_engine.h"
 
+#include <torch/script.h>
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -59,6 +64,177 @@ NamedTensors clone_all(const NamedTensors& in) {
   NamedTensors out;
   for (const auto& [n, t] : in) out.emplace_back(n, t.clone());
   return out;
+}
+
+// The vmap engine's gradients pass the check against the reference, for both reductions.
+bool vmap_matches_reference(const Model& model, const Batch& batch, const Loss& loss,
+                            const VmapOptions& options = {}) {
+  for (Reduction r : {Reduction::Sum, Reduction::Mean}) {
+    const Problem problem{model, batch, loss, r};
+    const Comparison c = compare_with_reference(problem, vmap_gradients(problem, options), Tolerance{});
+    for (const auto& p : c.params) {
+      if (p.status != ParamStatus::Compared || !all_within(p)) {
+        std::printf("       %s: parameter %s differs (reduction %s)\n", model.describe().c_str(),
+                    p.name.c_str(), to_string(r).c_str());
+        return false;
+      }
+    }
+  }
+  return true;
+}
+
+// The message of the Error of `kind` that `body` throws, or "" if it throws none.
+std::string error_of(ErrorKind kind, const std::function<void()>& body) {
+  try {
+    body();
+  } catch (const Error& e) {
+    if (e.kind() == kind) return e.what();
+    std::printf("       unexpected error kind: %s\n", e.what());
+  }
+  return "";
+}
+
+bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+// A layer the swap registry does not know.
+struct ScaleImpl : torch::nn::Cloneable<ScaleImpl> {
+  ScaleImpl() { reset(); }
+  void reset() override { scale = register_parameter("scale", torch::ones({1})); }
+  at::Tensor forward(const at::Tensor& x) { return x * scale; }
+  at::Tensor scale;
+};
+TORCH_MODULE(Scale);
+
+void vmap_checks(const torch::Device device) {
+  namespace nn = torch::nn;
+  torch::manual_seed(1);
+  const int64_t B = 5;
+  Loss l1;
+
+  run_case("vmap equals the reference on standard layers (sum and mean)", [&] {
+    struct Case {
+      std::string name;
+      nn::Sequential model;
+      at::Tensor x;
+      int64_t batch_dim;
+    };
+    std::vector<Case> cases{
+        {"Linear 3-D", nn::Sequential(nn::Linear(4, 3)), torch::randn({B, 2, 4}), 0},
+        {"Linear time-first", nn::Sequential(nn::Linear(4, 3)), torch::randn({2, B, 4}), 1},
+        {"Conv2d stride 2 groups 2", nn::Sequential(nn::Conv2d(nn::Conv2dOptions(2, 4, 3).stride(2).groups(2))),
+         torch::randn({B, 2, 7, 7}), 0},
+        {"ConvTranspose1d", nn::Sequential(nn::ConvTranspose1d(nn::ConvTranspose1dOptions(2, 3, 3).stride(2))),
+         torch::randn({B, 2, 5}), 0},
+        {"Embedding", nn::Sequential(nn::Embedding(10, 3)), torch::randint(0, 10, {B, 4}), 0},
+        {"EmbeddingBag", nn::Sequential(nn::EmbeddingBag(10, 3)), torch::randint(0, 10, {B, 4}), 0},
+        {"LayerNorm+GroupNorm", nn::Sequential(nn::GroupNorm(2, 4), nn::LayerNorm(nn::LayerNormOptions({4, 3}))),
+         torch::randn({B, 4, 3}), 0},
+        {"InstanceNorm2d", nn::Sequential(nn::InstanceNorm2d(nn::InstanceNorm2dOptions(3).affine(true))),
+         torch::randn({B, 3, 4, 4}), 0},
+        {"LSTM time-first", nn::Sequential(nn::LSTM(nn::LSTMOptions(3, 4).num_layers(2))),
+         torch::randn({6, B, 3}), 1},
+        {"GRU batch-first", nn::Sequential(nn::GRU(nn::GRUOptions(3, 4).batch_first(true))),
+         torch::randn({B, 6, 3}), 0},
+        {"RNN bidirectional", nn::Sequential(nn::RNN(nn::RNNOptions(3, 4).bidirectional(true))),
+         torch::randn({6, B, 3}), 1},
+        {"MultiheadAttention", nn::Sequential(nn::MultiheadAttention(nn::MultiheadAttentionOptions(4, 2))),
+         torch::randn({3, B, 4}), 1},
+    };
+    for (auto& c : cases) {
+      c.model->to(device);
+      c.model->eval();
+      auto model = frontend_model(c.model.ptr().get());
+      Batch batch;
+      batch.inputs = {c.x.to(device)};
+      batch.batch_dim = c.batch_dim;
+      expect(vmap_matches_reference(*model, batch, l1), "vmap " + c.name);
+    }
+  });
+
+  nn::Sequential mlp(nn::Linear(6, 5), nn::ReLU(), nn::Linear(5, 3));
+  mlp->to(device);
+  const auto mlp_model = frontend_model(mlp.ptr().get());
+  Batch mlp_batch;
+  mlp_batch.inputs = {torch::randn({B, 6}, device)};
+
+  run_case("vmap in chunks equals vmap in one pass", [&] {
+    const Problem problem{*mlp_model, mlp_batch, l1, Reduction::Mean};
+    const NamedTensors whole = vmap_gradients(problem, {});
+    const NamedTensors chunked = vmap_gradients(problem, VmapOptions{2, Randomness::Error});
+    bool same = whole.size() == chunked.size();
+    for (size_t k = 0; same && k < whole.size(); ++k) same = torch::allclose(whole[k].second, chunked[k].second);
+    expect(same && vmap_matches_reference(*mlp_model, mlp_batch, l1, VmapOptions{2, Randomness::Error}),
+           "chunk size 2 over 5 samples");
+  });
+
+  run_case("a cross-entropy function model with targets", [&] {
+    const at::Tensor w = torch::randn({3, 6}, device).requires_grad_();
+    auto model = function_model({{"w", w}}, [](const std::vector<at::Tensor>& in, const std::vector<at::Tensor>& p) {
+      return torch::matmul(in[0], p[0].t());
+    }, "function model");
+    Batch batch = mlp_batch;
+    batch.targets = {torch::randint(0, 3, {B}, torch::TensorOptions().dtype(torch::kLong).device(device))};
+    Loss ce;
+    ce.kind = LossKind::CrossEntropy;
+    expect(vmap_matches_reference(*model, batch, ce), "function model, cross_entropy");
+  });
+
+  run_case("random ops: an error by default, allowed when asked", [&] {
+    nn::Sequential dropout(nn::Linear(6, 3), nn::Dropout(0.5));
+    dropout->to(device);
+    dropout->train();
+    auto model = frontend_model(dropout.ptr().get());
+    const Problem problem{*model, mlp_batch, l1, Reduction::Sum};
+    const std::string message = error_of(ErrorKind::Unsupported, [&] { vmap_gradients(problem, {}); });
+    expect(contains(message, "randomness") && contains(message, "microbatch") && contains(message, "aten::"),
+           "dropout under randomness 'error' is Unsupported, naming the op: " + message);
+    const NamedTensors grads = vmap_gradients(problem, VmapOptions{0, Randomness::Different});
+    expect(grads.size() == 2 && grads[0].second.size(0) == B, "randomness 'different' runs");
+  });
+
+  run_case("ops vmap cannot batch are Unsupported and name the op", [&] {
+    const at::Tensor w = torch::randn({3, 6}, device).requires_grad_();
+    auto item_model = function_model({{"w", w}}, [](const std::vector<at::Tensor>& in, const std::vector<at::Tensor>& p) {
+      const at::Tensor h = torch::matmul(in[0], p[0].t());
+      return h.sum().item<double>() > 0 ? h : -h;  // data-dependent control flow
+    }, "item model");
+    const std::string item = error_of(ErrorKind::Unsupported, [&] {
+      vmap_gradients({*item_model, mlp_batch, l1, Reduction::Sum}, {});
+    });
+    expect(contains(item, "aten::item") && contains(item, "--engine microbatch"), ".item(): " + item);
+    auto inplace_model = function_model({{"w", w}}, [](const std::vector<at::Tensor>& in, const std::vector<at::Tensor>& p) {
+      in[0].mul_(2);  // writes into the caller's batch
+      return torch::matmul(in[0], p[0].t());
+    }, "in-place model");
+    Batch copy;
+    copy.inputs = {mlp_batch.inputs[0].clone()};
+    const at::Tensor before = copy.inputs[0].clone();
+    const std::string inplace = error_of(ErrorKind::Unsupported, [&] {
+      vmap_gradients({*inplace_model, copy, l1, Reduction::Sum}, {});
+    });
+    expect(contains(inplace, "aten::mul_"), "in-place write into the input: " + inplace);
+  });
+
+  run_case("a layer the swap registry does not know is named", [&] {
+    nn::Sequential seq(nn::Linear(6, 6), Scale());
+    auto model = frontend_model(seq.ptr().get());
+    const std::string message = error_of(ErrorKind::BadInput, [&] {
+      vmap_gradients({*model, mlp_batch, l1, Reduction::Sum}, {});
+    });
+    expect(contains(message, "ScaleImpl") && contains(message, "microbatch"), "unknown layer: " + message);
+  });
+
+  run_case("parameters are restored after a failure", [&] {
+    nn::Sequential dropout(nn::Linear(6, 3), nn::Dropout(0.5));
+    dropout->to(device);
+    auto linear = dropout[0]->as<nn::Linear>();
+    const at::Tensor weight = linear->weight;
+    auto model = frontend_model(dropout.ptr().get());
+    error_of(ErrorKind::Unsupported, [&] { vmap_gradients({*model, mlp_batch, l1, Reduction::Sum}, {}); });
+    expect(linear->weight.is_same(weight), "Linear weight is the original tensor again");
+  });
 }
 
 void checks(const torch::Device device) {
@@ -164,6 +340,8 @@ void checks(const torch::Device device) {
     expect(throws_bad_input(empty) && throws_bad_input(out_of_range) && throws_bad_input(mismatched),
            "empty batch, batch dim out of range, mismatched batch sizes");
   });
+
+  vmap_checks(device);
 }
 
 // The DESIGN §7 suite as C++-frontend modules.
@@ -201,29 +379,59 @@ double median_ms(const std::function<void()>& f, int repeats, torch::Device d) {
   return ms[ms.size() / 2];
 }
 
-void bench(int64_t B, int repeats, torch::Device d, const std::string& only) {
-  std::printf("bench: B=%lld, threads=%d, device=%s, median of %d (ms)\n", static_cast<long long>(B),
-              at::get_num_threads(), d.str().c_str(), repeats);
-  for (auto& [name, entry] : suite(B, d)) {
+struct BenchModel {
+  std::shared_ptr<Model> model;
+  at::Tensor x;
+  std::shared_ptr<void> keep_alive;  // the module the model borrows
+};
+
+// The suite as C++-frontend modules, or as the TorchScript models and inputs Python exported
+// (identical weights and inputs for a side-by-side run with torch.func).
+std::map<std::string, BenchModel> bench_models(int64_t B, torch::Device d, const std::string& models_dir) {
+  std::map<std::string, BenchModel> out;
+  if (models_dir.empty()) {
+    for (auto& [name, entry] : suite(B, d)) {
+      out[name] = {frontend_model(entry.first.ptr().get()), entry.second, entry.first.ptr()};
+    }
+    return out;
+  }
+  for (const std::string name : {"mlp", "cnn", "seq", "emb"}) {
+    torch::jit::Module module = torch::jit::load(models_dir + "/" + name + ".pt", d);
+    module.eval();
+    const NamedTensors x = load_tensor_file(models_dir + "/" + name + "_x.pt");
+    out[name] = {torchscript_model(module), x.at(0).second.to(d), nullptr};
+  }
+  return out;
+}
+
+void bench(int64_t B, int repeats, torch::Device d, const std::string& only, const std::string& models_dir) {
+  std::printf("bench: B=%lld, threads=%d, device=%s, models=%s, median of %d (ms)\n",
+              static_cast<long long>(B), at::get_num_threads(), d.str().c_str(),
+              models_dir.empty() ? "C++ frontend" : models_dir.c_str(), repeats);
+  for (auto& [name, entry] : bench_models(B, d, models_dir)) {
     if (!only.empty() && name != only) continue;
-    auto model = frontend_model(entry.first.ptr().get());
+    const Model& model = *entry.model;
     Batch batch;
-    batch.inputs = {entry.second};
+    batch.inputs = {entry.x};
     Loss l1;
-    const Problem problem{*model, batch, l1, Reduction::Sum};
+    const Problem problem{model, batch, l1, Reduction::Sum};
     const double reference = median_ms([&] { microbatch_gradients(problem); }, repeats, d);
-    const NamedTensors candidate = microbatch_gradients(problem);
     if (std::getenv("PSG4J_BENCH_REFERENCE_ONLY")) {  // for profiling the loop alone
       std::printf("%-4s reference %8.2f\n", name.c_str(), reference);
       continue;
     }
+    const NamedTensors candidate = microbatch_gradients(problem);
     const double check = median_ms([&] { compare_with_reference(problem, candidate, Tolerance{}); }, repeats, d);
+    const double vmap = median_ms([&] { vmap_gradients(problem, {}); }, repeats, d);
+    std::vector<at::Tensor> params;
+    for (const auto& p : model.trainable_parameters()) params.push_back(p.second);
     const double backward = median_ms([&] {
-      auto loss = l1(entry.first->forward(entry.second), {}, Reduction::Sum, B);
-      torch::autograd::grad({loss}, entry.first->parameters());
+      auto loss = l1(model.forward({entry.x}), {}, Reduction::Sum, entry.x.size(0));
+      torch::autograd::grad({loss}, params);
     }, repeats, d);
-    std::printf("%-4s reference %8.2f  check %8.2f  batched backward %7.2f  reference/backward %6.1fx\n",
-                name.c_str(), reference, check, backward, reference / backward);
+    std::printf("%-4s reference %8.2f  check %8.2f  vmap %7.2f  batched backward %7.2f  "
+                "vmap/backward %5.2fx  reference/vmap %5.1fx\n",
+                name.c_str(), reference, check, vmap, backward, vmap / backward, reference / vmap);
   }
 }
 
@@ -235,6 +443,7 @@ int main(int argc, char** argv) {
   int repeats = 7;
   std::string device = torch::cuda::is_available() ? "cuda" : "cpu";
   std::string only;
+  std::string models_dir;
   for (int k = 1; k < argc; ++k) {
     const std::string arg = argv[k];
     if (arg == "bench") run_bench = true;
@@ -242,15 +451,16 @@ int main(int argc, char** argv) {
     else if (arg == "--batch" && k + 1 < argc) batch = std::stoll(argv[++k]);
     else if (arg == "--repeats" && k + 1 < argc) repeats = std::stoi(argv[++k]);
     else if (arg == "--suite" && k + 1 < argc) only = argv[++k];
+    else if (arg == "--models" && k + 1 < argc) models_dir = argv[++k];
     else if (arg == "--threads" && k + 1 < argc) at::set_num_threads(std::stoi(argv[++k]));
     else {
-      std::fprintf(stderr, "usage: psg4j_selftest [bench [--suite mlp|cnn|seq|emb]] [--device cpu|cuda] [--batch B] [--repeats R] [--threads N]\n");
+      std::fprintf(stderr, "usage: psg4j_selftest [bench [--suite mlp|cnn|seq|emb]] [--device cpu|cuda] [--batch B] [--repeats R] [--threads N] [--models DIR]\n");
       return 2;
     }
   }
   const torch::Device d(device);
   if (run_bench) {
-    bench(batch, repeats, d, only);
+    bench(batch, repeats, d, only, models_dir);
     return 0;
   }
   std::printf("psg4j self-test on %s\n", d.str().c_str());

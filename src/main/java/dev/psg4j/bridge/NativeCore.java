@@ -143,7 +143,7 @@ public final class NativeCore {
         private native void allocate();
 
         public native int call(@Cast("const std::vector<at::Tensor>*") Pointer inputs,
-                @Cast("at::Tensor*") Pointer output);
+                @Cast("const std::vector<at::Tensor>*") Pointer parameters, @Cast("at::Tensor*") Pointer output);
     }
 
     /** A Java loss: fills {@code loss} with a scalar and returns 0, or non-zero after a throw. */
@@ -194,6 +194,11 @@ public final class NativeCore {
 
     public static native @ByVal NamedTensorList microbatch_gradients(@Const @ByRef NativeModel model,
             @Const @ByRef NativeBatch batch, @Const @ByRef NativeLoss loss, int reduction);
+
+    /** randomness: 0 error, 1 different, 2 same; chunkSize 0: the whole batch in one pass. */
+    public static native @ByVal NamedTensorList vmap_gradients(@Const @ByRef NativeModel model,
+            @Const @ByRef NativeBatch batch, @Const @ByRef NativeLoss loss, int reduction, long chunkSize,
+            int randomness);
 
     public static native @ByVal NamedTensorList load_tensor_file(@StdString String path);
 

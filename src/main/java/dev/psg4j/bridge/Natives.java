@@ -3,6 +3,7 @@ package dev.psg4j.bridge;
 import dev.psg4j.BadInputException;
 import dev.psg4j.ModelExecutionException;
 import dev.psg4j.Psg4jException;
+import dev.psg4j.UnsupportedModelException;
 
 import org.bytedeco.pytorch.StringVector;
 import org.bytedeco.pytorch.Tensor;
@@ -46,19 +47,35 @@ public final class Natives {
         return call(List.of(), body);
     }
 
-    /** Runs {@code body}; if a callback of {@code callbacks} threw, rethrows that exception. */
+    /**
+     * Runs {@code body}; if a callback of {@code callbacks} threw, rethrows that exception, unless
+     * the native side says the engine cannot run the model, which becomes an
+     * {@link UnsupportedModelException} caused by it. Failures of callbacks that the native side
+     * recovered from (an engine retrying another way) are dropped.
+     */
     public static <T> T call(List<CallbackFailure> callbacks, Supplier<T> body) {
         NativeCore.load();
         try {
-            return body.get();
+            T result = body.get();
+            callbacks.forEach(CallbackFailure::take);
+            return result;
         } catch (RuntimeException e) {
+            Throwable callbackFailure = null;
             for (CallbackFailure c : callbacks) {
                 Throwable t = c.take();
-                if (t != null) {
-                    throw rethrowable(t);
+                if (callbackFailure == null) {
+                    callbackFailure = t;
                 }
             }
-            throw translate(e);
+            RuntimeException nativeFailure = translate(e);
+            if (nativeFailure instanceof UnsupportedModelException unsupported && callbackFailure != null) {
+                throw new UnsupportedModelException(unsupported.getMessage() + " (the Java code threw: "
+                        + callbackFailure + ")", callbackFailure);
+            }
+            if (callbackFailure != null) {
+                throw rethrowable(callbackFailure);
+            }
+            throw nativeFailure;
         }
     }
 
@@ -116,6 +133,7 @@ public final class Natives {
         String text = message.substring(colon + 1);
         return switch (kind) {
             case "bad_input" -> new BadInputException(text);
+            case "unsupported" -> new UnsupportedModelException(text, null);
             default -> new ModelExecutionException(text, null);
         };
     }

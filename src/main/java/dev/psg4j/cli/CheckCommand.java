@@ -7,6 +7,7 @@ import dev.psg4j.check.PerSampleCheck;
 import dev.psg4j.check.Reduction;
 import dev.psg4j.check.Tolerance;
 import dev.psg4j.engine.Engines;
+import dev.psg4j.engine.Randomness;
 import dev.psg4j.engine.TensorMaps;
 import dev.psg4j.model.Model;
 import dev.psg4j.model.Models;
@@ -68,9 +69,18 @@ final class CheckCommand implements Callable<Integer> {
     @Option(names = "--target-batch-dim", paramLabel = "N", description = "the batch dimension of the targets; default --batch-dim")
     Integer targetBatchDim;
 
-    @Option(names = "--engine", paramLabel = "ENGINE", defaultValue = "microbatch",
-            description = "the engine that computes the candidate without --candidate: microbatch (vmap comes later)")
+    @Option(names = "--engine", paramLabel = "ENGINE", defaultValue = "vmap",
+            description = "the engine that computes the candidate without --candidate: vmap (vectorized, native) "
+                    + "or microbatch (the reference itself); default ${DEFAULT-VALUE}")
     String engine;
+
+    @Option(names = "--chunk-size", paramLabel = "N", defaultValue = "0",
+            description = "vmap: at most N samples per vectorized pass, to bound memory; 0: the whole batch")
+    long chunkSize;
+
+    @Option(names = "--randomness", paramLabel = "MODE", defaultValue = "error",
+            description = "vmap: what random ops do: error, different (per sample) or same; default ${DEFAULT-VALUE}")
+    String randomness;
 
     @Option(names = "--candidate", paramLabel = "GRADS.pt",
             description = "torch.save of a dict {parameter name: Tensor[B, *shape]} for the one --reduction given")
@@ -107,7 +117,7 @@ final class CheckCommand implements Callable<Integer> {
         try (Model m = Models.torchScript(model)) {
             List<Tensor> inputs = new ArrayList<>(TensorMaps.load(input).values());
             List<Tensor> targets = target == null ? List.of() : new ArrayList<>(TensorMaps.load(target).values());
-            GradSampler sampler = candidate == null ? Engines.microbatch()
+            GradSampler sampler = candidate == null ? engine()
                     : Engines.precomputed(candidate.getFileName().toString(), reductions.get(0), candidateGrads());
             PerSampleCheck.Builder builder = PerSampleCheck.builder().model(m).inputs(inputs).targets(targets)
                     .loss(lossFn).reductions(reductions.toArray(Reduction[]::new)).batchDim(batchDim)
@@ -136,6 +146,14 @@ final class CheckCommand implements Callable<Integer> {
         }
     }
 
+    private GradSampler engine() {
+        return switch (engine.toLowerCase(Locale.ROOT)) {
+            case "vmap" -> Engines.vmap().chunkSize(chunkSize).randomness(Randomness.named(randomness));
+            case "microbatch" -> Engines.microbatch();
+            default -> throw new BadInputException("unknown engine '" + engine + "': use --engine vmap or microbatch");
+        };
+    }
+
     private List<Reduction> reductions() {
         return switch (reduction.toLowerCase(Locale.ROOT)) {
             case "sum" -> List.of(Reduction.SUM);
@@ -149,11 +167,7 @@ final class CheckCommand implements Callable<Integer> {
         if (html != null) {
             throw new BadInputException("HTML reports come in a later release; use --json REPORT.json for now");
         }
-        switch (engine.toLowerCase(Locale.ROOT)) {
-            case "microbatch" -> { }
-            case "vmap" -> throw new BadInputException("engine vmap is not available yet; use --engine microbatch");
-            default -> throw new BadInputException("unknown engine '" + engine + "': use --engine microbatch");
-        }
+        engine();
         switch (device.toLowerCase(Locale.ROOT)) {
             case "cpu" -> { }
             case "cuda" -> throw new BadInputException("--device cuda is not supported yet: this release checks on "

@@ -2,6 +2,7 @@ package dev.psg4j.cli;
 
 import dev.psg4j.BadInputException;
 import dev.psg4j.ModelExecutionException;
+import dev.psg4j.UnsupportedModelException;
 
 import picocli.CommandLine.Model.CommandSpec;
 
@@ -28,6 +29,9 @@ final class Failures {
     /** One line: what went wrong; unexpected exceptions are an 'internal error'. */
     static String describe(String command, Throwable e) {
         if (e instanceof BadInputException) {
+            return command + ": " + oneLine(e.getMessage());
+        }
+        if (e instanceof UnsupportedModelException) {
             return command + ": " + oneLine(e.getMessage());
         }
         if (e instanceof ModelExecutionException) {

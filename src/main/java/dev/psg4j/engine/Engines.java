@@ -9,9 +9,17 @@ import org.bytedeco.pytorch.Tensor;
 import java.util.LinkedHashMap;
 import java.util.Map;
 
-/** The grad samplers psg4j ships. */
+/** The grad samplers psg4j ships: the vmap engine, the microbatch reference, precomputed gradients. */
 public final class Engines {
     private Engines() {
+    }
+
+    /**
+     * The vmap engine: vmap(grad) in native code, the whole batch in one vectorized pass, random
+     * ops refused. Tune with {@link VmapEngine#chunkSize} and {@link VmapEngine#randomness}.
+     */
+    public static VmapEngine vmap() {
+        return new VmapEngine(0, Randomness.ERROR);
     }
 
     /** The reference itself: every sample alone, natively, samples spread over LibTorch's threads. */

@@ -14,6 +14,7 @@ import org.bytedeco.pytorch.TensorVector;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
@@ -54,7 +55,11 @@ public final class Models {
 
     /**
      * A C++-frontend module built in Java: a {@code Sequential} of standard layers, or one standard
-     * layer (Linear, Conv1d/2d/3d, Embedding, LayerNorm, GroupNorm). Its forward runs natively.
+     * layer: Linear, Bilinear (two inputs), Conv1d/2d/3d, ConvTranspose1d/2d/3d, Embedding,
+     * EmbeddingBag, LayerNorm, GroupNorm, InstanceNorm1d/2d/3d, BatchNorm1d/2d/3d, RNN/LSTM/GRU
+     * (their output sequence, from a zero initial state) and MultiheadAttention (self-attention, its
+     * attention output; inputs time-first [L, N, E]). Parameter-free layers (activations, pooling,
+     * Flatten, Dropout) may sit in a Sequential. Its forward runs natively.
      */
     public static Model module(Module module) {
         Objects.requireNonNull(module, "module");
@@ -62,9 +67,10 @@ public final class Models {
     }
 
     /**
-     * A model whose forward is Java code over {@code parameters} (name → tensor with requires_grad),
-     * in the order given. The forward is called once per sample by the reference, possibly from
-     * several threads.
+     * A model whose forward is Java code in functional form over {@code parameters} (name → tensor;
+     * those with requires_grad are the trainable ones), in the order given. The reference calls it
+     * once per sample, possibly from several threads, with these parameters; the vmap engine calls
+     * it once per chunk with its own.
      */
     public static Model function(String description, Map<String, Tensor> parameters, ForwardFunction forward) {
         Objects.requireNonNull(forward, "forward");
@@ -72,12 +78,18 @@ public final class Models {
             throw new BadInputException("a function model needs at least one parameter tensor");
         }
         Natives.CallbackFailure failure = new Natives.CallbackFailure();
+        List<String> order = List.copyOf(parameters.keySet());
         NativeCore.ForwardCallback callback = new NativeCore.ForwardCallback() {
             @Override
-            public int call(Pointer inputs, Pointer output) {
+            public int call(Pointer inputs, Pointer given, Pointer output) {
                 try {
                     TensorVector in = new TensorVector(inputs);
-                    Tensor result = forward.forward(Arrays.asList(in.get()));
+                    Tensor[] values = new TensorVector(given).get();
+                    Map<String, Tensor> byName = new LinkedHashMap<>();
+                    for (int k = 0; k < values.length; k++) {
+                        byName.put(order.get(k), values[k]);
+                    }
+                    Tensor result = forward.forward(Arrays.asList(in.get()), byName);
                     if (result == null) {
                         throw new IllegalStateException("the forward of " + description + " returned null");
                     }

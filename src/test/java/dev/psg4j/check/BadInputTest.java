@@ -117,7 +117,7 @@ class BadInputTest {
     void javaForwardThatThrowsIsRethrownAsItself() {
         Tensor w = torch.ones(2, 4).requires_grad_(true);
         IllegalStateException boom = new IllegalStateException("boom in forward");
-        try (Model m = Models.function("throwing", Map.of("w", w), in -> {
+        try (Model m = Models.function("throwing", Map.of("w", w), (in, p) -> {
                  throw boom;
              });
              PerSampleCheck check = PerSampleCheck.builder().model(m).inputs(torch.ones(3, 4)).build()) {
@@ -139,7 +139,7 @@ class BadInputTest {
     void nonFiniteModelGradientIsAFailingReport() {
         Tensor w = torch.ones(2, 4).requires_grad_(true);
         // sqrt at 0 has an infinite derivative: the reference itself is not finite.
-        try (Model m = Models.function("sqrt", Map.of("w", w), in -> torch.sqrt(torch.matmul(in.get(0), w.t())));
+        try (Model m = Models.function("sqrt", Map.of("w", w), (in, p) -> torch.sqrt(torch.matmul(in.get(0), p.get("w").t())));
              PerSampleCheck check = PerSampleCheck.builder().model(m).inputs(torch.zeros(3, 4)).reduction(Reduction.SUM)
                      .build()) {
             CheckReport report = check.run(Engines.microbatch());
@@ -178,7 +178,7 @@ class BadInputTest {
             badInput(() -> PerSampleCheck.builder().model(m).inputs(freed).build(), "input 0 is null or was freed");
             badInput(() -> PerSampleCheck.builder().model(m).inputs(new Tensor()).build(), "undefined tensor");
         }
-        badInput(() -> Models.function("f", Map.of("w", new Tensor()), in -> in.get(0)), "undefined tensor");
-        badInput(() -> Models.function("f", Map.of("w", freed), in -> in.get(0)), "parameter 0 is null or was freed");
+        badInput(() -> Models.function("f", Map.of("w", new Tensor()), (in, p) -> in.get(0)), "undefined tensor");
+        badInput(() -> Models.function("f", Map.of("w", freed), (in, p) -> in.get(0)), "parameter 0 is null or was freed");
     }
 }

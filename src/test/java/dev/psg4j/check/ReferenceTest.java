@@ -89,8 +89,8 @@ class ReferenceTest {
         Loss customL1 = Loss.custom("my-l1", (out, targets, reduction) ->
                 torch.l1_loss(out, torch.zeros_like(out), reduction == Reduction.SUM ? 2 : 1));
         try (Model native_ = Models.module(seq);
-             Model function = Models.function("java linear", params, in -> torch.linear(in.get(0), params.get(
-                     "fc.weight"), new org.bytedeco.pytorch.TensorOptional(params.get("fc.bias"))));
+             Model function = Models.function("java linear", params, (in, p) -> torch.linear(in.get(0), p.get(
+                     "fc.weight"), new org.bytedeco.pytorch.TensorOptional(p.get("fc.bias"))));
              PerSampleCheck check = PerSampleCheck.builder().model(native_).inputs(x).threads(2).build()) {
             for (Reduction r : Reduction.values()) {
                 Map<String, Tensor> expected = Engines.microbatch().perSampleGradients(native_, check.batch(), Loss.L1, r);
@@ -109,7 +109,7 @@ class ReferenceTest {
         try {
             for (int k = 0; k < 40; k++) {
                 Tensor w = torch.ones(2, 3).requires_grad_(true);
-                models.add(Models.function("m" + k, Map.of("w", w), in -> torch.matmul(in.get(0), w.t())));
+                models.add(Models.function("m" + k, Map.of("w", w), (in, p) -> torch.matmul(in.get(0), p.get("w").t())));
                 losses.add(Loss.custom("l" + k, (out, t, r) -> out.sum()));
             }
             try (PerSampleCheck check = PerSampleCheck.builder().model(models.get(39)).inputs(torch.ones(4, 3))

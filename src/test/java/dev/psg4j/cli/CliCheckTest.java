@@ -112,14 +112,29 @@ class CliCheckTest {
         }
     }
 
-    /** Without --candidate the microbatch engine is the candidate; it passes on every fixture, both reductions. */
+    /** Without --candidate an engine computes the candidate (vmap by default); both pass on every fixture, both reductions. */
     @ParameterizedTest
     @ValueSource(strings = {"mlp", "cnn", "two_input", "time_first", "transpose_trap", "emb"})
     void engineChecksPass(String fixture) {
-        CliRun run = CliRun.of(CliRun.checkArgs(fixture).toArray(String[]::new));
+        for (String engine : List.of("vmap", "microbatch")) {
+            List<String> args = new ArrayList<>(CliRun.checkArgs(fixture));
+            if (engine.equals("microbatch")) {
+                args.addAll(List.of("--engine", "microbatch"));
+            }
+            CliRun run = CliRun.of(args.toArray(String[]::new));
+            assertEquals(0, run.status(), run::toString);
+            assertTrue(run.out().contains("engine " + engine), run::toString);
+            assertTrue(run.out().contains(" sum ") && run.out().contains(" mean "), run::toString);
+        }
+    }
+
+    @Test
+    void vmapInChunksWithRandomnessOption() {
+        List<String> args = new ArrayList<>(CliRun.checkArgs("cnn"));
+        args.addAll(List.of("--chunk-size", "2", "--randomness", "different"));
+        CliRun run = CliRun.of(args.toArray(String[]::new));
         assertEquals(0, run.status(), run::toString);
-        assertTrue(run.out().contains("engine microbatch"), run::toString);
-        assertTrue(run.out().contains(" sum ") && run.out().contains(" mean "), run::toString);
+        assertTrue(run.out().startsWith("PASSED: engine vmap"), run::toString);
     }
 
     @Test

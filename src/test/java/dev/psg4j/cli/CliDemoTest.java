@@ -67,7 +67,7 @@ class CliDemoTest {
         weight.set_requires_grad(true);
         Map<String, Tensor> params = new LinkedHashMap<>();
         params.put("w", weight);
-        try (Model model = Models.function("x @ w^T", params, in -> torch.linear(in.get(0), weight));
+        try (Model model = Models.function("x @ w^T", params, (in, p) -> torch.linear(in.get(0), p.get("w")));
              PerSampleCheck check = PerSampleCheck.builder().model(model).inputs(torch.randn(4, 2, 6))
                      .targets(torch.randn(4, 2, 3)).loss(dev.psg4j.check.Loss.MSE).build()) {
             CheckReport report = check.run(LinearGradSampler.of("w", null));

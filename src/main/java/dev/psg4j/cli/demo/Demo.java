@@ -90,7 +90,8 @@ public final class Demo {
         params.put("fc.weight", weight);
         params.put("fc.bias", bias);
         return Models.function(TRANSPOSE_TRAP, params,
-                inputs -> torch.linear(inputs.get(0).transpose(0, 1), weight, new TensorOptional(bias)).transpose(0, 1));
+                (inputs, p) -> torch.linear(inputs.get(0).transpose(0, 1), p.get("fc.weight"),
+                        new TensorOptional(p.get("fc.bias"))).transpose(0, 1));
     }
 
     /** The hand-written batch-first Linear sampler, hooked around the trap's Linear layer. */
