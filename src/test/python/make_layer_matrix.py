@@ -8,33 +8,49 @@ Run with the project's Python environment (torch 2.10.0):
 Writes into src/test/resources/layer_matrix/ (relative to the repository root) one folder per
 case, modelled on Opacus's own grad-sample tests (opacus/tests/grad_samples/): convolutions
 (1-3d, transposed, stride/padding/dilation/groups/bias), Linear on 2-4-d and time-first input,
-Bilinear, Embedding, EmbeddingBag, the normalisation layers, RNN/GRU/LSTM, MultiheadAttention
-and a few small composite models:
+Bilinear, Embedding, EmbeddingBag, the normalisation layers, RNN/GRU/LSTM (with the default and
+with an explicit initial hidden state), MultiheadAttention, a few small composite models, and
+(last) three scripted models that psg4j's vmap engine must refuse:
 
-    <case>/model.pt        TorchScript module (eval mode); torch.jit.script, or torch.jit.trace
-                           where scripting fails (manifest field "scripted")
-    <case>/x.pt            input tensor, or tuple of tensors (multi-input)
-    <case>/y.pt            target tensor (only where the loss needs one)
-    <case>/grads_sum.pt    {param name: Tensor[B, *shape]} reference per-sample grads, reduction 'sum'
-    <case>/grads_mean.pt   same, loss reduction 'mean'
-    manifest.json          JSON array, one object per case: name, layer, config, inputs,
-                           multi_input, batch_dim, batch_size, loss, target, scripted,
-                           func_vmap, func_vmap_error (null or the error's first line),
-                           func_vmap_fallback_ops (aten ops vmap ran through its slow
-                           per-sample fallback: no batching rule, but correct), param_names,
-                           param_shapes
+    <case>/model.pt       TorchScript module (eval mode); torch.jit.script, or torch.jit.trace
+                          where scripting fails (manifest field "scripted")
+    <case>/x.pt           input tensor, or tuple of tensors (multi-input)
+    <case>/y.pt           target tensor (only where the loss needs one)
+    <case>/grads_sum.pt   {param name: Tensor[B, *shape]} reference per-sample grads, reduction 'sum'
+    <case>/grads_mean.pt  same, loss reduction 'mean'
+    manifest.json         JSON array, one object per case: name, layer, config, inputs, multi_input,
+        batch_dim, batch_size, loss, target, scripted, func_vmap, func_vmap_error (null or the
+        error's first line), func_vmap_fallback_ops (aten ops vmap ran through its slow
+        per-sample fallback: no batching rule, but correct), expect_vmap, unsupported_op,
+        engine_vmap, engine_unsupported_op, param_names, param_shapes.
+      expect_vmap: what torch.func's vmap does: "pass", or "unsupported" (then the stored grads
+        come from the microbatch loop): the RNN/GRU cases from the layer's default (None) initial
+        hidden state (functorch cannot vmap ATen's RNN/GRU kernels so with shared, in_dims None,
+        parameters; their *_h0 twins, LSTM too, pass a zero state made from the input, batched
+        like it, and vmap), data_dependent_branch (`if bool(h.sum() > 0)`), item_scale (.item()).
+      unsupported_op: for "unsupported" cases the ATen op that fails ("aten::rnn_tanh",
+        "aten::rnn_relu", "aten::gru", "aten::item"), else null: checked to run where torch.func
+        failed and (like engine_unsupported_op) to be in the module's inlined graph or run by it.
+      engine_vmap: what psg4j's own vmap engine (torch.func's vmap(grad) in C++; it retries with
+        per-sample parameters) is expected to do: "pass" for all cases, the RNN/GRU ones included,
+        but the last three, which it refuses ("unsupported"): data_dependent_branch, item_scale
+        and inplace_input_write (x.mul_(2.0): torch.func's grad wraps inputs, psg4j's does not).
+      engine_unsupported_op: null, or the failing ATen op, which the engine's error must contain.
 
-Definition of the reference per-sample gradient of sample i (the same as make_fixtures.py): the
-gradient of the loss of a batch holding ONLY sample i (every input x.select(bd, i).unsqueeze(bd),
-bd = batch dim of the inputs; the target y[i:i+1], targets are batched along dim 0), with the
-torch loss reduction applied to that one-sample batch. Computed with
-torch.func.vmap(torch.func.grad(...)) over torch.func.functional_call on the eager module and
-checked against an explicit microbatch loop (torch.autograd.grad per sample); the script aborts
-if they disagree (atol 1e-6, rtol 1e-5). Where torch.func cannot vmap a case, the case is kept
-with "func_vmap": false and the error in "func_vmap_error", and the microbatch grads are stored.
-Further checks: the saved TorchScript module (loaded back) computes the same output as the eager
-module, and a microbatch loop over it reproduces the stored grads; the 'sum' per-sample grads add up to the full-batch gradient (all cases are
-batch-independent: eval mode); every parameter gets a non-zero gradient somewhere.
+Definition of the reference per-sample gradient of sample i (as in make_fixtures.py): the gradient
+of the loss of a batch holding ONLY sample i (every input x.select(bd, i).unsqueeze(bd), bd = batch
+dim of the inputs; the target y[i:i+1], targets are batched along dim 0), with the torch loss
+reduction applied to that one-sample batch; a model that writes into its input gets copies. Computed
+with torch.func.vmap(torch.func.grad(...)) over torch.func.functional_call on the eager module and
+checked against an explicit microbatch loop (torch.autograd.grad per sample); the script aborts if
+they disagree (atol 1e-6, rtol 1e-5). Where torch.func cannot vmap a case, the case is kept with
+"func_vmap": false and the error in "func_vmap_error", and the microbatch grads are stored; the
+script aborts unless that matches the case's expect_vmap ("unsupported" exactly where func_vmap is
+false). Each *_h0 case has the same weights and input as its default-state twin and must store the
+same grads (same tolerances). Further checks: the saved TorchScript module (loaded back) computes
+the same output as the eager module, and a microbatch loop over it reproduces the stored grads; the
+'sum' per-sample grads add up to the full-batch gradient (eval mode; not for data_dependent_branch
+and item_scale, whose forward depends on the whole batch); every parameter gets a non-zero gradient.
 
 Loss conventions:
     l1            nn.L1Loss(reduction)(out, zeros_like(out))
@@ -80,6 +96,37 @@ class RecurrentOut(nn.Module):
         return self.rnn(x)[0]
 
 
+class RecurrentOutH0(nn.Module):
+    """RNN / GRU / LSTM called with an explicit zero initial state, returning the output sequence.
+
+    The zero state is computed from the input (zeros + zeros_like(x).sum()), so that under vmap it
+    is batched like the input: functorch cannot vmap ATen's RNN/GRU kernels from the unbatched
+    default (None) state.
+    """
+
+    def __init__(self, rnn: nn.Module):
+        super().__init__()
+        self.rnn = rnn
+        self.state_layers = rnn.num_layers * (2 if rnn.bidirectional else 1)
+        self.hidden = rnn.hidden_size
+        self.batch_first = rnn.batch_first
+
+    def zero_state(self, x: torch.Tensor) -> torch.Tensor:
+        n = x.size(0) if self.batch_first else x.size(1)
+        return (torch.zeros(self.state_layers, n, self.hidden, dtype=x.dtype)
+                + torch.zeros_like(x).sum())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.rnn(x, self.zero_state(x))[0]
+
+
+class LSTMOutH0(RecurrentOutH0):
+    """LSTM called with explicit zero (h0, c0) made like RecurrentOutH0's, output sequence only."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.rnn(x, (self.zero_state(x), self.zero_state(x)))[0]
+
+
 class SelfAttention(nn.Module):
     """nn.MultiheadAttention as self-attention, returning only the attention output."""
 
@@ -99,6 +146,44 @@ class TwoBranch(nn.Module):
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return self.fa(a) + torch.tanh(self.fb(b))
+
+
+class DataDependentBranch(nn.Module):
+    """Linear(5,3), then a sign flip that the data decides: data-dependent control flow."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(5, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.fc(x)
+        if bool(h.sum() > 0):
+            h = -h
+        return h
+
+
+class ItemScale(nn.Module):
+    """Linear(5,3), scaled by a Python float read from its (detached) output with .item()."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(5, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.fc(x)
+        return h * float(h.detach().abs().max().item())
+
+
+class InplaceInputWrite(nn.Module):
+    """Doubles its input in place (x.mul_(2.0): the caller's tensor changes), then Linear(5,3)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(5, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x.mul_(2.0)
+        return self.fc(x)
 
 
 # --------------------------------------------------------------------------- losses
@@ -138,11 +223,16 @@ def clean_error(e):
     return re.sub(r"0x[0-9a-fA-F]+", "0x?", msg)[:300]
 
 
-def func_grads(model, x, y, loss_kind, reduction, bd):
+def fresh_inputs(x, fresh):
+    """The inputs as a tuple; copies of them where the model writes into its input (fresh)."""
+    return tuple(t.clone() for t in as_tuple(x)) if fresh else as_tuple(x)
+
+
+def func_grads(model, x, y, loss_kind, reduction, bd, fresh=False):
     """Per-sample grads via vmap(grad(functional_call)) over one-sample batches."""
     params = {k: v.detach() for k, v in model.named_parameters()}
     buffers = {k: v.detach() for k, v in model.named_buffers()}
-    xs = as_tuple(x)
+    xs = fresh_inputs(x, fresh)
 
     def one_sample_loss(p, xi, yi):
         # xi: tuple of per-sample slices (batch dim removed by vmap); re-add it.
@@ -160,13 +250,14 @@ def func_grads(model, x, y, loss_kind, reduction, bd):
     return {k: own(g[k]) for k, _ in model.named_parameters()}
 
 
-def loop_grads(model, x, y, loss_kind, reduction, bd, B):
-    """Explicit microbatch loop: torch.autograd.grad on each one-sample batch."""
+def loop_grads(model, x, y, loss_kind, reduction, bd, B, fresh=False):
+    """Explicit microbatch loop: torch.autograd.grad on each one-sample batch (fresh: on copies
+    of the samples, like psg4j's reference, for a model that writes into its input)."""
     names = [k for k, _ in model.named_parameters()]
     params = [p for _, p in model.named_parameters()]
     per = {k: [] for k in names}
     for i in range(B):
-        xi = tuple(t.select(bd, i).unsqueeze(bd) for t in as_tuple(x))
+        xi = fresh_inputs(tuple(t.select(bd, i).unsqueeze(bd) for t in as_tuple(x)), fresh)
         yi = None if y is None else y[i : i + 1]
         out = model(*xi)
         loss = loss_of(loss_kind, reduction, out, yi, 1)
@@ -176,13 +267,50 @@ def loop_grads(model, x, y, loss_kind, reduction, bd, B):
     return {k: own(torch.stack(v, 0)) for k, v in per.items()}
 
 
-def batch_grads(model, x, y, loss_kind, bd):
-    """Gradient of the 'sum' loss of the whole batch (= sum of the 'sum' per-sample grads)."""
+def batch_grads(model, x, y, loss_kind, bd, fresh=False):
+    """Gradient of the 'sum' loss of the whole batch (= sum of the 'sum' per-sample grads where
+    the model is batch-independent)."""
     names = [k for k, _ in model.named_parameters()]
     params = [p for _, p in model.named_parameters()]
     B = as_tuple(x)[0].shape[bd]
-    loss = loss_of(loss_kind, "sum", model(*as_tuple(x)), y, B)
+    loss = loss_of(loss_kind, "sum", model(*fresh_inputs(x, fresh)), y, B)
     return dict(zip(names, torch.autograd.grad(loss, params)))
+
+
+def graph_ops(module):
+    """The op names (node kinds) of a TorchScript module's inlined graph, nested blocks included."""
+    ops = set()
+
+    def walk(nodes):
+        for n in nodes:
+            ops.add(n.kind())
+            for b in n.blocks():
+                walk(b.nodes())
+
+    walk(module.inlined_graph.nodes())
+    return ops
+
+
+def profiled(fn):
+    """Runs fn() under the autograd profiler: (the names of the ops it dispatched, the chain of
+    ops that were running when it raised, outermost first, or [] if it did not raise)."""
+    error = None
+    with torch.autograd.profiler.profile() as prof:
+        try:
+            fn()
+        except Exception as e:  # noqa: BLE001
+            error = e
+    events = [e for e in prof.function_events if e.name.startswith("aten::")]
+    chain = []
+    if error is not None and events:
+        # Nothing starts after the throw: the op started last threw, its parents were running.
+        ev = max(events, key=lambda e: (e.time_range.start, -e.time_range.end))
+        while ev is not None:
+            # each functorch level dispatches an op again: name it once
+            if ev.name.startswith("aten::") and (not chain or chain[0] != ev.name):
+                chain.insert(0, ev.name)
+            ev = ev.cpu_parent
+    return {e.name for e in events}, chain
 
 
 def max_abs_diff(a, b):
@@ -257,15 +385,25 @@ def convt_case(name, dim, cin, cout, k, spatial, B=3, loss="l1", **kw):
     return case(name, cls.__name__, cfg, build)
 
 
-def recurrent_case(name, kind, I, H, T, B, batch_first, loss="l1", **kw):
+def recurrent_case(name, kind, I, H, T, B, batch_first, loss="l1", h0=False, twin=None, **kw):
+    """h0: pass an explicit zero initial state made from the input (RecurrentOutH0 / LSTMOutH0);
+    twin: the default-state case with the same configuration (same weights and input)."""
     cls = {"RNN": nn.RNN, "GRU": nn.GRU, "LSTM": nn.LSTM}[kind]
     cfg = ",".join([f"input={I},hidden={H}", f"batch_first={batch_first}"]
-                   + [f"{a}={v}" for a, v in kw.items()])
+                   + [f"{a}={v}" for a, v in kw.items()]
+                   + (["initial_state=explicit_zeros_from_input"] if h0 else []))
+    expect, op = "pass", None
+    if not h0 and kind != "LSTM":
+        # functorch cannot vmap ATen's RNN/GRU kernels from the unbatched default state.
+        expect = "unsupported"
+        op = "aten::gru" if kind == "GRU" else f"aten::rnn_{kw.get('nonlinearity', 'tanh')}"
 
     def build():
-        model = RecurrentOut(cls(I, H, batch_first=batch_first, **kw))
+        rnn = cls(I, H, batch_first=batch_first, **kw)
+        model = (LSTMOutH0 if kind == "LSTM" else RecurrentOutH0)(rnn) if h0 else RecurrentOut(rnn)
         x = torch.randn(B, T, I) if batch_first else torch.randn(T, B, I)
-        return dict(model=model, x=x, y=None, loss=loss, bd=0 if batch_first else 1)
+        return dict(model=model, x=x, y=None, loss=loss, bd=0 if batch_first else 1,
+                    expect_vmap=expect, unsupported_op=op, twin=twin)
 
     return case(name, kind, cfg, build)
 
@@ -457,19 +595,20 @@ def case_specs():
              batchnorm2d),
     ]
 
-    # ---- recurrent layers (forward returns only the output sequence)
-    cases += [
-        recurrent_case("rnn_batch_first", "RNN", 3, 4, 5, 3, True),
-        recurrent_case("rnn_time_first_2layer_relu", "RNN", 3, 4, 4, 3, False, num_layers=2,
-                       nonlinearity="relu"),
-        recurrent_case("gru_batch_first_2layer", "GRU", 3, 4, 4, 3, True, num_layers=2),
-        recurrent_case("gru_time_first_bidirectional", "GRU", 3, 3, 4, 2, False,
-                       bidirectional=True),
-        recurrent_case("lstm_batch_first", "LSTM", 3, 4, 5, 3, True, loss="sum"),
-        recurrent_case("lstm_time_first_2layer", "LSTM", 3, 4, 4, 3, False, num_layers=2),
-        recurrent_case("lstm_batch_first_bidirectional_nobias", "LSTM", 3, 3, 4, 3, True,
-                       bidirectional=True, bias=False),
+    # ---- recurrent layers (forward returns only the output sequence, default initial state: the
+    # RNN/GRU ones are not vmappable, expect_vmap "unsupported"; see the *_h0 cases at the end)
+    recurrent = [  # name, kind, input, hidden, T, B, batch_first, options
+        ("rnn_batch_first", "RNN", 3, 4, 5, 3, True, {}),
+        ("rnn_time_first_2layer_relu", "RNN", 3, 4, 4, 3, False,
+         dict(num_layers=2, nonlinearity="relu")),
+        ("gru_batch_first_2layer", "GRU", 3, 4, 4, 3, True, dict(num_layers=2)),
+        ("gru_time_first_bidirectional", "GRU", 3, 3, 4, 2, False, dict(bidirectional=True)),
+        ("lstm_batch_first", "LSTM", 3, 4, 5, 3, True, dict(loss="sum")),
+        ("lstm_time_first_2layer", "LSTM", 3, 4, 4, 3, False, dict(num_layers=2)),
+        ("lstm_batch_first_bidirectional_nobias", "LSTM", 3, 3, 4, 3, True,
+         dict(bidirectional=True, bias=False)),
     ]
+    cases += [recurrent_case(name, *args, **kw) for name, *args, kw in recurrent]
 
     # ---- MultiheadAttention (self-attention, output only)
     cases += [
@@ -533,6 +672,55 @@ def case_specs():
         case("mlp_gelu_layernorm", "Sequential", "Linear(4,6)+GELU+LayerNorm(6)+Linear(6,2)",
              mlp_sum),
     ]
+
+    # ---- recurrent layers with an explicit zero initial state made from the input: the same
+    # configurations (and weights and input) as their default-state twins, vmappable. Kept last:
+    # TorchScript numbers the classes it compiles per process (___torch_mangle_N), so appending
+    # cases leaves the earlier cases' model.pt files as they were.
+    h0_twins = {"rnn_batch_first": "rnn_batch_first_h0",
+                "rnn_time_first_2layer_relu": "rnn_time_first_2layer_relu_h0",
+                "gru_batch_first_2layer": "gru_batch_first_2layer_h0",
+                "gru_time_first_bidirectional": "gru_time_first_bidirectional_h0",
+                "lstm_time_first_2layer": "lstm_time_first_h0"}
+    cases += [recurrent_case(h0_twins[name], *args, h0=True, twin=name, **kw)
+              for name, *args, kw in recurrent if name in h0_twins]
+
+    # ---- models psg4j's vmap engine refuses (engine_vmap "unsupported", naming the op), which
+    # the microbatch reference runs. Kept last as well (appended after the *_h0 cases).
+    def data_dependent_branch():
+        model = DataDependentBranch()
+        x = torch.randn(3, 5)
+        with torch.no_grad():  # the samples take both branches
+            signs = {bool(model.fc(x[i : i + 1]).sum() > 0) for i in range(3)}
+        assert signs == {False, True}, signs
+        # The sign taken for the whole batch need not be each sample's (batch_independent
+        # False), though under l1 (|-h| = |h|) the gradients do not depend on it.
+        return dict(model=model, x=x, y=None, loss="l1", bd=0, batch_independent=False,
+                    expect_vmap="unsupported", unsupported_op="aten::item",
+                    engine_vmap="unsupported", engine_unsupported_op="aten::item")
+
+    def item_scale():
+        # The scale is the largest |output| of the batch run: each sample's alone.
+        return dict(model=ItemScale(), x=torch.randn(3, 5), y=None, loss="l1", bd=0,
+                    batch_independent=False, expect_vmap="unsupported",
+                    unsupported_op="aten::item", engine_vmap="unsupported",
+                    engine_unsupported_op="aten::item")
+
+    def inplace_input_write():
+        # torch.func's grad wraps the inputs too, so vmap(grad) may write into them; psg4j's
+        # engine keeps them captured and refuses.
+        return dict(model=InplaceInputWrite(), x=torch.randn(3, 5), y=None, loss="l1", bd=0,
+                    mutates_input=True, engine_vmap="unsupported",
+                    engine_unsupported_op="aten::mul_")
+
+    cases += [
+        case("data_dependent_branch", "DataDependentBranch",
+             "Linear(5,3),then h=-h if bool(h.sum()>0)", data_dependent_branch),
+        case("item_scale", "ItemScale", "Linear(5,3),then h*float(h.detach().abs().max().item())",
+             item_scale),
+        case("inplace_input_write", "InplaceInputWrite", "x.mul_(2.0),then Linear(5,3)",
+             inplace_input_write),
+    ]
     return cases
 
 
@@ -544,7 +732,18 @@ def make_case(out_dir, name, layer, config, build, log):
     spec = build()
     model = spec["model"].eval()
     x, y, loss_kind, bd = spec["x"], spec["y"], spec["loss"], spec["bd"]
+    expect_vmap, unsupported_op = spec.get("expect_vmap", "pass"), spec.get("unsupported_op")
+    assert expect_vmap in ("pass", "unsupported"), name
+    assert (unsupported_op is not None) == (expect_vmap == "unsupported"), name
+    engine_vmap, engine_op = spec.get("engine_vmap", "pass"), spec.get("engine_unsupported_op")
+    assert engine_vmap in ("pass", "unsupported"), name
+    assert (engine_op is not None) == (engine_vmap == "unsupported"), name
+    # fresh: the model writes into its input, so every run gets copies (as psg4j's reference
+    # does), and x.pt keeps the original batch.
+    fresh = spec.get("mutates_input", False)
+    batch_independent = spec.get("batch_independent", True)
     x = tuple(own(t) for t in x) if isinstance(x, tuple) else own(x)
+    x_orig = tuple(own(t) for t in as_tuple(x))
     y = None if y is None else own(y)
     assert (y is not None) == (loss_kind in ("mse", "cross_entropy")), name
     B = as_tuple(x)[0].shape[bd]
@@ -558,7 +757,10 @@ def make_case(out_dir, name, layer, config, build, log):
         scripted, how = torch.jit.script(model), "script"
     except Exception as e:
         log(f"[{name}] torch.jit.script failed ({clean_error(e)}); tracing")
-        scripted, how = torch.jit.trace(model, as_tuple(x)), "trace"
+        scripted, how = torch.jit.trace(model, fresh_inputs(x, fresh)), "trace"
+    # A trace would bake in the branch taken and the .item() value: the op the engine is
+    # expected to refuse must be in a scripted graph.
+    assert how == "script" or engine_vmap == "pass", name
     scripted.eval()
     scripted.save(path)
     save(x, os.path.join(d, "x.pt"))
@@ -572,20 +774,24 @@ def make_case(out_dir, name, layer, config, build, log):
 
     # The saved TorchScript module must compute the same output as the eager one.
     with torch.no_grad():
-        oe, os_ = model(*as_tuple(x)), loaded(*as_tuple(x))
+        oe, os_ = model(*fresh_inputs(x, fresh)), loaded(*fresh_inputs(x, fresh))
+        if fresh:  # make sure it does write into its input
+            probe = fresh_inputs(x, True)
+            loaded(*probe)
+            assert not all(torch.equal(a, b) for a, b in zip(probe, as_tuple(x))), name
     if not torch.equal(oe, os_):
         sys.exit(f"[{name}] TorchScript output differs from eager: "
                  f"max abs diff {float((oe - os_).abs().max()):.3e}")
 
-    vmap_ok, vmap_err, fallback = True, None, set()
-    full = batch_grads(model, x, y, loss_kind, bd)
+    vmap_ok, vmap_err, fallback, func_chain = True, None, set(), []
+    full = batch_grads(model, x, y, loss_kind, bd, fresh)
     for red in ("sum", "mean"):
-        lg = loop_grads(model, x, y, loss_kind, red, bd, B)
+        lg = loop_grads(model, x, y, loss_kind, red, bd, B, fresh)
         if vmap_ok:
             try:
                 with warnings.catch_warnings(record=True) as caught:
                     warnings.simplefilter("always")
-                    fg = func_grads(model, x, y, loss_kind, red, bd)
+                    fg = func_grads(model, x, y, loss_kind, red, bd, fresh)
                 for w in caught:
                     m = re.search(r"batching rule for (aten::[\w.]*\w)", str(w.message))
                     if m:  # vmap worked, but through the slow per-sample fallback
@@ -595,6 +801,11 @@ def make_case(out_dir, name, layer, config, build, log):
             except Exception as e:
                 vmap_ok, vmap_err = False, clean_error(e)
                 log(f"[{name}] torch.func vmap FAILED ({red}): {vmap_err}; storing microbatch grads")
+                with warnings.catch_warnings():  # again, to see which ops were running
+                    warnings.simplefilter("ignore")
+                    _, func_chain = profiled(
+                        lambda: func_grads(model, x, y, loss_kind, red, bd, fresh))
+                log(f"[{name}] torch.func failed in: {' > '.join(func_chain)}")
         if vmap_ok:
             if not all_close(fg, lg):
                 sys.exit(
@@ -612,11 +823,13 @@ def make_case(out_dir, name, layer, config, build, log):
             if not ref[k].abs().sum() > 0:
                 sys.exit(f"[{name}] all-zero per-sample grads for {k} ({red}): weak fixture")
         # The saved TorchScript module, run as a microbatch loop, gives the same grads.
-        sg = loop_grads(loaded, x, y, loss_kind, red, bd, B)
+        sg = loop_grads(loaded, x, y, loss_kind, red, bd, B, fresh)
         if not all_close(sg, ref):
             sys.exit(f"[{name}] microbatch loop over the TorchScript module ({red}) differs "
                      f"from the reference: max abs diff {max_abs_diff(sg, ref):.3e}")
-        if red == "sum":
+        if red == "sum" and not batch_independent:
+            log(f"[{name}] forward depends on the whole batch: no check against its gradient")
+        elif red == "sum":
             summed = {k: ref[k].sum(0) for k in param_names}
             if not all_close(summed, full, atol=1e-5, rtol=1e-4):
                 sys.exit(f"[{name}] per-sample 'sum' grads do not add up to the batch gradient: "
@@ -624,8 +837,25 @@ def make_case(out_dir, name, layer, config, build, log):
         save(ref, os.path.join(d, f"grads_{red}.pt"))
     if fallback:
         log(f"[{name}] vmap used the slow batching fallback for: {', '.join(sorted(fallback))}")
+    if vmap_ok != (expect_vmap == "pass"):
+        sys.exit(f"[{name}] expect_vmap is {expect_vmap!r} but torch.func vmap "
+                 f"{'succeeded' if vmap_ok else 'failed: ' + str(vmap_err)}")
+    # The ops named must be the TorchScript module's: in its inlined graph, or dispatched by it
+    # (aten::Bool calls aten::item); unsupported_op also where torch.func failed.
+    with torch.no_grad():
+        dispatched, _ = profiled(lambda: loaded(*fresh_inputs(
+            tuple(t.narrow(bd, 0, 1) for t in as_tuple(x)), True)))
+    module_ops = graph_ops(loaded) | dispatched
+    for field, op in (("unsupported_op", unsupported_op), ("engine_unsupported_op", engine_op)):
+        if op is not None and op not in module_ops:
+            sys.exit(f"[{name}] {field} {op} is neither in the TorchScript graph nor run by it")
+    if unsupported_op is not None and unsupported_op not in func_chain:
+        sys.exit(f"[{name}] unsupported_op {unsupported_op} is not where torch.func failed: "
+                 f"{' > '.join(func_chain) or 'no op'}")
+    if not all(torch.equal(a, b) for a, b in zip(as_tuple(x), x_orig)):
+        sys.exit(f"[{name}] the input changed while making the case")
 
-    return {
+    return spec.get("twin"), {
         "name": name,
         "layer": layer,
         "config": config,
@@ -639,6 +869,10 @@ def make_case(out_dir, name, layer, config, build, log):
         "func_vmap": vmap_ok,
         "func_vmap_error": vmap_err,
         "func_vmap_fallback_ops": sorted(fallback),
+        "expect_vmap": expect_vmap,
+        "unsupported_op": unsupported_op,
+        "engine_vmap": engine_vmap,
+        "engine_unsupported_op": engine_op,
         "param_names": param_names,
         "param_shapes": {k: list(p.shape) for k, p in model.named_parameters()},
     }
@@ -666,7 +900,9 @@ def main():
     #  * TorchScript emits some class attributes (Final constants) in set order, which
     #    depends on string hash randomization: pin PYTHONHASHSEED;
     #  * TorchScript debug info records the source file name of the custom modules:
-    #    run the script from the repository root under its relative path.
+    #    run the script from the repository root under its relative path. It records their
+    #    source lines too: editing above a custom module (the module docstring included: keep
+    #    its line count) changes the model.pt files that hold it; add new modules after the others.
     if os.environ.get("PSG4J_LAYER_MATRIX_CHILD") != "1":
         env = dict(os.environ, PYTHONHASHSEED="0", PSG4J_LAYER_MATRIX_CHILD="1")
         rel = os.path.relpath(os.path.abspath(__file__), REPO_ROOT)
@@ -675,6 +911,8 @@ def main():
         os.chdir(REPO_ROOT)
         os.execve(sys.executable, argv, env)
 
+    # The op checks run the autograd profiler; keep Kineto from logging that it finds no GPU.
+    os.environ.setdefault("KINETO_LOG_LEVEL", "5")
     # Conv with padding='same' and an even kernel warns that it pads a copy of the input.
     warnings.filterwarnings("ignore", message="Using padding='same' with even kernel")
 
@@ -688,7 +926,21 @@ def main():
     specs = case_specs()
     names = [s[0] for s in specs]
     assert len(names) == len(set(names)), "duplicate case names"
-    manifest = [make_case(out_dir, *spec, log) for spec in specs]
+    manifest, twins = [], {}
+    for spec in specs:
+        twin, entry = make_case(out_dir, *spec, log)
+        manifest.append(entry)
+        if twin is not None:
+            assert twin in names[: names.index(spec[0])], (spec[0], twin)
+            twins[spec[0]] = twin
+    # An explicit zero initial state must give the same grads as the default one.
+    for name, twin in twins.items():
+        for red in ("sum", "mean"):
+            a, b = (torch.load(os.path.join(out_dir, n, f"grads_{red}.pt")) for n in (name, twin))
+            if not all_close(a, b):
+                sys.exit(f"[{name}] grads ({red}) differ from those of {twin}: "
+                         f"max abs diff {max_abs_diff(a, b):.3e}")
+        log(f"[{name}] same grads as {twin}")
     with open(os.path.join(out_dir, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=2)
         f.write("\n")
@@ -702,6 +954,12 @@ def main():
     no_vmap = [e["name"] for e in manifest if not e["func_vmap"]]
     traced = [e["name"] for e in manifest if e["scripted"] != "script"]
     log(f"traced: {traced or 'none'}; not vmappable by torch.func: {no_vmap or 'none'}")
+    unsupported = [f"{e['name']} ({e['unsupported_op']})" for e in manifest
+                   if e["expect_vmap"] == "unsupported"]
+    log(f"expect_vmap unsupported: {unsupported or 'none'}")
+    refused = [f"{e['name']} ({e['engine_unsupported_op']})" for e in manifest
+               if e["engine_vmap"] == "unsupported"]
+    log(f"engine_vmap unsupported: {refused or 'none'}")
     if total >= MAX_BYTES:
         sys.exit(f"layer matrix too large: {total} bytes")
     if before:

@@ -66,18 +66,20 @@ std::vector<at::Tensor> chunk_gradients(const Problem& problem, const std::vecto
     const std::vector<at::Tensor> sample_inputs = one_sample_batches(vmap, inputs, batch.batch_dim);
     const std::vector<at::Tensor> sample_targets =
         one_sample_batches(vmap, targets, batch.target_batch_dim);
+    // Made before the grad level is pushed, so that they are batched, then wrapped for grad.
+    std::vector<at::Tensor> level_params = params;
+    if (mode == ParameterMode::PerSample) {
+      for (at::Tensor& p : level_params) {
+        p = vmap.add_batch_dim(p.unsqueeze(0).expand(batched_shape(chunk.size, p.sizes())), 0);
+      }
+    }
     std::vector<at::Tensor> grads;
     {
       GradLevel grad;
       // Only the parameters are wrapped: the inputs stay captured, so functorch refuses an
       // in-place write into them instead of letting it change the caller's batch.
       std::vector<at::Tensor> wrapped;
-      for (const at::Tensor& p : params) {
-        wrapped.push_back(grad.differentiable(
-            mode == ParameterMode::Shared
-                ? p
-                : vmap.add_batch_dim(p.unsqueeze(0).expand(batched_shape(chunk.size, p.sizes())), 0)));
-      }
+      for (const at::Tensor& p : level_params) wrapped.push_back(grad.differentiable(p));
       const at::Tensor output = problem.model.functional_forward(sample_inputs, wrapped);
       const at::Tensor loss = problem.loss(output, sample_targets, problem.reduction, /*batch_size=*/1);
       require_differentiable(loss, problem);

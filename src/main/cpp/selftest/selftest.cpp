@@ -217,6 +217,17 @@ void vmap_checks(const torch::Device device) {
     expect(contains(inplace, "aten::mul_"), "in-place write into the input: " + inplace);
   });
 
+  run_case("a pass that fails with shared parameters is retried with per-sample ones", [&] {
+    const at::Tensor w = torch::randn({3, 6}, device).requires_grad_();
+    int calls = 0;
+    auto flaky = function_model({{"w", w}}, [&calls](const std::vector<at::Tensor>& in, const std::vector<at::Tensor>& p) {
+      if (calls++ == 0) throw Error(ErrorKind::CallbackFailed, "first call fails");
+      return torch::matmul(in[0], p[0].t());
+    }, "flaky model");
+    const NamedTensors grads = vmap_gradients({*flaky, mlp_batch, l1, Reduction::Sum}, {});
+    expect(calls == 2 && grads[0].second.size(0) == B, "second (per-sample) pass succeeds");
+  });
+
   run_case("a layer the swap registry does not know is named", [&] {
     nn::Sequential seq(nn::Linear(6, 6), Scale());
     auto model = frontend_model(seq.ptr().get());

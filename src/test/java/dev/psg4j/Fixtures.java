@@ -1,76 +1,52 @@
 package dev.psg4j;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
-
-import dev.psg4j.engine.TensorMaps;
 
 import org.bytedeco.pytorch.Tensor;
 
-import java.io.IOException;
-import java.io.UncheckedIOException;
-import java.net.URISyntaxException;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 
-/** The Python-made fixtures (src/test/python/make_fixtures.py) and their manifest. */
+/**
+ * The Python-made fixtures: {@link #BASIC} (src/test/python/make_fixtures.py: models with
+ * torch.func, Opacus and planted-bug candidates) and {@link #LAYER_MATRIX}
+ * (src/test/python/make_layer_matrix.py: one case per layer configuration). The static methods
+ * read {@link #BASIC}.
+ */
 public final class Fixtures {
-    private static final Path ROOT;
-    private static final JsonNode MANIFEST;
-
-    static {
-        try {
-            ROOT = Path.of(Fixtures.class.getResource("/fixtures/manifest.json").toURI()).getParent();
-            MANIFEST = new ObjectMapper().readTree(ROOT.resolve("manifest.json").toFile());
-        } catch (IOException e) {
-            throw new UncheckedIOException(e);
-        } catch (URISyntaxException e) {
-            throw new IllegalStateException(e);
-        }
-    }
+    public static final FixtureSet BASIC = FixtureSet.of("/fixtures");
+    public static final FixtureSet LAYER_MATRIX = FixtureSet.of("/layer_matrix");
 
     private Fixtures() {
     }
 
     public static Path root() {
-        return ROOT;
+        return BASIC.root();
     }
 
     public static Path file(String fixture, String name) {
-        return ROOT.resolve(fixture).resolve(name);
+        return BASIC.file(fixture, name);
     }
 
     public static JsonNode entry(String fixture) {
-        for (JsonNode e : MANIFEST) {
-            if (e.get("name").asText().equals(fixture)) {
-                return e;
-            }
-        }
-        throw new IllegalArgumentException("no fixture " + fixture);
+        return BASIC.entry(fixture);
     }
 
     public static List<String> names() {
-        List<String> out = new ArrayList<>();
-        MANIFEST.forEach(e -> out.add(e.get("name").asText()));
-        return out;
+        return BASIC.names();
     }
 
     /** The fixture's inputs in forward-argument order. */
     public static List<Tensor> inputs(String fixture) {
-        return new ArrayList<>(TensorMaps.load(file(fixture, entry(fixture).get("inputs").get(0).asText())).values());
+        return BASIC.inputs(fixture);
     }
 
     public static List<Tensor> targets(String fixture) {
-        JsonNode target = entry(fixture).get("target");
-        if (target == null || target.isNull()) {
-            return List.of();
-        }
-        return new ArrayList<>(TensorMaps.load(file(fixture, target.asText())).values());
+        return BASIC.targets(fixture);
     }
 
     public static Map<String, Tensor> grads(String fixture, String file) {
-        return TensorMaps.load(file(fixture, file));
+        return BASIC.grads(fixture, file);
     }
 }

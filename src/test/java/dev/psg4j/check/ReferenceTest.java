@@ -1,6 +1,7 @@
 package dev.psg4j.check;
 
 import dev.psg4j.Fixtures;
+import dev.psg4j.GradAssertions;
 import dev.psg4j.engine.Engines;
 import dev.psg4j.model.Model;
 import dev.psg4j.model.Models;
@@ -29,12 +30,7 @@ class ReferenceTest {
     }
 
     static void assertClose(Map<String, Tensor> expected, Map<String, Tensor> actual, double tol) {
-        assertEquals(List.copyOf(expected.keySet()), List.copyOf(actual.keySet()));
-        for (String name : expected.keySet()) {
-            Tensor e = expected.get(name), a = actual.get(name);
-            assertTrue(torch.allclose(a, e, tol, tol, false), () -> name + ": max diff "
-                    + a.sub(e).abs().max().item_double());
-        }
+        GradAssertions.assertClose(expected, actual, tol, tol, "reference");
     }
 
     @ParameterizedTest

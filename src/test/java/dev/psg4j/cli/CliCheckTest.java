@@ -128,6 +128,19 @@ class CliCheckTest {
         }
     }
 
+    /** A model vmap cannot vectorize: exit 2, one line naming the op and the way out; microbatch checks it. */
+    @Test
+    void unsupportedModelNamesTheOpAndTheMicrobatchEngine() {
+        String model = Fixtures.LAYER_MATRIX.file("item_scale", "model.pt").toString();
+        String x = Fixtures.LAYER_MATRIX.file("item_scale", "x.pt").toString();
+        CliRun run = CliRun.of("check", "--model", model, "--input", x);
+        assertEquals(2, run.status(), run::toString);
+        assertEquals(1, run.errLines().size(), run::toString);
+        assertTrue(run.errLines().get(0).contains("aten::item") && run.errLines().get(0).contains("--engine microbatch"),
+                run::toString);
+        assertEquals(0, CliRun.of("check", "--model", model, "--input", x, "--engine", "microbatch").status());
+    }
+
     @Test
     void vmapInChunksWithRandomnessOption() {
         List<String> args = new ArrayList<>(CliRun.checkArgs("cnn"));

@@ -31,19 +31,20 @@ class CliDemoTest {
         assertEquals(0, run.status(), run::toString);
         assertEquals("", run.err(), run::toString);
         List<String> verdicts = run.out().lines().filter(l -> l.startsWith("PASS ") || l.startsWith("FAIL ")).toList();
-        assertEquals(10, verdicts.size(), run::toString);
+        assertEquals(11, verdicts.size(), run::toString);
         assertTrue(verdicts.stream().allMatch(l -> l.contains("(as expected)")), run::toString);
         assertTrue(run.out().contains("linear/swapped-1-3") && run.out().contains("sum / fc.weight / sample 1:"),
                 run::toString);
         assertTrue(run.out().contains("sum / fc.bias / sample 5: the candidate has 1 NaN/Inf"), run::toString);
         assertTrue(run.out().contains("== linear-batch-first on"), run::toString);
+        assertTrue(run.out().lines().filter(l -> l.startsWith("PASS ") && l.contains("vmap")).count() == 2, run::toString);
     }
 
     @Test
     void demoOutcomesAreAsExpected() {
         List<Demo.Outcome> outcomes = Demo.run();
         assertTrue(outcomes.stream().allMatch(Demo.Outcome::asExpected));
-        assertEquals(3, outcomes.stream().filter(o -> o.report().passed()).count());
+        assertEquals(4, outcomes.stream().filter(o -> o.report().passed()).count());
     }
 
     @Test

@@ -20,8 +20,8 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * The built-in examples of {@code psg4j demo}: correct grad samplers that pass, broken ones that
- * fail, and the transpose trap, where a sampler that assumes batch-first activations is silently
+ * The built-in examples of {@code psg4j demo}: correct grad samplers (the vmap engine, a
+ * hand-written Linear sampler) that pass, broken ones that fail, and the transpose trap, where a sampler that assumes batch-first activations is silently
  * wrong on a model that runs its Linear layer time-first. All are checked for both reductions,
  * loss l1, B = {@value #B}, with fixed seeds.
  */
@@ -49,7 +49,7 @@ public final class Demo {
         mlp.push_back("2", new LinearImpl(16, 3));
         try (Model model = Models.module(mlp)) {
             check(outcomes, "Sequential(Linear(6,16), ReLU, Linear(16,3)), x [8,6]", model, torch.randn(B, 6),
-                    Engines.microbatch(), true);
+                    Engines.vmap(), true);
         }
 
         torch.manual_seed(1);
@@ -70,6 +70,7 @@ public final class Demo {
 
         try (Model model = transposeTrap()) {
             Tensor x = torch.randn(B, B, 4);
+            check(outcomes, TRANSPOSE_TRAP, model, x, Engines.vmap(), true);
             check(outcomes, TRANSPOSE_TRAP, model, x, Engines.microbatch(), true);
             check(outcomes, TRANSPOSE_TRAP, model, x, batchFirstSamplerOnTrap(), false);
         }
