@@ -192,11 +192,17 @@ class FrontendModel final : public Model {
   // Full parameter name -> the member the owning layer's forward reads it from.
   std::map<std::string, at::Tensor*> parameter_slots_by_name() const {
     std::map<std::string, at::Tensor*> slots;
-    for (const auto& item : module_->named_modules(/*name_prefix=*/"", /*include_self=*/true)) {
-      if (item.value()->named_parameters(/*recurse=*/false).is_empty()) continue;
-      for (const auto& [local, slot] : parameter_slots(*item.value())) {
-        slots[item.key().empty() ? local : item.key() + "." + local] = slot;
+    const auto add = [&slots](torch::nn::Module& layer, const std::string& prefix) {
+      if (layer.named_parameters(/*recurse=*/false).is_empty()) return;
+      for (const auto& [local, slot] : parameter_slots(layer)) {
+        slots[prefix.empty() ? local : prefix + "." + local] = slot;
       }
+    };
+    // The module itself by reference: named_modules(include_self=true) needs it owned by a
+    // shared_ptr, and bytedeco makes some layers (BatchNorm*, InstanceNorm*) without one.
+    add(*module_, "");
+    for (const auto& item : module_->named_modules(/*name_prefix=*/"", /*include_self=*/false)) {
+      add(*item.value(), item.key());
     }
     return slots;
   }
