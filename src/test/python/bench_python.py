@@ -24,7 +24,12 @@ Prints one JSON object {suite: {method: median_ms}} to stdout (diagnostics to st
 
 --export DIR writes DIR/<suite>.pt (TorchScript, eval mode) and DIR/<suite>_x.pt (the
 input, torch.save) for every selected suite, with the same seeded weights and inputs
-the benchmark uses, so a Java/LibTorch benchmark can run on identical data.
+the benchmark uses, so a Java/LibTorch benchmark can run on identical data
+(`psg4j bench --models DIR`); --export-only stops there.
+
+--models DIR times on the inputs exported to DIR instead (their batch size wins over
+--batch). torch.func's functional_call needs an eager nn.Module, so the models are
+rebuilt with the export's seed and their weights asserted equal to DIR/<suite>.pt's.
 """
 
 import argparse
@@ -174,6 +179,25 @@ def export(suites, batch, out_dir):
               file=sys.stderr)
 
 
+def load_exported(suite, models_dir):
+    """The eager model and input of a suite as --export wrote them to models_dir, verified."""
+    x = torch.load(os.path.join(models_dir, f"{suite}_x.pt"))
+    model, built_x = build(suite, x.shape[0])
+    exported = torch.jit.load(os.path.join(models_dir, f"{suite}.pt")).state_dict()
+    mine = model.state_dict()
+    if list(exported) != list(mine):
+        raise SystemExit(f"{models_dir}/{suite}.pt has parameters {list(exported)}, "
+                         f"not {list(mine)}: re-export with --export {models_dir}")
+    for k, v in mine.items():
+        if not torch.equal(v, exported[k]):
+            raise SystemExit(f"{models_dir}/{suite}.pt: {k} differs from the seeded rebuild "
+                             f"(another torch version or seed?): re-export with --export {models_dir}")
+    if not torch.equal(built_x, x):
+        print(f"note: {models_dir}/{suite}_x.pt differs from the seeded input; timing the exported one",
+              file=sys.stderr)
+    return model, x
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--suite", choices=SUITES + ("all",), default="all")
@@ -181,8 +205,15 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--export", metavar="DIR", help="also save TorchScript models and inputs here")
+    ap.add_argument("--export-only", action="store_true", help="with --export: export, time nothing")
+    ap.add_argument("--models", metavar="DIR",
+                    help="time on the models and inputs exported to DIR (weights verified)")
     ap.add_argument("--methods", help="comma-separated subset of methods to time")
     args = ap.parse_args()
+    if args.export_only and not args.export:
+        ap.error("--export-only needs --export DIR")
+    if args.export and args.models:
+        ap.error("give --export DIR or --models DIR, not both")
 
     warnings.filterwarnings("ignore", message="Full backward hook is firing")
     torch.set_num_threads(args.threads)
@@ -190,6 +221,8 @@ def main():
 
     if args.export:
         export(suites, args.batch, args.export)
+        if args.export_only:
+            return
 
     ms = methods()
     if args.methods:
@@ -201,7 +234,7 @@ def main():
 
     result = {}
     for s in suites:
-        model, x = build(s, args.batch)
+        model, x = load_exported(s, args.models) if args.models else build(s, args.batch)
         result[s] = {}
         for name, fn in ms.items():
             result[s][name] = round(time_ms(lambda: fn(model, x), args.repeats), 3)

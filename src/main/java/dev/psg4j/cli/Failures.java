@@ -2,6 +2,7 @@ package dev.psg4j.cli;
 
 import dev.psg4j.BadInputException;
 import dev.psg4j.ModelExecutionException;
+import dev.psg4j.Psg4jException;
 import dev.psg4j.UnsupportedModelException;
 
 import picocli.CommandLine.Model.CommandSpec;
@@ -36,6 +37,9 @@ final class Failures {
         }
         if (e instanceof ModelExecutionException) {
             return command + ": the model or loss failed: " + oneLine(e.getMessage());
+        }
+        if (e instanceof Psg4jException) {
+            return command + ": " + oneLine(e.getMessage());
         }
         return "internal error: " + oneLine(e.toString()) + " (please report it with the command line that caused it)";
     }

@@ -1,0 +1,202 @@
+package dev.psg4j.bench;
+
+import dev.psg4j.BadInputException;
+import dev.psg4j.engine.TensorMaps;
+import dev.psg4j.model.Model;
+import dev.psg4j.model.Models;
+
+import org.bytedeco.javacpp.LongPointer;
+import org.bytedeco.pytorch.Conv2dImpl;
+import org.bytedeco.pytorch.EmbeddingImpl;
+import org.bytedeco.pytorch.FlattenImpl;
+import org.bytedeco.pytorch.GELUImpl;
+import org.bytedeco.pytorch.IValue;
+import org.bytedeco.pytorch.IValueVector;
+import org.bytedeco.pytorch.JitModule;
+import org.bytedeco.pytorch.LayerNormImpl;
+import org.bytedeco.pytorch.LinearImpl;
+import org.bytedeco.pytorch.LongVector;
+import org.bytedeco.pytorch.MaxPool2dImpl;
+import org.bytedeco.pytorch.ReLUImpl;
+import org.bytedeco.pytorch.SequentialImpl;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.global.torch;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.function.UnaryOperator;
+
+/**
+ * One model of the benchmark suite (DESIGN §7) with its batch: built in Java as a C++-frontend
+ * {@code Sequential} at full size, or loaded from the TorchScript model and input that
+ * {@code src/test/python/bench_python.py --export DIR} wrote, so that Python runs on identical
+ * weights and inputs. The loss is always {@code l1} against zeros.
+ *
+ * <pre>
+ * mlp  Linear(784,256)-ReLU-Linear(256,10)                                  x [B,784]
+ * cnn  Conv2d(1,16,5)-ReLU-MaxPool2d(2)-Conv2d(16,32,5)-ReLU-MaxPool2d(2)
+ *      -Flatten-Linear(512,10)                                              x [B,1,28,28]
+ * seq  Linear(64,128)-LayerNorm(128)-GELU-Linear(128,64)                    x [B,16,64]
+ * emb  Embedding(1000,64)-Flatten-Linear(512,10)                            x int64 [B,8] in [0,1000)
+ * </pre>
+ */
+public final class Suite implements AutoCloseable {
+    /** The suite's model names, in the order reports list them. */
+    public static final List<String> NAMES = List.of("mlp", "cnn", "seq", "emb");
+
+    /** The seed the Java-built models and inputs are drawn with. */
+    public static final long SEED = 0;
+
+    private final String name;
+    private final Model model;
+    private final Tensor input;
+    private final UnaryOperator<Tensor> forward;
+
+    private Suite(String name, Model model, Tensor input, UnaryOperator<Tensor> forward) {
+        this.name = name;
+        this.model = model;
+        this.input = input;
+        this.forward = forward;
+    }
+
+    /** The model {@code name} built in Java (seeded, full size) with a batch of {@code batch} samples. */
+    public static Suite build(String name, long batch) {
+        checkName(name);
+        if (batch < 1) {
+            throw new BadInputException("the batch size must be at least 1, got " + batch);
+        }
+        torch.manual_seed(SEED);
+        SequentialImpl seq = new SequentialImpl();
+        Tensor x;
+        switch (name) {
+            case "mlp" -> {
+                seq.push_back("0", new LinearImpl(784, 256));
+                seq.push_back("1", new ReLUImpl());
+                seq.push_back("2", new LinearImpl(256, 10));
+                x = torch.randn(batch, 784);
+            }
+            case "cnn" -> {
+                seq.push_back("0", new Conv2dImpl(1, 16, new LongPointer(5L, 5L)));
+                seq.push_back("1", new ReLUImpl());
+                seq.push_back("2", maxPool2d(2));
+                seq.push_back("3", new Conv2dImpl(16, 32, new LongPointer(5L, 5L)));
+                seq.push_back("4", new ReLUImpl());
+                seq.push_back("5", maxPool2d(2));
+                seq.push_back("6", new FlattenImpl());
+                seq.push_back("7", new LinearImpl(512, 10));
+                x = torch.randn(batch, 1, 28, 28);
+            }
+            case "seq" -> {
+                seq.push_back("0", new LinearImpl(64, 128));
+                seq.push_back("1", new LayerNormImpl(new LongVector(new long[] {128})));
+                seq.push_back("2", new GELUImpl());
+                seq.push_back("3", new LinearImpl(128, 64));
+                x = torch.randn(batch, 16, 64);
+            }
+            default -> { // emb
+                seq.push_back("0", new EmbeddingImpl(1000, 64));
+                seq.push_back("1", new FlattenImpl());
+                seq.push_back("2", new LinearImpl(512, 10));
+                x = torch.randint(1000, new long[] {batch, 8});
+            }
+        }
+        seq.eval();
+        return new Suite(name, Models.module(seq), x, seq::forward);
+    }
+
+    /**
+     * MaxPool2d(k) for a Sequential. bytedeco allocates MaxPool2dImpl with plain {@code new}, not
+     * {@code make_shared} like the other layers here, so push_back wraps it in a shared_ptr of its
+     * own that owns it too: the Java object must not also free it, or the Sequential holds a
+     * dangling layer once the garbage collector has run (a crash in the next forward).
+     */
+    private static MaxPool2dImpl maxPool2d(long k) {
+        MaxPool2dImpl pool = new MaxPool2dImpl(new LongPointer(k, k));
+        pool.deallocate(false);
+        return pool;
+    }
+
+    /**
+     * The model {@code name} as {@code bench_python.py --export DIR} wrote it: {@code DIR/<name>.pt}
+     * (TorchScript) and its input {@code DIR/<name>_x.pt} (one tensor, saved with torch.save).
+     */
+    public static Suite load(String name, Path dir) {
+        checkName(name);
+        Path modelFile = modelFile(dir, name);
+        Path inputFile = inputFile(dir, name);
+        for (Path file : List.of(modelFile, inputFile)) {
+            if (!Files.isRegularFile(file)) {
+                throw new BadInputException("--models " + dir + ": " + file + " does not exist; export the suite with "
+                        + "python src/test/python/bench_python.py --export " + dir);
+            }
+        }
+        JitModule module = Models.loadTorchScript(modelFile);
+        Map<String, Tensor> saved = TensorMaps.load(inputFile);
+        if (saved.size() != 1 || !saved.containsKey("")) {
+            throw new BadInputException(inputFile + " should hold one tensor (the batch), but holds " + saved.size()
+                    + " entries " + saved.keySet() + "; export it with bench_python.py --export");
+        }
+        Tensor x = saved.get("");
+        if (x.dim() < 1 || x.size(0) < 1) {
+            throw new BadInputException(inputFile + " holds an empty batch; export it with bench_python.py --export");
+        }
+        return new Suite(name, Models.torchScript(module), x,
+                t -> module.forward(new IValueVector(new IValue(t))).toTensor());
+    }
+
+    public static Path modelFile(Path dir, String name) {
+        return dir.resolve(name + ".pt");
+    }
+
+    public static Path inputFile(Path dir, String name) {
+        return dir.resolve(name + "_x.pt");
+    }
+
+    /** The names of {@code spec}: one suite name, or {@code all}. */
+    public static List<String> named(String spec) {
+        String key = spec.toLowerCase(Locale.ROOT);
+        if (key.equals("all")) {
+            return NAMES;
+        }
+        checkName(key);
+        return List.of(key);
+    }
+
+    private static void checkName(String name) {
+        if (!NAMES.contains(name)) {
+            throw new BadInputException("unknown suite '" + name + "': use one of " + String.join(", ", NAMES)
+                    + " or all");
+        }
+    }
+
+    public String name() {
+        return name;
+    }
+
+    public Model model() {
+        return model;
+    }
+
+    /** The batch, batch-first. */
+    public Tensor input() {
+        return input;
+    }
+
+    /** B, the number of samples. */
+    public long batchSize() {
+        return input.size(0);
+    }
+
+    /** The model's forward on a whole batch, with autograd recording. */
+    public Tensor forward(Tensor x) {
+        return forward.apply(x);
+    }
+
+    @Override
+    public void close() {
+        model.close();
+    }
+}

@@ -1,0 +1,173 @@
+package dev.psg4j.cli;
+
+import dev.psg4j.BadInputException;
+import dev.psg4j.bench.Bench;
+import dev.psg4j.bench.BenchMethod;
+import dev.psg4j.bench.BenchResult;
+import dev.psg4j.bench.Suite;
+
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+
+import java.io.IOException;
+import java.io.OutputStream;
+import java.io.PrintWriter;
+import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.concurrent.Callable;
+
+/** {@code psg4j bench}: the DESIGN §7 suite timed with JMH, medians per model and method, and their ratios. */
+@Command(name = "bench", mixinStandardHelpOptions = true, sortOptions = false,
+        description = {"Times per-sample gradients on the benchmark suite with JMH.",
+                "Per model (l1 loss, reduction sum): vmap (the vmap engine), microbatch (the",
+                "reference engine), check (a full check of the vmap engine, one reduction) and",
+                "backward (one plain batched backward); prints the median (p50) ms per call",
+                "and the ratios vmap/backward, microbatch/vmap, check/vmap.",
+                "  mlp  Linear(784,256)-ReLU-Linear(256,10)                    x [B,784]",
+                "  cnn  Conv2d(1,16,5)-ReLU-MaxPool2d(2)-Conv2d(16,32,5)-ReLU-",
+                "       MaxPool2d(2)-Flatten-Linear(512,10)                    x [B,1,28,28]",
+                "  seq  Linear(64,128)-LayerNorm(128)-GELU-Linear(128,64)      x [B,16,64]",
+                "  emb  Embedding(1000,64)-Flatten-Linear(512,10)              x int [B,8]",
+                "Built in Java, or with --models DIR the TorchScript models and inputs that",
+                "src/test/python/bench_python.py --export DIR wrote (Python times the same)."},
+        exitCodeListHeading = "%nExit status:%n",
+        exitCodeList = {"0:the benchmarks ran", "2:bad usage, bad input, or a benchmark failed"})
+final class BenchCommand implements Callable<Integer> {
+    @Spec
+    CommandSpec spec;
+
+    @Option(names = "--suite", paramLabel = "NAME", defaultValue = "all",
+            description = "mlp, cnn, seq, emb or all; default ${DEFAULT-VALUE}")
+    String suite;
+
+    @Option(names = "--batch", paramLabel = "B",
+            description = "samples per batch; default 32 (with --models: the exported inputs' batch)")
+    Long batch;
+
+    @Option(names = "--threads", paramLabel = "N", defaultValue = "1",
+            description = "LibTorch's intra-op threads; default ${DEFAULT-VALUE}")
+    int threads;
+
+    @Option(names = "--methods", paramLabel = "LIST", defaultValue = "vmap,microbatch,check,backward",
+            description = "comma list of vmap, microbatch, check, backward; default all")
+    String methods;
+
+    @Option(names = "--models", paramLabel = "DIR",
+            description = "time DIR/<suite>.pt (TorchScript) on DIR/<suite>_x.pt, as written by "
+                    + "python src/test/python/bench_python.py --export DIR, instead of the models built in Java")
+    Path models;
+
+    @Option(names = "--warmups", paramLabel = "N", defaultValue = "3",
+            description = "JMH warm-up iterations per benchmark; default ${DEFAULT-VALUE}")
+    int warmups;
+
+    @Option(names = "--iterations", paramLabel = "N", defaultValue = "5",
+            description = "JMH measured iterations per benchmark; default ${DEFAULT-VALUE}")
+    int iterations;
+
+    @Option(names = "--iteration-time", paramLabel = "MS", defaultValue = "400",
+            description = "milliseconds per iteration (each calls the method at least once); default ${DEFAULT-VALUE}")
+    long iterationMillis;
+
+    @Option(names = "--forks", paramLabel = "N", defaultValue = "1",
+            description = "JVMs forked per benchmark; 0 runs in this JVM (quicker, noisier); default ${DEFAULT-VALUE}")
+    int forks;
+
+    @Option(names = "--json", paramLabel = "OUT", description = "also write the results as JSON")
+    Path json;
+
+    @Option(names = "--verbose", description = "show JMH's own progress log")
+    boolean verbose;
+
+    @Override
+    public Integer call() {
+        return Failures.guarded(spec, this::bench);
+    }
+
+    private int bench() {
+        PrintWriter out = spec.commandLine().getOut();
+        Bench.Builder builder = Bench.builder()
+                .suites(Suite.named(suite))
+                .methods(methods())
+                .batch(batch)
+                .threads(threads)
+                .warmups(warmups)
+                .iterations(iterations)
+                .iterationMillis(iterationMillis)
+                .forks(forks)
+                .log(verbose ? new WriterStream(out) : null);
+        if (models != null) {
+            if (!Files.isDirectory(models)) {
+                throw new BadInputException("--models " + models + " is not a folder: export the suite with "
+                        + "python src/test/python/bench_python.py --export " + models);
+            }
+            builder.models(models);
+        }
+        if (json != null) {
+            Path folder = json.toAbsolutePath().getParent();
+            if (folder != null && !Files.isDirectory(folder)) {
+                throw new BadInputException("cannot write the JSON results to " + json + ": folder " + json.getParent()
+                        + " does not exist; create it or give another --json path");
+            }
+        }
+        BenchResult result = builder.run();
+        if (json != null) {
+            try {
+                result.writeJson(json);
+            } catch (UncheckedIOException e) {
+                throw new BadInputException("cannot write the JSON results to " + json + " ("
+                        + e.getCause().getMessage() + "): give a writable path", e);
+            }
+        }
+        out.print(result.table());
+        if (json != null) {
+            out.println("JSON results written to " + json);
+        }
+        out.flush();
+        return Psg4jCli.PASSED;
+    }
+
+    private List<BenchMethod> methods() {
+        List<String> names = List.of(methods.split(",", -1));
+        if (names.stream().anyMatch(String::isBlank)) {
+            throw new BadInputException("--methods '" + methods + "' has an empty entry: give a comma list of "
+                    + "vmap, microbatch, check, backward");
+        }
+        return names.stream().map(BenchMethod::named).toList();
+    }
+
+    /** JMH writes bytes; the command's output is a PrintWriter. Decodes UTF-8 line by line. */
+    private static final class WriterStream extends OutputStream {
+        private final PrintWriter writer;
+        private final java.io.ByteArrayOutputStream line = new java.io.ByteArrayOutputStream();
+
+        WriterStream(PrintWriter writer) {
+            this.writer = writer;
+        }
+
+        @Override
+        public synchronized void write(int b) {
+            line.write(b);
+            if (b == '\n') {
+                flush();
+            }
+        }
+
+        @Override
+        public synchronized void flush() {
+            writer.print(line.toString(StandardCharsets.UTF_8));
+            writer.flush();
+            line.reset();
+        }
+
+        @Override
+        public void close() throws IOException {
+            flush();
+        }
+    }
+}
