@@ -396,21 +396,22 @@ struct BenchModel {
   std::shared_ptr<void> keep_alive;  // the module the model borrows
 };
 
-// The suite as C++-frontend modules, or as the TorchScript models and inputs Python exported
-// (identical weights and inputs for a side-by-side run with torch.func).
+// The suite as C++-frontend modules. With a models folder (Python's export) the modules take the
+// exported weights and inputs, so the engines run on exactly what torch.func runs on, and the
+// TorchScript models themselves join as "<suite>-ts".
 std::map<std::string, BenchModel> bench_models(int64_t B, torch::Device d, const std::string& models_dir) {
   std::map<std::string, BenchModel> out;
-  if (models_dir.empty()) {
-    for (auto& [name, entry] : suite(B, d)) {
-      out[name] = {frontend_model(entry.first.ptr().get()), entry.second, entry.first.ptr()};
+  for (auto& [name, entry] : suite(B, d)) {
+    BenchModel frontend{frontend_model(entry.first.ptr().get()), entry.second, entry.first.ptr()};
+    if (!models_dir.empty()) {
+      torch::jit::Module module = torch::jit::load(models_dir + "/" + name + ".pt", d);
+      module.eval();
+      torch::NoGradGuard no_grad;
+      for (const auto& p : module.named_parameters()) entry.first->named_parameters()[p.name].copy_(p.value);
+      frontend.x = load_tensor_file(models_dir + "/" + name + "_x.pt").at(0).second.to(d);
+      out[name + "-ts"] = {torchscript_model(module), frontend.x, nullptr};
     }
-    return out;
-  }
-  for (const std::string name : {"mlp", "cnn", "seq", "emb"}) {
-    torch::jit::Module module = torch::jit::load(models_dir + "/" + name + ".pt", d);
-    module.eval();
-    const NamedTensors x = load_tensor_file(models_dir + "/" + name + "_x.pt");
-    out[name] = {torchscript_model(module), x.at(0).second.to(d), nullptr};
+    out[name] = frontend;
   }
   return out;
 }
@@ -420,7 +421,7 @@ void bench(int64_t B, int repeats, torch::Device d, const std::string& only, con
               static_cast<long long>(B), at::get_num_threads(), d.str().c_str(),
               models_dir.empty() ? "C++ frontend" : models_dir.c_str(), repeats);
   for (auto& [name, entry] : bench_models(B, d, models_dir)) {
-    if (!only.empty() && name != only) continue;
+    if (!only.empty() && name.rfind(only, 0) != 0) continue;
     const Model& model = *entry.model;
     Batch batch;
     batch.inputs = {entry.x};
@@ -428,7 +429,7 @@ void bench(int64_t B, int repeats, torch::Device d, const std::string& only, con
     const Problem problem{model, batch, l1, Reduction::Sum};
     const double reference = median_ms([&] { microbatch_gradients(problem); }, repeats, d);
     if (std::getenv("PSG4J_BENCH_REFERENCE_ONLY")) {  // for profiling the loop alone
-      std::printf("%-4s reference %8.2f\n", name.c_str(), reference);
+      std::printf("%-6s reference %8.2f\n", name.c_str(), reference);
       continue;
     }
     const NamedTensors candidate = microbatch_gradients(problem);
@@ -440,7 +441,7 @@ void bench(int64_t B, int repeats, torch::Device d, const std::string& only, con
       auto loss = l1(model.forward({entry.x}), {}, Reduction::Sum, entry.x.size(0));
       torch::autograd::grad({loss}, params);
     }, repeats, d);
-    std::printf("%-4s reference %8.2f  check %8.2f  vmap %7.2f  batched backward %7.2f  "
+    std::printf("%-6s reference %8.2f  check %8.2f  vmap %7.2f  batched backward %7.2f  "
                 "vmap/backward %5.2fx  reference/vmap %5.1fx\n",
                 name.c_str(), reference, check, vmap, backward, vmap / backward, reference / vmap);
   }

@@ -116,7 +116,7 @@ public final class Bench {
             return this;
         }
 
-        /** Time the TorchScript models and inputs exported to {@code dir} instead of building them in Java. */
+        /** Give the Java-built models the weights and inputs exported to {@code dir} (identical to Python's). */
         public Builder models(Path dir) {
             this.models = dir;
             return this;

@@ -27,7 +27,7 @@ import java.util.OptionalDouble;
  * @param batch      B, the samples per batch
  * @param threads    LibTorch's intra-op threads the benchmarks ran with
  * @param device     where they ran ("cpu")
- * @param models     "java" for the suite built in Java, else the folder of exported TorchScript models
+ * @param models     "java" for the suite built in Java with seeded weights, else the folder whose exported weights and inputs it took
  * @param settings   how JMH ran
  * @param timings    suite → method → timing, in the suite's and the methods' order
  */

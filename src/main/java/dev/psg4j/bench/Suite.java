@@ -10,8 +10,6 @@ import org.bytedeco.pytorch.Conv2dImpl;
 import org.bytedeco.pytorch.EmbeddingImpl;
 import org.bytedeco.pytorch.FlattenImpl;
 import org.bytedeco.pytorch.GELUImpl;
-import org.bytedeco.pytorch.IValue;
-import org.bytedeco.pytorch.IValueVector;
 import org.bytedeco.pytorch.JitModule;
 import org.bytedeco.pytorch.LayerNormImpl;
 import org.bytedeco.pytorch.LinearImpl;
@@ -24,6 +22,7 @@ import org.bytedeco.pytorch.global.torch;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
@@ -31,9 +30,9 @@ import java.util.function.UnaryOperator;
 
 /**
  * One model of the benchmark suite (DESIGN §7) with its batch: built in Java as a C++-frontend
- * {@code Sequential} at full size, or loaded from the TorchScript model and input that
- * {@code src/test/python/bench_python.py --export DIR} wrote, so that Python runs on identical
- * weights and inputs. The loss is always {@code l1} against zeros.
+ * {@code Sequential} at full size, with seeded weights and input, or with the weights and input
+ * of the TorchScript model that {@code src/test/python/bench_python.py --export DIR} wrote, so
+ * that Python runs on identical weights and inputs. The loss is always {@code l1} against zeros.
  *
  * <pre>
  * mlp  Linear(784,256)-ReLU-Linear(256,10)                                  x [B,784]
@@ -69,14 +68,18 @@ public final class Suite implements AutoCloseable {
             throw new BadInputException("the batch size must be at least 1, got " + batch);
         }
         torch.manual_seed(SEED);
+        SequentialImpl seq = sequential(name);
+        return new Suite(name, Models.module(seq), randomInput(name, batch), seq::forward);
+    }
+
+    /** The model {@code name} built in Java with fresh (seeded by the caller) weights, in eval mode. */
+    private static SequentialImpl sequential(String name) {
         SequentialImpl seq = new SequentialImpl();
-        Tensor x;
         switch (name) {
             case "mlp" -> {
                 seq.push_back("0", new LinearImpl(784, 256));
                 seq.push_back("1", new ReLUImpl());
                 seq.push_back("2", new LinearImpl(256, 10));
-                x = torch.randn(batch, 784);
             }
             case "cnn" -> {
                 seq.push_back("0", new Conv2dImpl(1, 16, new LongPointer(5L, 5L)));
@@ -87,24 +90,30 @@ public final class Suite implements AutoCloseable {
                 seq.push_back("5", maxPool2d(2));
                 seq.push_back("6", new FlattenImpl());
                 seq.push_back("7", new LinearImpl(512, 10));
-                x = torch.randn(batch, 1, 28, 28);
             }
             case "seq" -> {
                 seq.push_back("0", new LinearImpl(64, 128));
                 seq.push_back("1", new LayerNormImpl(new LongVector(new long[] {128})));
                 seq.push_back("2", new GELUImpl());
                 seq.push_back("3", new LinearImpl(128, 64));
-                x = torch.randn(batch, 16, 64);
             }
             default -> { // emb
                 seq.push_back("0", new EmbeddingImpl(1000, 64));
                 seq.push_back("1", new FlattenImpl());
                 seq.push_back("2", new LinearImpl(512, 10));
-                x = torch.randint(1000, new long[] {batch, 8});
             }
         }
         seq.eval();
-        return new Suite(name, Models.module(seq), x, seq::forward);
+        return seq;
+    }
+
+    private static Tensor randomInput(String name, long batch) {
+        return switch (name) {
+            case "mlp" -> torch.randn(batch, 784);
+            case "cnn" -> torch.randn(batch, 1, 28, 28);
+            case "seq" -> torch.randn(batch, 16, 64);
+            default -> torch.randint(1000, new long[] {batch, 8});
+        };
     }
 
     /**
@@ -113,15 +122,16 @@ public final class Suite implements AutoCloseable {
      * own that owns it too: the Java object must not also free it, or the Sequential holds a
      * dangling layer once the garbage collector has run (a crash in the next forward).
      */
-    private static MaxPool2dImpl maxPool2d(long k) {
+    public static MaxPool2dImpl maxPool2d(long k) {
         MaxPool2dImpl pool = new MaxPool2dImpl(new LongPointer(k, k));
         pool.deallocate(false);
         return pool;
     }
 
     /**
-     * The model {@code name} as {@code bench_python.py --export DIR} wrote it: {@code DIR/<name>.pt}
-     * (TorchScript) and its input {@code DIR/<name>_x.pt} (one tensor, saved with torch.save).
+     * The model {@code name} built in Java with the weights of {@code DIR/<name>.pt} (TorchScript,
+     * as {@code bench_python.py --export DIR} wrote it) and the input {@code DIR/<name>_x.pt} (one
+     * tensor, saved with torch.save).
      */
     public static Suite load(String name, Path dir) {
         checkName(name);
@@ -143,8 +153,28 @@ public final class Suite implements AutoCloseable {
         if (x.dim() < 1 || x.size(0) < 1) {
             throw new BadInputException(inputFile + " holds an empty batch; export it with bench_python.py --export");
         }
-        return new Suite(name, Models.torchScript(module), x,
-                t -> module.forward(new IValueVector(new IValue(t))).toTensor());
+        SequentialImpl seq = sequential(name);
+        Model model = Models.module(seq);
+        try (Model exported = Models.torchScript(module)) {
+            copyParameters(exported.trainableParameters(), model.trainableParameters(), modelFile);
+        }
+        return new Suite(name, model, x, seq::forward);
+    }
+
+    /** Gives the Java-built model the exported weights, checking that names and shapes agree. */
+    private static void copyParameters(Map<String, Tensor> exported, Map<String, Tensor> own, Path from) {
+        if (!exported.keySet().equals(own.keySet())) {
+            throw new BadInputException(from + " has parameters " + exported.keySet() + " but the suite model has "
+                    + own.keySet() + "; export it with bench_python.py --export");
+        }
+        for (Map.Entry<String, Tensor> e : own.entrySet()) {
+            Tensor source = exported.get(e.getKey());
+            if (!Arrays.equals(source.sizes().vec().get(), e.getValue().sizes().vec().get())) {
+                throw new BadInputException(from + ": parameter " + e.getKey() + " has another shape than the "
+                        + "suite's; export it with bench_python.py --export");
+            }
+            e.getValue().detach().copy_(source);
+        }
     }
 
     public static Path modelFile(Path dir, String name) {

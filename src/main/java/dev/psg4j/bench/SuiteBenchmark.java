@@ -51,7 +51,7 @@ public class SuiteBenchmark {
     @Param({"1"})
     public int threads;
 
-    /** The folder of exported TorchScript models, or {@link #BUILT_IN} for the models built in Java. */
+    /** The folder of exported weights and inputs, or {@link #BUILT_IN} for seeded weights. */
     @Param({BUILT_IN})
     public String models;
 

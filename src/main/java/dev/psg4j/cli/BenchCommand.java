@@ -33,8 +33,8 @@ import java.util.concurrent.Callable;
                 "       MaxPool2d(2)-Flatten-Linear(512,10)                    x [B,1,28,28]",
                 "  seq  Linear(64,128)-LayerNorm(128)-GELU-Linear(128,64)      x [B,16,64]",
                 "  emb  Embedding(1000,64)-Flatten-Linear(512,10)              x int [B,8]",
-                "Built in Java, or with --models DIR the TorchScript models and inputs that",
-                "src/test/python/bench_python.py --export DIR wrote (Python times the same)."},
+                "Built in Java; with --models DIR they take the weights and inputs of the TorchScript",
+                "models src/test/python/bench_python.py --export DIR wrote (Python times the same)."},
         exitCodeListHeading = "%nExit status:%n",
         exitCodeList = {"0:the benchmarks ran", "2:bad usage, bad input, or a benchmark failed"})
 final class BenchCommand implements Callable<Integer> {
@@ -58,8 +58,8 @@ final class BenchCommand implements Callable<Integer> {
     String methods;
 
     @Option(names = "--models", paramLabel = "DIR",
-            description = "time DIR/<suite>.pt (TorchScript) on DIR/<suite>_x.pt, as written by "
-                    + "python src/test/python/bench_python.py --export DIR, instead of the models built in Java")
+            description = "give the models built in Java the weights of DIR/<suite>.pt (TorchScript) and time them "
+                    + "on DIR/<suite>_x.pt, as written by python src/test/python/bench_python.py --export DIR")
     Path models;
 
     @Option(names = "--warmups", paramLabel = "N", defaultValue = "3",

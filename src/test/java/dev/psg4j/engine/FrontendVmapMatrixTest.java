@@ -2,6 +2,7 @@ package dev.psg4j.engine;
 
 import dev.psg4j.BadInputException;
 import dev.psg4j.UnsupportedModelException;
+import dev.psg4j.bench.Suite;
 import dev.psg4j.check.Batch;
 import dev.psg4j.check.GradSampler;
 import dev.psg4j.check.Loss;
@@ -42,7 +43,6 @@ import org.bytedeco.pytorch.LSTMOptions;
 import org.bytedeco.pytorch.LinearImpl;
 import org.bytedeco.pytorch.LinearOptions;
 import org.bytedeco.pytorch.LongVector;
-import org.bytedeco.pytorch.MaxPool2dImpl;
 import org.bytedeco.pytorch.Module;
 import org.bytedeco.pytorch.MultiheadAttentionImpl;
 import org.bytedeco.pytorch.MultiheadAttentionOptions;
@@ -309,7 +309,7 @@ class FrontendVmapMatrixTest {
         SequentialImpl seq = new SequentialImpl();
         seq.push_back("0", new Conv2dImpl(1, 4, new LongPointer(3L, 3L)));
         seq.push_back("1", new ReLUImpl());
-        seq.push_back("2", new MaxPool2dImpl(new LongPointer(2L, 2L)));
+        seq.push_back("2", Suite.maxPool2d(2));
         seq.push_back("3", new FlattenImpl());
         seq.push_back("4", new LinearImpl(4 * 3 * 3, 3));
         return seq;
