@@ -6,14 +6,6 @@ import dev.psg4j.engine.VmapTesting.ConvSpec;
 import dev.psg4j.engine.VmapTesting.Problem;
 import dev.psg4j.engine.VmapTesting.RecurrentSpec;
 
-import net.jqwik.api.AfterFailureMode;
-import net.jqwik.api.Arbitraries;
-import net.jqwik.api.Arbitrary;
-import net.jqwik.api.Combinators;
-import net.jqwik.api.ForAll;
-import net.jqwik.api.GenerationMode;
-import net.jqwik.api.Property;
-import net.jqwik.api.Provide;
 import org.bytedeco.pytorch.GroupNormImpl;
 import org.bytedeco.pytorch.GroupNormOptions;
 import org.bytedeco.pytorch.LayerNormImpl;
@@ -22,21 +14,39 @@ import org.bytedeco.pytorch.LinearOptions;
 import org.bytedeco.pytorch.LinearImpl;
 import org.bytedeco.pytorch.LongVector;
 import org.bytedeco.pytorch.global.torch;
+import org.junit.jupiter.api.Test;
+import org.quicktheories.QuickTheory;
+import org.quicktheories.core.Gen;
+import org.quicktheories.generators.Generate;
 
 import java.util.ArrayList;
 import java.util.List;
 
+import static org.quicktheories.QuickTheory.qt;
+import static org.quicktheories.generators.SourceDSL.booleans;
+import static org.quicktheories.generators.SourceDSL.integers;
+import static org.quicktheories.generators.SourceDSL.lists;
+import static org.quicktheories.generators.SourceDSL.longs;
+
 /**
  * Properties of the vmap engine over random layer configurations (C++-frontend modules built in
- * Java): for every configuration, batch size 1–5, reduction and loss, the vmap engine passes the
- * check (zero false alarms) and equals the microbatch engine within 1e-5 abs / 1e-4 rel.
+ * Java), checked with QuickTheories: for every configuration, batch size 1–5, reduction and loss,
+ * the vmap engine passes the check (zero false alarms) and equals the microbatch engine within
+ * 1e-5 abs / 1e-4 rel.
  *
- * <p>Seeds are fixed, so runs are deterministic; jqwik reports the property's seed and the sample
- * on failure, and every assertion message starts with the configuration, whose {@code seed} is
- * what LibTorch was seeded with before the module and the batch were made: rebuild the failing
- * try from it alone.
+ * <p>Each property runs a fixed number of examples from its own fixed seed, without shrinking, so
+ * runs are deterministic and a failure costs one try. On failure QuickTheories reports the
+ * property's seed ("Seed was …") and the falsifying configuration (its {@code toString}), and the
+ * cause's message starts with the configuration again; its {@code torch seed} is what LibTorch was
+ * seeded with ({@code torch.manual_seed}) before the module and the batch were made: rebuild the
+ * failing try from it alone.
  */
 class VmapPropertyTest {
+    /** A property's runner: {@code examples} tries from {@code seed}, no shrinking, no time limit. */
+    private static QuickTheory property(long seed, int examples) {
+        return qt().withFixedSeed(seed).withExamples(examples).withShrinkCycles(0).withUnlimitedTestingTime();
+    }
+
     /** How a try runs: the batch, the reduction checked, the loss, and LibTorch's seed. */
     record Run(int batch, Reduction reduction, Loss loss, long seed) {
         @Override
@@ -45,9 +55,9 @@ class VmapPropertyTest {
         }
     }
 
-    private static Arbitrary<Run> runs() {
-        return Combinators.combine(Arbitraries.integers().between(1, 5), Arbitraries.of(Reduction.class),
-                Arbitraries.of(Loss.MSE, Loss.L1, Loss.SUM), Arbitraries.longs()).as(Run::new);
+    private static Gen<Run> runs() {
+        return integers().between(1, 5).zip(Generate.enumValues(Reduction.class),
+                Generate.pick(List.of(Loss.MSE, Loss.L1, Loss.SUM)), longs().all(), Run::new);
     }
 
     private static void check(Object config, Run run, Problem problem) {
@@ -66,35 +76,33 @@ class VmapPropertyTest {
     }
 
     /** Groups dividing both channel counts; "same" padding only with stride 1, where it is legal. */
-    private static Arbitrary<ConvCase> convCases(int dims) {
-        Arbitrary<ConvSpec> specs = Combinators.combine(
-                Arbitraries.longs().between(1, 3),        // groups
-                Arbitraries.longs().between(1, 2),        // in channels per group
-                Arbitraries.longs().between(1, 3),        // out channels per group
-                Arbitraries.longs().between(1, dims == 1 ? 4 : 3),
-                Arbitraries.longs().between(1, 2),        // stride
-                Arbitraries.longs().between(1, 2),        // dilation
-                Arbitraries.of(true, false),              // bias
-                Arbitraries.of("0", "1", "2", "same", "valid"))
-                .as((g, in, out, k, s, d, bias, p) -> new ConvSpec(dims, false, g * in, g * out, k, s, p, d, g, bias, 0))
-                .filter(spec -> !spec.padding().equals("same") || spec.stride() == 1);
-        return specs.flatMap(spec -> Combinators.combine(
-                Arbitraries.longs().between(0, 4).list().ofSize(dims), runs())
-                .as((extra, run) -> {
+    private static Gen<ConvCase> convCases(int dims) {
+        Gen<Long> groups = longs().between(1, 3);
+        Gen<Long> inPerGroup = longs().between(1, 2);
+        Gen<Long> outPerGroup = longs().between(1, 3);
+        Gen<Long> kernel = longs().between(1, dims == 1 ? 4 : 3);
+        Gen<Long> stride = longs().between(1, 2);
+        Gen<Long> dilation = longs().between(1, 2);
+        Gen<Boolean> bias = booleans().all();
+        Gen<String> padding = Generate.pick(List.of("0", "1", "2", "same", "valid"));
+        Gen<ConvSpec> all = r -> {
+            long g = groups.generate(r);
+            long in = inPerGroup.generate(r);
+            long out = outPerGroup.generate(r);
+            long k = kernel.generate(r);
+            long s = stride.generate(r);
+            long d = dilation.generate(r);
+            boolean b = bias.generate(r);
+            String p = padding.generate(r);
+            return new ConvSpec(dims, false, g * in, g * out, k, s, p, d, g, b, 0);
+        };
+        Gen<ConvSpec> specs = all.assuming(spec -> !spec.padding().equals("same") || spec.stride() == 1);
+        return specs.flatMap(spec -> lists().of(longs().between(0, 4)).ofSize(dims)
+                .zip(runs(), (extra, run) -> {
                     List<Long> size = new ArrayList<>();
                     extra.forEach(e -> size.add(spec.minimalInput(e)));
                     return new ConvCase(spec, size, run);
                 }));
-    }
-
-    @Provide
-    Arbitrary<ConvCase> conv2d() {
-        return convCases(2);
-    }
-
-    @Provide
-    Arbitrary<ConvCase> conv1d() {
-        return convCases(1);
     }
 
     private static void checkConv(ConvCase c) {
@@ -103,16 +111,14 @@ class VmapPropertyTest {
         check(c, c.run(), c.spec().problem(c.run().batch(), size));
     }
 
-    @Property(tries = 30, seed = "4242001", generation = GenerationMode.RANDOMIZED,
-            afterFailure = AfterFailureMode.PREVIOUS_SEED)
-    void conv2dVmapIsExact(@ForAll("conv2d") ConvCase c) {
-        checkConv(c);
+    @Test
+    void conv2dVmapIsExact() {
+        property(4242001, 30).forAll(convCases(2)).checkAssert(VmapPropertyTest::checkConv);
     }
 
-    @Property(tries = 25, seed = "4242002", generation = GenerationMode.RANDOMIZED,
-            afterFailure = AfterFailureMode.PREVIOUS_SEED)
-    void conv1dVmapIsExact(@ForAll("conv1d") ConvCase c) {
-        checkConv(c);
+    @Test
+    void conv1dVmapIsExact() {
+        property(4242002, 25).forAll(convCases(1)).checkAssert(VmapPropertyTest::checkConv);
     }
 
     // ---- Linear on rank 2-4 ----
@@ -126,28 +132,37 @@ class VmapPropertyTest {
         }
     }
 
-    @Provide
-    Arbitrary<LinearCase> linear() {
-        return Combinators.combine(Arbitraries.longs().between(1, 6), Arbitraries.longs().between(1, 5),
-                Arbitraries.of(true, false), Arbitraries.longs().between(1, 3).list().ofMinSize(0).ofMaxSize(2),
-                Arbitraries.of(true, false), runs())
-                .as((in, out, bias, middle, timeFirst, run) ->
-                        new LinearCase(in, out, bias, middle, timeFirst && !middle.isEmpty(), run));
+    private static Gen<LinearCase> linear() {
+        Gen<Long> in = longs().between(1, 6);
+        Gen<Long> out = longs().between(1, 5);
+        Gen<Boolean> bias = booleans().all();
+        Gen<List<Long>> middle = lists().of(longs().between(1, 3)).ofSizeBetween(0, 2);
+        Gen<Boolean> timeFirst = booleans().all();
+        Gen<Run> runs = runs();
+        return r -> {
+            long i = in.generate(r);
+            long o = out.generate(r);
+            boolean b = bias.generate(r);
+            List<Long> m = middle.generate(r);
+            boolean t = timeFirst.generate(r);
+            return new LinearCase(i, o, b, m, t && !m.isEmpty(), runs.generate(r));
+        };
     }
 
-    @Property(tries = 30, seed = "4242003", generation = GenerationMode.RANDOMIZED,
-            afterFailure = AfterFailureMode.PREVIOUS_SEED)
-    void linearVmapIsExact(@ForAll("linear") LinearCase c) {
-        torch.manual_seed(c.run().seed());
-        LinearOptions o = new LinearOptions(c.in(), c.out());
-        o.bias().put(c.bias());
-        LinearImpl m = new LinearImpl(o);
-        List<Long> shape = new ArrayList<>(c.middle());
-        shape.add(c.timeFirst() ? 1 : 0, (long) c.run().batch());
-        shape.add(c.in());
-        Problem problem = Problem.mse(m, m::forward, torch.randn(shape.stream().mapToLong(Long::longValue).toArray()),
-                c.timeFirst() ? 1 : 0);
-        check(c, c.run(), problem);
+    @Test
+    void linearVmapIsExact() {
+        property(4242003, 30).forAll(linear()).checkAssert(c -> {
+            torch.manual_seed(c.run().seed());
+            LinearOptions o = new LinearOptions(c.in(), c.out());
+            o.bias().put(c.bias());
+            LinearImpl m = new LinearImpl(o);
+            List<Long> shape = new ArrayList<>(c.middle());
+            shape.add(c.timeFirst() ? 1 : 0, (long) c.run().batch());
+            shape.add(c.in());
+            Problem problem = Problem.mse(m, m::forward,
+                    torch.randn(shape.stream().mapToLong(Long::longValue).toArray()), c.timeFirst() ? 1 : 0);
+            check(c, c.run(), problem);
+        });
     }
 
     // ---- RNN / LSTM / GRU ----
@@ -160,20 +175,33 @@ class VmapPropertyTest {
         }
     }
 
-    @Provide
-    Arbitrary<RecurrentCase> recurrent() {
-        Arbitrary<RecurrentSpec> specs = Combinators.combine(Arbitraries.of("LSTM", "GRU", "RNN", "RNN_relu"),
-                Arbitraries.longs().between(1, 4), Arbitraries.longs().between(1, 5),
-                Arbitraries.longs().between(1, 2), Arbitraries.of(true, false), Arbitraries.of(true, false),
-                Arbitraries.of(true, false)).as(RecurrentSpec::new);
-        return Combinators.combine(specs, Arbitraries.longs().between(1, 4), runs()).as(RecurrentCase::new);
+    private static Gen<RecurrentCase> recurrent() {
+        Gen<String> kind = Generate.pick(List.of("LSTM", "GRU", "RNN", "RNN_relu"));
+        Gen<Long> input = longs().between(1, 4);
+        Gen<Long> hidden = longs().between(1, 5);
+        Gen<Long> layers = longs().between(1, 2);
+        Gen<Boolean> batchFirst = booleans().all();
+        Gen<Boolean> bidirectional = booleans().all();
+        Gen<Boolean> bias = booleans().all();
+        Gen<RecurrentSpec> specs = r -> {
+            String k = kind.generate(r);
+            long i = input.generate(r);
+            long h = hidden.generate(r);
+            long l = layers.generate(r);
+            boolean bf = batchFirst.generate(r);
+            boolean bd = bidirectional.generate(r);
+            boolean b = bias.generate(r);
+            return new RecurrentSpec(k, i, h, l, bf, bd, b);
+        };
+        return specs.zip(longs().between(1, 4), runs(), RecurrentCase::new);
     }
 
-    @Property(tries = 25, seed = "4242004", generation = GenerationMode.RANDOMIZED,
-            afterFailure = AfterFailureMode.PREVIOUS_SEED)
-    void recurrentVmapIsExact(@ForAll("recurrent") RecurrentCase c) {
-        torch.manual_seed(c.run().seed());
-        check(c, c.run(), c.spec().problem(c.run().batch(), c.length()));
+    @Test
+    void recurrentVmapIsExact() {
+        property(4242004, 25).forAll(recurrent()).checkAssert(c -> {
+            torch.manual_seed(c.run().seed());
+            check(c, c.run(), c.spec().problem(c.run().batch(), c.length()));
+        });
     }
 
     // ---- LayerNorm / GroupNorm ----
@@ -220,34 +248,31 @@ class VmapPropertyTest {
      * noise times 1/sqrt(eps) for the weight's gradient instead (e.g. -4.2e-5 for LayerNorm([1]),
      * seed -2), while the vmap engine returns the exact 0: the check would flag the correct engine.
      */
-    @Provide
-    Arbitrary<NormCase> norm() {
-        Arbitrary<NormCase> layerNorm = Combinators.combine(
-                Arbitraries.longs().between(1, 4).list().ofMinSize(1).ofMaxSize(3),
-                Arbitraries.integers().between(1, 2), runs())
-                .as((dims, normalized, run) -> new NormCase("LayerNorm", dims, Math.min(normalized, dims.size()), 0, 0,
-                        run))
-                .filter(c -> c.groupSize() >= 2);
-        Arbitrary<NormCase> groupNorm = Combinators.combine(
-                Arbitraries.longs().between(1, 4).list().ofMinSize(0).ofMaxSize(2),
-                Arbitraries.longs().between(1, 3), Arbitraries.longs().between(1, 3), runs())
-                .as((dims, groups, perGroup, run) -> new NormCase("GroupNorm", dims, 0, groups, perGroup, run))
-                .filter(c -> c.groupSize() >= 2);
-        return Arbitraries.oneOf(layerNorm, groupNorm);
+    private static Gen<NormCase> norm() {
+        Gen<NormCase> layerNorm = lists().of(longs().between(1, 4)).ofSizeBetween(1, 3)
+                .zip(integers().between(1, 2), runs(), (dims, normalized, run) ->
+                        new NormCase("LayerNorm", dims, Math.min(normalized, dims.size()), 0, 0, run))
+                .assuming(c -> c.groupSize() >= 2);
+        Gen<NormCase> groupNorm = lists().of(longs().between(1, 4)).ofSizeBetween(0, 2)
+                .zip(longs().between(1, 3), longs().between(1, 3), runs(), (dims, groups, perGroup, run) ->
+                        new NormCase("GroupNorm", dims, 0, groups, perGroup, run))
+                .assuming(c -> c.groupSize() >= 2);
+        return Generate.oneOf(layerNorm, groupNorm);
     }
 
-    @Property(tries = 30, seed = "4242005", generation = GenerationMode.RANDOMIZED,
-            afterFailure = AfterFailureMode.PREVIOUS_SEED)
-    void normVmapIsExact(@ForAll("norm") NormCase c) {
-        torch.manual_seed(c.run().seed());
-        if (c.kind().equals("LayerNorm")) {
-            long[] normalized = c.dims().subList(c.dims().size() - c.normalized(), c.dims().size()).stream()
-                    .mapToLong(Long::longValue).toArray();
-            LayerNormImpl m = new LayerNormImpl(new LayerNormOptions(new LongVector(normalized)));
-            check(c, c.run(), Problem.mse(m, m::forward, torch.randn(c.shape())));
-        } else {
-            GroupNormImpl m = new GroupNormImpl(new GroupNormOptions(c.groups(), c.groups() * c.perGroup()));
-            check(c, c.run(), Problem.mse(m, m::forward, torch.randn(c.shape())));
-        }
+    @Test
+    void normVmapIsExact() {
+        property(4242005, 30).forAll(norm()).checkAssert(c -> {
+            torch.manual_seed(c.run().seed());
+            if (c.kind().equals("LayerNorm")) {
+                long[] normalized = c.dims().subList(c.dims().size() - c.normalized(), c.dims().size()).stream()
+                        .mapToLong(Long::longValue).toArray();
+                LayerNormImpl m = new LayerNormImpl(new LayerNormOptions(new LongVector(normalized)));
+                check(c, c.run(), Problem.mse(m, m::forward, torch.randn(c.shape())));
+            } else {
+                GroupNormImpl m = new GroupNormImpl(new GroupNormOptions(c.groups(), c.groups() * c.perGroup()));
+                check(c, c.run(), Problem.mse(m, m::forward, torch.randn(c.shape())));
+            }
+        });
     }
 }
