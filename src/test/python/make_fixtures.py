@@ -36,7 +36,6 @@ The script is deterministic: running it again rewrites byte-identical files
 
 import argparse
 import copy
-import hashlib
 import json
 import os
 import sys
@@ -422,16 +421,6 @@ def make_misc(out_dir):
     save(torch.randn(3, 4), os.path.join(out_dir, "tensor_only.pt"))
 
 
-def digest_tree(root):
-    h = {}
-    for dp, _, fns in os.walk(root):
-        for fn in fns:
-            p = os.path.join(dp, fn)
-            with open(p, "rb") as f:
-                h[os.path.relpath(p, root)] = hashlib.sha256(f.read()).hexdigest()
-    return h
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default=DEFAULT_OUT, help="output folder (default: %(default)s)")
@@ -439,19 +428,10 @@ def main():
     args = ap.parse_args()
     out_dir = os.path.abspath(args.out)
 
-    # Re-run ourselves once, in a controlled way, so the output is byte-identical
-    # from run to run and from checkout to checkout:
-    #  * TorchScript emits some class attributes (Final constants) in set order, which
-    #    depends on string hash randomization: pin PYTHONHASHSEED;
-    #  * TorchScript debug info records the source file name of the custom modules:
-    #    run the script from the repository root under its relative path.
-    if os.environ.get("PSG4J_FIXTURES_CHILD") != "1":
-        env = dict(os.environ, PYTHONHASHSEED="0", PSG4J_FIXTURES_CHILD="1")
-        rel = os.path.relpath(os.path.abspath(__file__), REPO_ROOT)
-        code = f"import runpy; runpy.run_path({rel!r}, run_name='__main__')"
-        argv = [sys.executable, "-c", code, "--out", out_dir] + (["--quiet"] if args.quiet else [])
-        os.chdir(REPO_ROOT)
-        os.execve(sys.executable, argv, env)
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from fixture_tools import digest_tree, rerun_reproducibly
+
+    rerun_reproducibly(__file__, REPO_ROOT, "PSG4J_FIXTURES_CHILD", out_dir, args.quiet)
     # Opacus registers full backward hooks; inputs not requiring grad trigger a
     # harmless torch warning on every backward.
     warnings.filterwarnings("ignore", message="Full backward hook is firing")

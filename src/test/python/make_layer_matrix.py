@@ -63,7 +63,6 @@ nothing changed when files already exist and reports it).
 """
 
 import argparse
-import hashlib
 import json
 import os
 import re
@@ -878,16 +877,6 @@ def make_case(out_dir, name, layer, config, build, log):
     }
 
 
-def digest_tree(root):
-    h = {}
-    for dp, _, fns in os.walk(root):
-        for fn in fns:
-            p = os.path.join(dp, fn)
-            with open(p, "rb") as f:
-                h[os.path.relpath(p, root)] = hashlib.sha256(f.read()).hexdigest()
-    return h
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default=DEFAULT_OUT, help="output folder (default: %(default)s)")
@@ -895,21 +884,13 @@ def main():
     args = ap.parse_args()
     out_dir = os.path.abspath(args.out)
 
-    # Re-run ourselves once, in a controlled way, so the output is byte-identical
-    # from run to run and from checkout to checkout:
-    #  * TorchScript emits some class attributes (Final constants) in set order, which
-    #    depends on string hash randomization: pin PYTHONHASHSEED;
-    #  * TorchScript debug info records the source file name of the custom modules:
-    #    run the script from the repository root under its relative path. It records their
-    #    source lines too: editing above a custom module (the module docstring included: keep
-    #    its line count) changes the model.pt files that hold it; add new modules after the others.
-    if os.environ.get("PSG4J_LAYER_MATRIX_CHILD") != "1":
-        env = dict(os.environ, PYTHONHASHSEED="0", PSG4J_LAYER_MATRIX_CHILD="1")
-        rel = os.path.relpath(os.path.abspath(__file__), REPO_ROOT)
-        code = f"import runpy; runpy.run_path({rel!r}, run_name='__main__')"
-        argv = [sys.executable, "-c", code, "--out", out_dir] + (["--quiet"] if args.quiet else [])
-        os.chdir(REPO_ROOT)
-        os.execve(sys.executable, argv, env)
+    # TorchScript debug info records the source lines of the custom modules too: editing above a
+    # custom module (the module docstring included: keep its line count) changes the model.pt
+    # files that hold it; add new modules after the others.
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from fixture_tools import digest_tree, rerun_reproducibly
+
+    rerun_reproducibly(__file__, REPO_ROOT, "PSG4J_LAYER_MATRIX_CHILD", out_dir, args.quiet)
 
     # The op checks run the autograd profiler; keep Kineto from logging that it finds no GPU.
     os.environ.setdefault("KINETO_LOG_LEVEL", "5")

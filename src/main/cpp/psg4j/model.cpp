@@ -59,30 +59,40 @@ class SwappedParameters {
   std::vector<std::pair<Setter, c10::IValue>> restore_;
 };
 
-class TorchScriptModel final : public Model {
+// A model whose forward reads its parameters from slots of its own: a functional call swaps the
+// given parameters in for its duration. Forwards share a lock that a functional call takes alone,
+// so no forward ever sees another call's parameters.
+class SlotModel : public Model {
  public:
-  explicit TorchScriptModel(torch::jit::Module module) : module_(std::move(module)) {}
-
-  at::Tensor forward(const std::vector<at::Tensor>& inputs) const override {
+  at::Tensor forward(const std::vector<at::Tensor>& inputs) const final {
     std::shared_lock<std::shared_mutex> reading(swap_mutex_);
     return run(inputs);
   }
 
   at::Tensor functional_forward(const std::vector<at::Tensor>& inputs,
-                                const std::vector<at::Tensor>& parameters) const override {
+                                const std::vector<at::Tensor>& parameters) const final {
     std::unique_lock<std::shared_mutex> swapping(swap_mutex_);
     const NamedTensors own = trainable_parameters();
     require_one_per_parameter(parameters, own.size(), describe());
-    torch::jit::GraphOptimizerEnabledGuard plain_interpreter(false);
     SwappedParameters swapped;
-    for (size_t k = 0; k < own.size(); ++k) {
-      // Parameters live in attribute slots of the submodule that registers them.
-      auto [owner, attribute] = owner_of(own[k].first);
-      swapped.swap(owner.attr(attribute), setter(owner, attribute), parameters[k]);
-    }
-    refresh_flat_weights(&swapped);
-    return run(inputs);
+    swap_in(own, parameters, &swapped);
+    return run_swapped(inputs);
   }
+
+ protected:
+  virtual at::Tensor run(const std::vector<at::Tensor>& inputs) const = 0;
+  virtual at::Tensor run_swapped(const std::vector<at::Tensor>& inputs) const { return run(inputs); }
+  // Puts parameters[k] where the forward reads own[k] from.
+  virtual void swap_in(const NamedTensors& own, const std::vector<at::Tensor>& parameters,
+                       SwappedParameters* swapped) const = 0;
+
+ private:
+  mutable std::shared_mutex swap_mutex_;
+};
+
+class TorchScriptModel final : public SlotModel {
+ public:
+  explicit TorchScriptModel(torch::jit::Module module) : module_(std::move(module)) {}
 
   NamedTensors trainable_parameters() const override {
     NamedTensors all;
@@ -95,12 +105,29 @@ class TorchScriptModel final : public Model {
   }
 
  private:
-  at::Tensor run(const std::vector<at::Tensor>& inputs) const {
+  at::Tensor run(const std::vector<at::Tensor>& inputs) const override {
     std::vector<c10::IValue> args(inputs.begin(), inputs.end());
     // jit::Module is a handle onto a shared object: calling forward on a copy is safe and
     // lets this method stay const.
     torch::jit::Module module = module_;
     return single_tensor_output(module.forward(std::move(args)), describe());
+  }
+
+  // The profiling executor would specialize the graph for the engine's wrapped tensors, which
+  // costs more than it saves on the one call they are used for.
+  at::Tensor run_swapped(const std::vector<at::Tensor>& inputs) const override {
+    torch::jit::GraphOptimizerEnabledGuard plain_interpreter(false);
+    return run(inputs);
+  }
+
+  void swap_in(const NamedTensors& own, const std::vector<at::Tensor>& parameters,
+               SwappedParameters* swapped) const override {
+    for (size_t k = 0; k < own.size(); ++k) {
+      // Parameters live in attribute slots of the submodule that registers them.
+      auto [owner, attribute] = owner_of(own[k].first);
+      swapped->swap(owner.attr(attribute), setter(owner, attribute), parameters[k]);
+    }
+    refresh_flat_weights(swapped);
   }
 
   static SwappedParameters::Setter setter(torch::jit::Module owner, const std::string& attribute) {
@@ -135,10 +162,9 @@ class TorchScriptModel final : public Model {
   }
 
   torch::jit::Module module_;
-  mutable std::shared_mutex swap_mutex_;
 };
 
-class FrontendModel final : public Model {
+class FrontendModel final : public SlotModel {
  public:
   explicit FrontendModel(torch::nn::Module* module) : module_(module) {
     try {
@@ -146,25 +172,6 @@ class FrontendModel final : public Model {
     } catch (const std::bad_weak_ptr&) {
       // Not owned by a shared_ptr: the Java side keeps it alive.
     }
-  }
-
-  at::Tensor forward(const std::vector<at::Tensor>& inputs) const override {
-    std::shared_lock<std::shared_mutex> reading(swap_mutex_);
-    return run(inputs);
-  }
-
-  at::Tensor functional_forward(const std::vector<at::Tensor>& inputs,
-                                const std::vector<at::Tensor>& parameters) const override {
-    std::unique_lock<std::shared_mutex> swapping(swap_mutex_);
-    const NamedTensors own = trainable_parameters();
-    require_one_per_parameter(parameters, own.size(), describe());
-    const std::map<std::string, at::Tensor*> slots = parameter_slots_by_name();
-    SwappedParameters swapped;
-    for (size_t k = 0; k < own.size(); ++k) {
-      at::Tensor* slot = slots.at(own[k].first);
-      swapped.swap(*slot, [slot](const c10::IValue& t) { *slot = t.toTensor(); }, parameters[k]);
-    }
-    return run(inputs);
   }
 
   NamedTensors trainable_parameters() const override {
@@ -176,7 +183,16 @@ class FrontendModel final : public Model {
   std::string describe() const override { return "C++-frontend module " + module_->name(); }
 
  private:
-  at::Tensor run(const std::vector<at::Tensor>& inputs) const {
+  void swap_in(const NamedTensors& own, const std::vector<at::Tensor>& parameters,
+               SwappedParameters* swapped) const override {
+    const std::map<std::string, at::Tensor*> slots = parameter_slots_by_name();
+    for (size_t k = 0; k < own.size(); ++k) {
+      at::Tensor* slot = slots.at(own[k].first);
+      swapped->swap(*slot, [slot](const c10::IValue& t) { *slot = t.toTensor(); }, parameters[k]);
+    }
+  }
+
+  at::Tensor run(const std::vector<at::Tensor>& inputs) const override {
     at::Tensor out;
     if (inputs.size() == 2 && run_two_input_layer(*module_, inputs[0], inputs[1], &out)) return out;
     if (inputs.size() != 1) {
@@ -208,7 +224,6 @@ class FrontendModel final : public Model {
   }
 
   torch::nn::Module* module_;
-  mutable std::shared_mutex swap_mutex_;
   std::shared_ptr<torch::nn::Module> owner_;
 };
 

@@ -2,15 +2,11 @@ package dev.psg4j.engine;
 
 import dev.psg4j.BadInputException;
 import dev.psg4j.bridge.NativeCore;
-import dev.psg4j.bridge.NativeCore.NamedTensorList;
-import dev.psg4j.bridge.NativeCore.NativeLoss;
-import dev.psg4j.bridge.Natives;
 import dev.psg4j.check.Batch;
 import dev.psg4j.check.GradSampler;
 import dev.psg4j.check.Loss;
 import dev.psg4j.check.Reduction;
 import dev.psg4j.model.Model;
-import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Objects;
@@ -67,12 +63,8 @@ public final class VmapEngine implements GradSampler {
 
     @Override
     public Map<String, Tensor> perSampleGradients(Model model, Batch batch, Loss loss, Reduction reduction) {
-        try (NativeLoss lossHandle = loss.newHandle();
-             NamedTensorList grads = Natives.call(List.of(model.callbackFailure(), loss.callbackFailure()),
-                     () -> NativeCore.vmap_gradients(model.handle(), batch.handle(), lossHandle,
-                             reduction.code(), chunkSize, randomness.code()))) {
-            return Natives.toMap(grads);
-        }
+        return NativeGradients.of(model, loss, lossHandle -> NativeCore.vmap_gradients(model.handle(),
+                batch.handle(), lossHandle, reduction.code(), chunkSize, randomness.code()));
     }
 
     @Override

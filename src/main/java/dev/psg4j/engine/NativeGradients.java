@@ -1,0 +1,28 @@
+package dev.psg4j.engine;
+
+import dev.psg4j.bridge.NativeCore.NamedTensorList;
+import dev.psg4j.bridge.NativeCore.NativeLoss;
+import dev.psg4j.bridge.Natives;
+import dev.psg4j.check.Loss;
+import dev.psg4j.model.Model;
+
+import org.bytedeco.pytorch.Tensor;
+
+import java.util.List;
+import java.util.Map;
+import java.util.function.Function;
+
+/** Runs a native engine over a model and a loss, with their callbacks' failures rethrown typed. */
+final class NativeGradients {
+    private NativeGradients() {
+    }
+
+    /** The gradients {@code engine} computes with a native handle of {@code loss}, as Java tensors. */
+    static Map<String, Tensor> of(Model model, Loss loss, Function<NativeLoss, NamedTensorList> engine) {
+        try (NativeLoss lossHandle = loss.newHandle();
+             NamedTensorList grads = Natives.call(List.of(model.callbackFailure(), loss.callbackFailure()),
+                     () -> engine.apply(lossHandle))) {
+            return Natives.toMap(grads);
+        }
+    }
+}
