@@ -241,5 +241,46 @@ ComparisonView compare_with_reference(const NativeModel& model, const NativeBatc
   });
 }
 
+IndependenceView::IndependenceView(BatchIndependence result) : result_(std::move(result)) {
+  for (const auto& entry : result_.leaks) probed_.push_back(entry.first);
+}
+
+int64_t IndependenceView::probed_sample(int64_t k) const {
+  return translated([&] {
+    if (k < 0 || k >= probed_count()) bad_input("probed sample index " + std::to_string(k) + " out of range");
+    return probed_[k];
+  });
+}
+
+int64_t IndependenceView::leak_count(int64_t k) const {
+  return translated([&] { return static_cast<int64_t>(result_.leaks.at(probed_sample(k)).size()); });
+}
+
+int64_t IndependenceView::leak(int64_t k, int64_t m) const {
+  return translated([&] { return result_.leaks.at(probed_sample(k)).at(m); });
+}
+
+int64_t IndependenceView::differs_alone(int64_t k) const {
+  return translated([&] { return result_.differs_alone.at(k); });
+}
+
+IndependenceView probe_batch_independence(const NativeModel& model, const NativeBatch& batch,
+                                          int64_t probe_samples, double tolerance) {
+  return translated([&] {
+    if (probe_samples < 1) bad_input("probe at least one sample, got " + std::to_string(probe_samples));
+    ProbeOptions options;
+    options.probe_samples = probe_samples;
+    options.tolerance = tolerance;
+    return IndependenceView(psg4j::probe_batch_independence(model.get(), batch.get(), options));
+  });
+}
+
+double probe_determinism(const NativeModel& model, const NativeBatch& batch) {
+  return translated([&] {
+    const Determinism result = psg4j::probe_determinism(model.get(), batch.get());
+    return result.deterministic ? 0.0 : std::max(result.max_abs_diff, std::numeric_limits<double>::min());
+  });
+}
+
 }  // namespace bridge
 }  // namespace psg4j

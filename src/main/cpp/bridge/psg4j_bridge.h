@@ -6,6 +6,7 @@
 #include "psg4j/compare.h"
 #include "psg4j/loss.h"
 #include "psg4j/model.h"
+#include "psg4j/probes.h"
 #include "psg4j/reference.h"
 #include "psg4j/vmap_engine.h"
 
@@ -119,6 +120,31 @@ class ComparisonView {
 ComparisonView compare_with_reference(const NativeModel& model, const NativeBatch& batch,
                                       const NativeLoss& loss, int reduction,
                                       const NamedTensorList& candidate, double atol, double rtol);
+
+// What probe_batch_independence found, with plain accessors.
+class IndependenceView {
+ public:
+  IndependenceView() = default;
+  explicit IndependenceView(BatchIndependence result);
+  bool independent() const { return result_.independent; }
+  std::string method() const { return result_.method; }
+  std::string mixing_module() const { return result_.mixing_module; }
+  int64_t probed_count() const { return static_cast<int64_t>(probed_.size()); }
+  int64_t probed_sample(int64_t k) const;
+  int64_t leak_count(int64_t k) const;
+  int64_t leak(int64_t k, int64_t m) const;
+  int64_t differs_alone_count() const { return static_cast<int64_t>(result_.differs_alone.size()); }
+  int64_t differs_alone(int64_t k) const;
+
+ private:
+  BatchIndependence result_;
+  std::vector<int64_t> probed_;
+};
+
+IndependenceView probe_batch_independence(const NativeModel& model, const NativeBatch& batch,
+                                          int64_t probe_samples, double tolerance);
+// The largest difference between two forwards of the batch (0 when they are identical).
+double probe_determinism(const NativeModel& model, const NativeBatch& batch);
 
 }  // namespace bridge
 }  // namespace psg4j

@@ -63,6 +63,13 @@ std::vector<at::Tensor> Batch::sample_targets(int64_t i) const {
   return narrow_all(targets, target_batch_dim, i);
 }
 
+std::vector<at::Tensor> copies_of(const std::vector<at::Tensor>& tensors) {
+  std::vector<at::Tensor> out;
+  out.reserve(tensors.size());
+  for (const at::Tensor& t : tensors) out.push_back(t.clone());
+  return out;
+}
+
 std::vector<int64_t> batched_shape(int64_t batch_size, at::IntArrayRef shape) {
   std::vector<int64_t> out{batch_size};
   out.insert(out.end(), shape.begin(), shape.end());

@@ -21,6 +21,10 @@ struct Batch {
   std::vector<at::Tensor> sample_targets(int64_t i) const;
 };
 
+// Copies of `tensors`: what a forward gets when it must not be able to write into the caller's
+// batch (a model may write into its inputs in place).
+std::vector<at::Tensor> copies_of(const std::vector<at::Tensor>& tensors);
+
 // The shape of a per-sample gradient of a parameter shaped `shape`: [batch_size, *shape].
 std::vector<int64_t> batched_shape(int64_t batch_size, at::IntArrayRef shape);
 

@@ -90,6 +90,42 @@ class SlotModel : public Model {
   mutable std::shared_mutex swap_mutex_;
 };
 
+std::vector<ModelStep> jit_steps(const torch::jit::Module& module, const std::string& prefix) {
+  std::vector<ModelStep> steps;
+  for (const auto& child : module.named_children()) {
+    const std::string name = prefix.empty() ? child.name : prefix + "." + child.name;
+    torch::jit::Module submodule = child.value;
+    steps.push_back({name,
+                     [submodule](const at::Tensor& x) mutable { return submodule.forward({x}).toTensor(); },
+                     [submodule, name] { return jit_steps(submodule, name); }});
+  }
+  return steps;
+}
+
+// Only a Sequential is known to chain its children; its AnyModules run the layers psg4j has no
+// registry entry for.
+std::vector<ModelStep> frontend_steps(torch::nn::Module& module, const std::string& prefix) {
+  auto* sequential = dynamic_cast<torch::nn::SequentialImpl*>(&module);
+  if (sequential == nullptr) return {};
+  std::vector<ModelStep> steps;
+  const auto names = sequential->named_children();
+  size_t k = 0;
+  for (torch::nn::AnyModule& any : *sequential) {
+    const std::string local = k < names.size() ? names[k].key() : std::to_string(k);
+    const std::string name = prefix.empty() ? local : prefix + "." + local;
+    torch::nn::Module* layer = any.ptr().get();
+    torch::nn::AnyModule* runner = &any;
+    steps.push_back({name,
+                     [layer, runner](const at::Tensor& x) {
+                       at::Tensor out;
+                       return run_standard_layer(*layer, x, &out) ? out : runner->forward<at::Tensor>(x);
+                     },
+                     [layer, name] { return frontend_steps(*layer, name); }});
+    ++k;
+  }
+  return steps;
+}
+
 class TorchScriptModel final : public SlotModel {
  public:
   explicit TorchScriptModel(torch::jit::Module module) : module_(std::move(module)) {}
@@ -103,6 +139,8 @@ class TorchScriptModel final : public SlotModel {
   std::string describe() const override {
     return "TorchScript module " + module_.type()->name()->qualifiedName();
   }
+
+  std::vector<ModelStep> steps() const override { return jit_steps(module_, ""); }
 
  private:
   at::Tensor run(const std::vector<at::Tensor>& inputs) const override {
@@ -181,6 +219,8 @@ class FrontendModel final : public SlotModel {
   }
 
   std::string describe() const override { return "C++-frontend module " + module_->name(); }
+
+  std::vector<ModelStep> steps() const override { return frontend_steps(*module_, ""); }
 
  private:
   void swap_in(const NamedTensors& own, const std::vector<at::Tensor>& parameters,

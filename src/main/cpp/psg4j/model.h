@@ -22,6 +22,14 @@ namespace psg4j {
 
 using NamedTensors = std::vector<std::pair<std::string, at::Tensor>>;
 
+// A submodule of a model that psg4j can run on its own, for localizing what a probe finds.
+struct ModelStep {
+  std::string name;  // dotted, as named_modules() names it
+  std::function<at::Tensor(const at::Tensor&)> run;
+  // Its own children as a chain (empty when it has none, or is not a chain psg4j can run).
+  std::function<std::vector<ModelStep>()> children;
+};
+
 class Model {
  public:
   virtual ~Model() = default;
@@ -35,6 +43,10 @@ class Model {
   // The trainable parameters (requires_grad), named as named_parameters() names them.
   virtual NamedTensors trainable_parameters() const = 0;
   virtual std::string describe() const = 0;
+  // The top-level submodules in registration order, each runnable on one tensor. Whether the
+  // forward really chains them is for the caller to check (run them and compare). Empty when the
+  // model has no such structure (a Java function, a single layer).
+  virtual std::vector<ModelStep> steps() const { return {}; }
 };
 
 // A forward in functional form: the inputs, then the parameters to use (trainable order).

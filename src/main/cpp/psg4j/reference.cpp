@@ -18,13 +18,6 @@ std::vector<at::Tensor> tensors_of(const NamedTensors& named) {
   return out;
 }
 
-std::vector<at::Tensor> copies(const std::vector<at::Tensor>& tensors) {
-  std::vector<at::Tensor> out;
-  out.reserve(tensors.size());
-  for (const at::Tensor& t : tensors) out.push_back(t.clone());
-  return out;
-}
-
 }  // namespace
 
 std::vector<at::Tensor> sample_gradient(const Problem& problem, const NamedTensors& parameters,
@@ -33,9 +26,9 @@ std::vector<at::Tensor> sample_gradient(const Problem& problem, const NamedTenso
   const std::vector<at::Tensor> leaves = tensors_of(parameters);
   try {
     // Copies, not views: a model that writes into its input must not change the caller's batch.
-    const at::Tensor output = problem.model.forward(copies(problem.batch.sample_inputs(i)));
+    const at::Tensor output = problem.model.forward(copies_of(problem.batch.sample_inputs(i)));
     const at::Tensor loss =
-        problem.loss(output, copies(problem.batch.sample_targets(i)), problem.reduction, /*batch_size=*/1);
+        problem.loss(output, copies_of(problem.batch.sample_targets(i)), problem.reduction, /*batch_size=*/1);
     if (!loss.requires_grad()) {
       throw Error(ErrorKind::ModelFailure,
                   "the loss of sample " + std::to_string(i) +

@@ -6,6 +6,7 @@
 //                                                src/test/python/bench_python.py --export DIR
 #include "psg4j/compare.h"
 #include "psg4j/error.h"
+#include "psg4j/probes.h"
 #include "psg4j/reference.h"
 #include "psg4j/tensor_io.h"
 #include "psg4j/vmap_engine.h"
@@ -248,6 +249,83 @@ void vmap_checks(const torch::Device device) {
   });
 }
 
+void probe_checks(const torch::Device device) {
+  namespace nn = torch::nn;
+  torch::manual_seed(2);
+  const int64_t B = 6;
+  const at::Tensor x = torch::randn({B, 5}, device);
+  Batch batch;
+  batch.inputs = {x};
+  const ProbeOptions options;
+
+  run_case("a clean model is batch-independent and deterministic", [&] {
+    nn::Sequential mlp(nn::Linear(5, 4), nn::ReLU(), nn::Linear(4, 3));
+    mlp->to(device);
+    auto model = frontend_model(mlp.ptr().get());
+    const BatchIndependence result = probe_batch_independence(*model, batch, options);
+    expect(result.independent && result.method == "input_gradient" && result.leaks.size() == 3,
+           "mlp: no leaks from 3 probed samples");
+    expect(probe_determinism(*model, batch).deterministic, "mlp: deterministic");
+  });
+
+  run_case("BatchNorm in train mode mixes, localized to its layer", [&] {
+    nn::Sequential seq(nn::Linear(5, 4), nn::BatchNorm1d(4), nn::Linear(4, 3));
+    seq->to(device);
+    seq->train();
+    auto model = frontend_model(seq.ptr().get());
+    const BatchIndependence result = probe_batch_independence(*model, batch, options);
+    expect(!result.independent && result.leaks.at(0).size() == B - 1 && result.mixing_module == "1",
+           "BatchNorm1d train: every sample leaks into sample 0, module '" + result.mixing_module + "'");
+    seq->eval();
+    expect(probe_batch_independence(*model, batch, options).independent, "BatchNorm1d eval: independent");
+  });
+
+  run_case("a batch-mean subtraction in a Java-like function mixes", [&] {
+    const at::Tensor w = torch::randn({3, 5}, device).requires_grad_();
+    auto model = function_model({{"w", w}}, [](const std::vector<at::Tensor>& in, const std::vector<at::Tensor>& p) {
+      return torch::matmul(in[0] - in[0].mean(0, true), p[0].t());
+    }, "centering");
+    const BatchIndependence result = probe_batch_independence(*model, batch, options);
+    expect(!result.independent && result.mixing_module.empty(), "centering: flagged, not localizable");
+  });
+
+  run_case("integer inputs take the perturbation route", [&] {
+    nn::Sequential emb(nn::Embedding(20, 4), nn::Flatten(), nn::Linear(12, 2));
+    emb->to(device);
+    auto model = frontend_model(emb.ptr().get());
+    Batch ids;
+    ids.inputs = {torch::randint(0, 20, {B, 3}, torch::TensorOptions().dtype(torch::kLong).device(device))};
+    const BatchIndependence clean = probe_batch_independence(*model, ids, options);
+    const at::Tensor table = torch::randn({20, 4}, device).requires_grad_();
+    auto mixing = function_model({{"table", table}}, [](const std::vector<at::Tensor>& in, const std::vector<at::Tensor>& p) {
+      const at::Tensor e = torch::embedding(p[0], in[0]);
+      return e - e.mean(0, true);
+    }, "embedding minus batch mean");
+    const BatchIndependence mixed = probe_batch_independence(*mixing, ids, options);
+    expect(clean.independent && clean.method == "perturbation" && !mixed.independent &&
+               mixed.leaks.at(B - 1).size() == B - 1,
+           "ids: clean Embedding independent, batch-mean one flagged");
+  });
+
+  run_case("cumsum over the batch leaks earlier samples only", [&] {
+    const at::Tensor w = torch::randn({3, 5}, device).requires_grad_();
+    auto model = function_model({{"w", w}}, [](const std::vector<at::Tensor>& in, const std::vector<at::Tensor>& p) {
+      return torch::matmul(in[0], p[0].t()).cumsum(0);
+    }, "cumsum");
+    const BatchIndependence result = probe_batch_independence(*model, batch, options);
+    expect(result.leaks.at(0).empty() && result.leaks.at(B - 1).size() == B - 1, "cumsum: 0 clean, last from all");
+  });
+
+  run_case("dropout in train mode is non-deterministic", [&] {
+    nn::Sequential seq(nn::Linear(5, 4), nn::Dropout(0.5));
+    seq->to(device);
+    seq->train();
+    auto model = frontend_model(seq.ptr().get());
+    const Determinism result = probe_determinism(*model, batch);
+    expect(!result.deterministic && result.max_abs_diff > 0, "dropout: two forwards differ");
+  });
+}
+
 void checks(const torch::Device device) {
   torch::manual_seed(0);
   const int64_t B = 5, F = 4, K = 3;
@@ -353,6 +431,7 @@ void checks(const torch::Device device) {
   });
 
   vmap_checks(device);
+  probe_checks(device);
 }
 
 // The DESIGN §7 suite as C++-frontend modules.

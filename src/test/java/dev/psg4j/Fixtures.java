@@ -11,12 +11,14 @@ import java.util.Map;
 /**
  * The Python-made fixtures: {@link #BASIC} (src/test/python/make_fixtures.py: models with
  * torch.func, Opacus and planted-bug candidates) and {@link #LAYER_MATRIX}
- * (src/test/python/make_layer_matrix.py: one case per layer configuration). The static methods
+ * (src/test/python/make_layer_matrix.py: one case per layer configuration) and {@link #PROBES}
+ * (src/test/python/make_probe_fixtures.py: batch-mixing, clean and random models). The static methods
  * read {@link #BASIC}.
  */
 public final class Fixtures {
     public static final FixtureSet BASIC = FixtureSet.of("/fixtures");
     public static final FixtureSet LAYER_MATRIX = FixtureSet.of("/layer_matrix");
+    public static final FixtureSet PROBES = FixtureSet.of("/probe_fixtures");
 
     private Fixtures() {
     }

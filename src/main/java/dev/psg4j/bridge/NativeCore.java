@@ -98,6 +98,37 @@ public final class NativeCore {
         public native void tensor(@Cast("int64_t") long k, @Cast("at::Tensor*") Pointer out);
     }
 
+    @Name("IndependenceView")
+    public static class IndependenceView extends Pointer {
+        static {
+            Loader.load();
+        }
+
+        public IndependenceView() {
+            allocate();
+        }
+
+        private native void allocate();
+
+        public native @Cast("bool") boolean independent();
+
+        public native @StdString String method();
+
+        public native @StdString String mixing_module();
+
+        public native @Cast("int64_t") long probed_count();
+
+        public native @Cast("int64_t") long probed_sample(@Cast("int64_t") long k);
+
+        public native @Cast("int64_t") long leak_count(@Cast("int64_t") long k);
+
+        public native @Cast("int64_t") long leak(@Cast("int64_t") long k, @Cast("int64_t") long m);
+
+        public native @Cast("int64_t") long differs_alone_count();
+
+        public native @Cast("int64_t") long differs_alone(@Cast("int64_t") long k);
+    }
+
     @Name("ComparisonView")
     public static class ComparisonView extends Pointer {
         static {
@@ -199,6 +230,11 @@ public final class NativeCore {
     public static native @ByVal NamedTensorList vmap_gradients(@Const @ByRef NativeModel model,
             @Const @ByRef NativeBatch batch, @Const @ByRef NativeLoss loss, int reduction, long chunkSize,
             int randomness);
+
+    public static native @ByVal IndependenceView probe_batch_independence(@Const @ByRef NativeModel model,
+            @Const @ByRef NativeBatch batch, @Cast("int64_t") long probeSamples, double tolerance);
+
+    public static native double probe_determinism(@Const @ByRef NativeModel model, @Const @ByRef NativeBatch batch);
 
     public static native @ByVal NamedTensorList load_tensor_file(@StdString String path);
 

@@ -8,6 +8,7 @@ import dev.psg4j.bridge.NativeCore.NativeLoss;
 import dev.psg4j.bridge.Natives;
 import dev.psg4j.model.Model;
 import dev.psg4j.report.CheckReport;
+import dev.psg4j.report.Diagnosis;
 import dev.psg4j.report.Failure;
 import dev.psg4j.report.ReductionReport;
 
@@ -36,6 +37,7 @@ public final class PerSampleCheck implements AutoCloseable {
     private final Loss loss;
     private final List<Reduction> reductions;
     private final Tolerance tolerance;
+    private final boolean probes;
 
     private PerSampleCheck(Builder b) {
         this.model = Objects.requireNonNull(b.model, "model: give the model to check (Models.torchScript(...), ...)");
@@ -46,6 +48,7 @@ public final class PerSampleCheck implements AutoCloseable {
         this.loss = b.loss;
         this.reductions = List.copyOf(b.reductions);
         this.tolerance = b.tolerance;
+        this.probes = b.probes;
         if (b.threads > 0) {
             org.bytedeco.pytorch.global.torch.set_num_threads(b.threads);
         }
@@ -75,8 +78,14 @@ public final class PerSampleCheck implements AutoCloseable {
         return tolerance;
     }
 
-    /** Runs {@code sampler} for each reduction and compares its output with the reference. */
+    /**
+     * Probes the model (determinism, batch independence; see {@link Probes}) unless turned off,
+     * then runs {@code sampler} for each reduction and compares its output with the reference. The
+     * check fails on a mismatch and on a probe's finding: a batch-mixing or non-deterministic model
+     * has no per-sample gradients to verify.
+     */
     public CheckReport run(GradSampler sampler) {
+        List<Diagnosis> diagnoses = probes ? Probes.diagnose(model, batch) : List.of();
         List<ReductionReport> reports = new ArrayList<>();
         List<Failure> failures = new ArrayList<>();
         for (Reduction reduction : reductions) {
@@ -87,9 +96,9 @@ public final class PerSampleCheck implements AutoCloseable {
             }
             reports.add(compare(candidate, reduction, failures));
         }
-        boolean passed = reports.stream().allMatch(ReductionReport::passed);
+        boolean passed = reports.stream().allMatch(ReductionReport::passed) && diagnoses.isEmpty();
         return new CheckReport(passed, sampler.name(), batch.size(), batch.device(), loss.name(), tolerance.atol(),
-                tolerance.rtol(), reports, failures, List.of());
+                tolerance.rtol(), reports, failures, diagnoses);
     }
 
     private ReductionReport compare(Map<String, Tensor> candidate, Reduction reduction, List<Failure> failures) {
@@ -118,6 +127,7 @@ public final class PerSampleCheck implements AutoCloseable {
         private List<Reduction> reductions = List.of(Reduction.SUM, Reduction.MEAN);
         private Tolerance tolerance = Tolerance.DEFAULT;
         private int threads;
+        private boolean probes = true;
 
         private Builder() {
         }
@@ -191,6 +201,12 @@ public final class PerSampleCheck implements AutoCloseable {
                 throw new BadInputException("threads must be >= 1, got " + threads);
             }
             this.threads = threads;
+            return this;
+        }
+
+        /** Whether {@link PerSampleCheck#run} probes the model first (default true). */
+        public Builder probes(boolean probes) {
+            this.probes = probes;
             return this;
         }
 

@@ -108,13 +108,7 @@ final class BenchCommand implements Callable<Integer> {
             }
             builder.models(models);
         }
-        if (json != null) {
-            Path folder = json.toAbsolutePath().getParent();
-            if (folder != null && !Files.isDirectory(folder)) {
-                throw new BadInputException("cannot write the JSON results to " + json + ": folder " + json.getParent()
-                        + " does not exist; create it or give another --json path");
-            }
-        }
+        Failures.requireFolderOf(json, "--json");
         BenchResult result = builder.run();
         if (json != null) {
             try {

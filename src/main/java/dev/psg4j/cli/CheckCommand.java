@@ -23,7 +23,6 @@ import picocli.CommandLine.Spec;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.io.UncheckedIOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -82,6 +81,10 @@ final class CheckCommand implements Callable<Integer> {
             description = "vmap: what random ops do: error, different (per sample) or same; default ${DEFAULT-VALUE}")
     String randomness;
 
+    @Option(names = "--no-probes", negatable = false,
+            description = "skip the determinism and batch-independence probes run before comparing")
+    boolean noProbes;
+
     @Option(names = "--candidate", paramLabel = "GRADS.pt",
             description = "torch.save of a dict {parameter name: Tensor[B, *shape]} for the one --reduction given")
     Path candidate;
@@ -128,6 +131,7 @@ final class CheckCommand implements Callable<Integer> {
             if (threads != null) {
                 builder.threads(threads);
             }
+            builder.probes(!noProbes);
             CheckReport report;
             try (PerSampleCheck check = builder.build()) {
                 report = check.run(sampler);
@@ -178,13 +182,7 @@ final class CheckCommand implements Callable<Integer> {
             throw new BadInputException("--candidate holds gradients for one reduction: say which with "
                     + "--reduction sum or --reduction mean");
         }
-        if (json != null) {
-            Path folder = json.toAbsolutePath().getParent();
-            if (folder != null && !Files.isDirectory(folder)) {
-                throw new BadInputException("cannot write the JSON report to " + json + ": folder " + json.getParent()
-                        + " does not exist; create it or give another --json path");
-            }
-        }
+        Failures.requireFolderOf(json, "--json");
         if (target == null && (lossFn == Loss.MSE || lossFn == Loss.CROSS_ENTROPY)) {
             throw new BadInputException("loss " + lossFn.name() + " needs targets: give --target Y.pt "
                     + "(or use --loss l1 or sum, which need none)");

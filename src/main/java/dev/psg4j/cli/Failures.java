@@ -8,6 +8,8 @@ import dev.psg4j.UnsupportedModelException;
 import picocli.CommandLine.Model.CommandSpec;
 
 import java.io.PrintWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.concurrent.Callable;
 
 /** How the CLI turns exceptions into exit status 2 and one line on stderr. */
@@ -42,6 +44,21 @@ final class Failures {
             return command + ": " + oneLine(e.getMessage());
         }
         return "internal error: " + oneLine(e.toString()) + " (please report it with the command line that caused it)";
+    }
+
+    /**
+     * Refuses an output path whose folder does not exist, before any work is done; {@code option}
+     * names it in the message (e.g. "--json"). A null path (option not given) passes.
+     */
+    static void requireFolderOf(Path file, String option) {
+        if (file == null) {
+            return;
+        }
+        Path folder = file.toAbsolutePath().getParent();
+        if (folder != null && !Files.isDirectory(folder)) {
+            throw new BadInputException("cannot write " + option + " " + file + ": folder " + file.getParent()
+                    + " does not exist; create it or give another " + option + " path");
+        }
     }
 
     /** The first non-blank line of {@code message}, trimmed. */

@@ -35,7 +35,10 @@ public final class Models {
         return torchScript(loadTorchScript(file));
     }
 
-    /** Loads a TorchScript file; a missing, corrupt or non-TorchScript file is a BadInputException. */
+    /**
+     * Loads a TorchScript file in the train/eval mode it was saved in; a missing, corrupt or
+     * non-TorchScript file is a BadInputException.
+     */
     public static JitModule loadTorchScript(Path file) {
         if (!Files.isRegularFile(file)) {
             throw new BadInputException("model file " + file + " does not exist: give a TorchScript file "
@@ -43,9 +46,9 @@ public final class Models {
         }
         NativeCore.load();
         try {
-            JitModule module = org.bytedeco.pytorch.global.torch.load(file.toString());
-            module.eval();
-            return module;
+            // Kept in the mode it was saved in: a model saved in train mode (BatchNorm batch
+            // statistics, dropout) is what the probes must see, not a quietly fixed copy.
+            return org.bytedeco.pytorch.global.torch.load(file.toString());
         } catch (RuntimeException e) {
             throw new BadInputException("cannot load " + file + " as a TorchScript module ("
                     + firstLine(e.getMessage()) + "): save the model with torch.jit.script(model).save(path)"

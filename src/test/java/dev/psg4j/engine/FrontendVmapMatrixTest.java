@@ -349,7 +349,9 @@ class FrontendVmapMatrixTest {
             SequentialImpl seq = new SequentialImpl();
             seq.push_back("conv", (Conv1dImpl) ConvSpec.conv(1, 2, 3, 3).build());
             seq.push_back("in", new InstanceNorm1dImpl(instanceNorm(3)));
-            seq.push_back("bn", new BatchNorm1dImpl(new BatchNormOptions(3)));
+            BatchNorm1dImpl bn = new BatchNorm1dImpl(new BatchNormOptions(3));
+            bn.deallocate(false);  // allocated without a shared_ptr: the Sequential owns it (see Suite.maxPool2d)
+            seq.push_back("bn", bn);
             seq.push_back("flat", new FlattenImpl());
             seq.push_back("fc", new LinearImpl(3 * 4, 2));
             Tensor x = torch.randn(B, 2, 6);

@@ -57,7 +57,8 @@ class TorchScriptVmapMatrixTest {
         Loss loss = Loss.named(entry.get("loss").asText());
         try (Model model = Models.torchScript(MATRIX.file(name, "model.pt"));
              PerSampleCheck check = PerSampleCheck.builder().model(model).inputs(MATRIX.inputs(name))
-                     .targets(MATRIX.targets(name)).batchDim(batchDim).targetBatchDim(0).loss(loss).build();
+                     .targets(MATRIX.targets(name)).batchDim(batchDim).targetBatchDim(0).loss(loss)
+                     .probes(false).build();
              Batch batch = new Batch(MATRIX.inputs(name), MATRIX.targets(name), batchDim, 0)) {
             if (!engineRuns(entry)) {
                 String op = entry.get("engine_unsupported_op").asText();

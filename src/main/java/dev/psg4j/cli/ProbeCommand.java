@@ -1,0 +1,113 @@
+package dev.psg4j.cli;
+
+import dev.psg4j.BadInputException;
+import dev.psg4j.check.Batch;
+import dev.psg4j.check.Probes;
+import dev.psg4j.engine.TensorMaps;
+import dev.psg4j.model.Model;
+import dev.psg4j.model.Models;
+import dev.psg4j.report.Diagnosis;
+import dev.psg4j.report.ProbeReport;
+
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+
+import java.io.PrintWriter;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import java.util.stream.Collectors;
+
+/** {@code psg4j probe}: is the model batch-independent and deterministic on this batch? */
+@Command(name = "probe", mixinStandardHelpOptions = true, sortOptions = false,
+        description = {"Probes a model on a batch: does any sample's output depend on other samples (batch mixing:",
+                "batch statistics, attention or sums across the batch, a reshape that folds the batch), and do two",
+                "forwards agree? For a chain of submodules it names the first one that mixes."},
+        exitCodeListHeading = "%nExit status:%n",
+        exitCodeList = {"0:batch-independent and deterministic", "1:batch mixing or a non-deterministic forward found",
+                "2:bad usage or bad input"})
+final class ProbeCommand implements Callable<Integer> {
+    @Spec
+    CommandSpec spec;
+
+    @Option(names = "--model", required = true, paramLabel = "M.pt",
+            description = "TorchScript module: torch.jit.script(model).save(path) or torch.jit.trace(...)")
+    Path model;
+
+    @Option(names = "--input", required = true, paramLabel = "X.pt",
+            description = "torch.save of the batch: a tensor, or a tuple/list of tensors (one per forward argument)")
+    Path input;
+
+    @Option(names = "--batch-dim", paramLabel = "N", defaultValue = "0",
+            description = "the batch dimension of every input (1 for time-first data); default ${DEFAULT-VALUE}")
+    int batchDim;
+
+    @Option(names = "--probe-samples", paramLabel = "K", defaultValue = "3",
+            description = "how many samples to probe (the first, the last and ones between); default ${DEFAULT-VALUE}")
+    int probeSamples;
+
+    @Option(names = "--json", paramLabel = "REPORT.json", description = "also write the findings as JSON")
+    Path json;
+
+    @Override
+    public Integer call() {
+        return Failures.guarded(spec, this::probe);
+    }
+
+    private int probe() {
+        if (probeSamples < 1) {
+            throw new BadInputException("--probe-samples must be at least 1, got " + probeSamples);
+        }
+        Failures.requireFolderOf(json, "--json");
+        try (Model m = Models.torchScript(model);
+             Batch batch = new Batch(new ArrayList<>(TensorMaps.load(input).values()), List.of(), batchDim, batchDim)) {
+            ProbeReport report = Probes.report(m, batch, probeSamples);
+            PrintWriter out = spec.commandLine().getOut();
+            out.print(describe(report));
+            if (json != null) {
+                try {
+                    report.writeJson(json);
+                } catch (UncheckedIOException e) {
+                    throw new BadInputException("cannot write the JSON report to " + json + " ("
+                            + e.getCause().getMessage() + "): give a writable path", e);
+                }
+                out.println("JSON report written to " + json);
+            }
+            out.flush();
+            return report.passed() ? Psg4jCli.PASSED : Psg4jCli.FAILED;
+        }
+    }
+
+    private static String describe(ProbeReport report) {
+        StringBuilder out = new StringBuilder();
+        out.append(report.passed() ? "PASSED" : "FAILED").append(": B = ").append(report.batchSize()).append('\n');
+        out.append("  deterministic: ").append(report.deterministic() ? "yes" : "NO").append('\n');
+        if (report.batchIndependent() != null) {
+            out.append("  batch-independent: ").append(report.batchIndependent() ? "yes" : "NO")
+                    .append(" (").append(report.method().replace('_', ' ')).append(", probed samples ")
+                    .append(report.leaks().keySet().stream().map(String::valueOf).collect(Collectors.joining(", ")))
+                    .append(")\n");
+            for (Map.Entry<Integer, List<Integer>> e : report.leaks().entrySet()) {
+                if (!e.getValue().isEmpty()) {
+                    out.append("    sample ").append(e.getKey()).append(" <- samples ").append(e.getValue()).append('\n');
+                }
+            }
+            if (!report.differsAlone().isEmpty()) {
+                out.append("    samples whose output changes when run alone: ").append(report.differsAlone()).append('\n');
+            }
+            if (report.mixingModule() != null) {
+                out.append("  mixing starts in submodule: ").append(report.mixingModule()).append('\n');
+            }
+        }
+        for (Diagnosis d : report.diagnoses()) {
+            out.append("  * ").append(d.message()).append('\n');
+        }
+        return out.toString();
+    }
+}

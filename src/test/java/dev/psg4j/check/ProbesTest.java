@@ -1,0 +1,155 @@
+package dev.psg4j.check;
+
+import com.fasterxml.jackson.databind.JsonNode;
+
+import dev.psg4j.FixtureSet;
+import dev.psg4j.Fixtures;
+import dev.psg4j.cli.demo.Demo;
+import dev.psg4j.engine.Engines;
+import dev.psg4j.model.Model;
+import dev.psg4j.model.Models;
+import dev.psg4j.report.CheckReport;
+import dev.psg4j.report.Diagnosis;
+import dev.psg4j.report.FailureKind;
+import dev.psg4j.report.ProbeReport;
+
+import org.bytedeco.pytorch.BatchNorm1dImpl;
+import org.bytedeco.pytorch.BatchNormOptions;
+import org.bytedeco.pytorch.LinearImpl;
+import org.bytedeco.pytorch.SequentialImpl;
+import org.bytedeco.pytorch.global.torch;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.MethodSource;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Set;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * The probes on models no engine test uses: every mixing model of make_probe_fixtures.py is
+ * flagged with the right samples and, for chains of submodules, the right submodule; no clean
+ * one is flagged, nor any model of the vmap layer matrix; dropout is found non-deterministic.
+ */
+class ProbesTest {
+    private static final FixtureSet PROBES = Fixtures.PROBES;
+
+    /** Layer-matrix models that do mix, through .item() or a branch on a whole-batch sum (they exist to test vmap's refusals). */
+    private static final Set<String> MIXING_THROUGH_ITEM = Set.of("item_scale", "data_dependent_branch");
+
+    static List<String> probeCases() {
+        return PROBES.names();
+    }
+
+    static List<String> layerMatrixCases() {
+        return Fixtures.LAYER_MATRIX.names().stream().filter(n -> !MIXING_THROUGH_ITEM.contains(n)).toList();
+    }
+
+    private static ProbeReport probe(FixtureSet set, String name) {
+        JsonNode entry = set.entry(name);
+        int batchDim = entry.get("batch_dim").asInt();
+        try (Model model = Models.torchScript(set.file(name, "model.pt"));
+             Batch batch = new Batch(set.inputs(name), List.of(), batchDim, batchDim)) {
+            return Probes.report(model, batch, Probes.DEFAULT_PROBE_SAMPLES);
+        }
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("probeCases")
+    void findingsMatchTheManifest(String name) {
+        JsonNode entry = PROBES.entry(name);
+        ProbeReport report = probe(PROBES, name);
+        assertEquals(entry.get("deterministic").asBoolean(), report.deterministic(), report::toJson);
+        if (!report.deterministic()) {
+            assertTrue(report.diagnoses().get(0).message().startsWith("non-deterministic forward"), report::toJson);
+            return;
+        }
+        boolean mixes = entry.get("mixes").asBoolean();
+        assertEquals(!mixes, report.batchIndependent(), report::toJson);
+        int last = entry.get("batch_size").asInt() - 1;
+        for (int sample : List.of(0, last)) {
+            List<Integer> expected = new ArrayList<>();
+            entry.get("leaks").get(String.valueOf(sample)).forEach(j -> expected.add(j.asInt()));
+            assertEquals(expected, report.leaks().get(sample), () -> "leaks into sample " + sample + ": " + report.toJson());
+        }
+        if (!mixes) {
+            assertTrue(report.diagnoses().isEmpty(), report::toJson);
+            return;
+        }
+        Diagnosis diagnosis = report.diagnoses().get(0);
+        assertEquals("batch_mixing", diagnosis.kind());
+        if (entry.get("sequential").asBoolean()) {
+            assertEquals(entry.get("mixing_module").asText(), report.mixingModule(), report::toJson);
+            assertTrue(diagnosis.message().contains("submodule '" + report.mixingModule() + "'"), diagnosis::message);
+        }
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("layerMatrixCases")
+    void noModelOfTheVmapMatrixIsFlagged(String name) {
+        ProbeReport report = probe(Fixtures.LAYER_MATRIX, name);
+        assertTrue(report.passed() && report.diagnoses().isEmpty(), report::toJson);
+    }
+
+    @Test
+    void aBatchMaximumTakenThroughItemIsFoundByRunningSamplesAlone() {
+        ProbeReport report = probe(Fixtures.LAYER_MATRIX, "item_scale");
+        assertFalse(report.batchIndependent(), report::toJson);
+        assertFalse(report.differsAlone().isEmpty(), report::toJson);
+    }
+
+    @Test
+    void javaBuiltBatchNormInTrainModeIsLocalized() {
+        torch.manual_seed(4);
+        SequentialImpl seq = new SequentialImpl();
+        seq.push_back("fc", new LinearImpl(5, 4));
+        BatchNorm1dImpl bn = new BatchNorm1dImpl(new BatchNormOptions(4));
+        bn.deallocate(false);  // allocated without a shared_ptr: the Sequential owns it (see Suite.maxPool2d)
+        seq.push_back("bn", bn);
+        seq.push_back("out", new LinearImpl(4, 2));
+        try (Model model = Models.module(seq); Batch batch = Batch.of(torch.randn(6, 5))) {
+            seq.train(true);
+            Probes.BatchIndependence train = Probes.batchIndependence(model, batch);
+            assertFalse(train.independent());
+            assertEquals("bn", train.mixingModule().orElseThrow());
+            assertEquals(List.of(1, 2, 3, 4, 5), train.leaks().get(0));
+            seq.train(false);
+            assertTrue(Probes.batchIndependence(model, batch).independent());
+        }
+    }
+
+    @Test
+    void aCheckOfAMixingModelFailsWithTheDiagnosisEvenWhenTheGradientsAgree() {
+        String name = "subtract_batch_mean";
+        try (Model model = Models.torchScript(PROBES.file(name, "model.pt"));
+             PerSampleCheck probed = PerSampleCheck.builder().model(model).inputs(PROBES.inputs(name)).build();
+             PerSampleCheck unprobed = PerSampleCheck.builder().model(model).inputs(PROBES.inputs(name))
+                     .probes(false).build()) {
+            CheckReport report = probed.run(Engines.microbatch());
+            assertFalse(report.passed(), report::summary);
+            assertTrue(report.failures().isEmpty(), "the gradients themselves agree");
+            Diagnosis d = report.diagnoses().get(0);
+            assertEquals("batch_mixing", d.kind());
+            assertEquals("1", d.param());
+            assertTrue(report.summary().contains("Mixing starts in submodule '1'"), report::summary);
+            assertTrue(unprobed.run(Engines.microbatch()).passed());
+        }
+    }
+
+    @Test
+    void theTransposeTrapDoesNotMixButItsBatchFirstSamplerIsWrong() {
+        try (Model model = Demo.transposeTrap();
+             PerSampleCheck check = PerSampleCheck.builder().model(model)
+                     .inputs(torch.randn(Demo.B, Demo.B, 4)).build()) {
+            CheckReport report = check.run(Demo.batchFirstSamplerOnTrap());
+            assertTrue(report.diagnoses().isEmpty(), report::summary);
+            assertFalse(report.passed());
+            assertTrue(report.failures().stream().anyMatch(f -> f.param().equals("fc.weight") && f.kind() == FailureKind.VALUE),
+                    report::summary);
+        }
+    }
+}
