@@ -3,6 +3,9 @@
 #include "psg4j/error.h"
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/record_function.h>
+#include <torch/csrc/jit/runtime/graph_executor.h>
+#include <torch/csrc/jit/runtime/interpreter.h>
 #include <c10/core/GradMode.h>
 #include <c10/util/Exception.h>
 #include <torch/csrc/autograd/autograd.h>
@@ -174,6 +177,101 @@ std::vector<int64_t> samples_differing_alone(const Model& model, const Batch& ba
   return differing;
 }
 
+// An op's output seen during a forward, with the TorchScript submodule that ran the op.
+struct OpOutput {
+  std::string module;  // dotted instance path below the top module ("" for the top module itself)
+  at::Tensor value;
+};
+
+thread_local std::vector<OpOutput>* op_outputs = nullptr;
+
+// "TOP(Net)::forward", "block(Block)::forward", "norm(LayerNorm)::forward", "::helper" -> "block.norm"
+std::string module_path(const std::vector<std::string>& hierarchy) {
+  std::string path;
+  for (size_t k = 1; k < hierarchy.size(); ++k) {
+    const std::string& frame = hierarchy[k];
+    const size_t paren = frame.find('(');
+    if (paren == std::string::npos || paren == 0) continue;  // a function, not a submodule
+    path += (path.empty() ? "" : ".") + frame.substr(0, paren);
+  }
+  return path;
+}
+
+void record_op_output(const at::RecordFunction& fn, at::ObserverContext*) {
+  if (op_outputs == nullptr) return;
+  const std::vector<std::string> hierarchy = torch::jit::currentModuleHierarchy();
+  if (hierarchy.empty()) return;
+  for (const c10::IValue& out : fn.outputs()) {
+    if (out.isTensor() && out.toTensor().defined() && out.toTensor().requires_grad()) {
+      op_outputs->push_back({module_path(hierarchy), out.toTensor()});
+    }
+  }
+}
+
+// Does sample `i` of `t` (an op's output) depend on sample `j` of the inputs? An output that no
+// longer has the samples in a dimension of its own counts as mixed.
+bool output_mixes(const at::Tensor& t, const std::vector<at::Tensor>& leaves, int64_t batch_dim, int64_t batch_size,
+                  int64_t i, int64_t j, double tolerance) {
+  int64_t dim;
+  try {
+    dim = samples_dim(t, batch_dim, batch_size, "op output");
+  } catch (const Error&) {
+    return true;
+  }
+  const at::Tensor slice = t.select(dim, i);
+  if (!slice.requires_grad()) return false;
+  const at::Tensor weights = at::randn_like(slice, slice.options().requires_grad(false));
+  const std::vector<at::Tensor> grads = torch::autograd::grad({(slice * weights).sum()}, leaves, {},
+                                                              /*retain_graph=*/true, false, /*allow_unused=*/true);
+  std::vector<double> sensitivity(batch_size, 0.0);
+  for (size_t k = 0; k < grads.size(); ++k) {
+    if (!grads[k].defined()) continue;
+    const std::vector<double> m = per_sample_max_abs(grads[k], physical_dim(batch_dim, leaves[k]), batch_size);
+    for (int64_t s = 0; s < batch_size; ++s) sensitivity[s] = std::max(sensitivity[s], m[s]);
+  }
+  const double scale = std::max(*std::max_element(sensitivity.begin(), sensitivity.end()), 1e-30);
+  return sensitivity[j] > tolerance * scale;
+}
+
+// For a TorchScript model whose forward is not a plain chain: records every op's output with
+// the submodule that ran it, and finds by bisection the first output where sample i already
+// depends on sample j; that op's submodule is where mixing starts.
+std::string first_mixing_op_module(const Model& model, const Batch& batch, int64_t batch_dim, int64_t batch_size,
+                                   int64_t i, int64_t j, const ProbeOptions& options) {
+  if (!all_floating(batch.inputs)) return "";
+  c10::AutoGradMode grad_mode(true);
+  torch::jit::GraphOptimizerEnabledGuard plain_interpreter(false);  // every op autograd-tracked
+  std::vector<at::Tensor> leaves;
+  for (const at::Tensor& x : batch.inputs) leaves.push_back(x.detach().clone().requires_grad_());
+  std::vector<OpOutput> outputs;
+  op_outputs = &outputs;
+  const auto handle = at::addThreadLocalCallback(
+      at::RecordFunctionCallback(nullptr, record_op_output).needsOutputs(true).scopes({at::RecordScope::FUNCTION}));
+  try {
+    model.forward(copies_of(leaves));
+  } catch (...) {
+    op_outputs = nullptr;
+    at::removeCallback(handle);
+    return "";
+  }
+  op_outputs = nullptr;
+  at::removeCallback(handle);
+  if (outputs.empty() ||
+      !output_mixes(outputs.back().value, leaves, batch_dim, batch_size, i, j, options.tolerance)) {
+    return "";
+  }
+  size_t low = 0, high = outputs.size() - 1;  // outputs[high] mixes
+  while (low < high) {
+    const size_t mid = (low + high) / 2;
+    if (output_mixes(outputs[mid].value, leaves, batch_dim, batch_size, i, j, options.tolerance)) {
+      high = mid;
+    } else {
+      low = mid + 1;
+    }
+  }
+  return outputs[high].module;
+}
+
 bool any_leak(const Leaks& leaks) {
   return std::any_of(leaks.begin(), leaks.end(), [](const auto& entry) { return !entry.second.empty(); });
 }
@@ -242,6 +340,13 @@ BatchIndependence probe_batch_independence(const Model& model, const Batch& batc
         output = model.forward(copies_of(batch.inputs));
       }
       result.mixing_module = first_mixing_step(model.steps(), batch.inputs[0], output, batch_dim, batch_size, options);
+    }
+    if (!result.independent && result.mixing_module.empty()) {
+      for (const auto& [i, from] : result.leaks) {
+        if (from.empty()) continue;
+        result.mixing_module = first_mixing_op_module(model, batch, batch_dim, batch_size, i, from.front(), options);
+        break;
+      }
     }
   } catch (const c10::Error& e) {
     throw Error(ErrorKind::ModelFailure, "probing " + model.describe() + " failed: " + e.what_without_backtrace());
