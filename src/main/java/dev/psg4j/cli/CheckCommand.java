@@ -101,7 +101,8 @@ final class CheckCommand implements Callable<Integer> {
     @Option(names = "--json", paramLabel = "REPORT.json", description = "also write the report as JSON")
     Path json;
 
-    @Option(names = "--html", paramLabel = "REPORT.html", description = "not available yet")
+    @Option(names = "--html", paramLabel = "REPORT.html",
+            description = "also write a self-contained HTML report (tables, per-sample heat map and charts)")
     Path html;
 
     @Override
@@ -135,11 +136,17 @@ final class CheckCommand implements Callable<Integer> {
             if (json != null) {
                 writeJson(report);
             }
+            if (html != null) {
+                writeHtml(report);
+            }
             PrintWriter out = spec.commandLine().getOut();
             out.print(report.summary());
             out.print(report.table());
             if (json != null) {
                 out.println("JSON report written to " + json);
+            }
+            if (html != null) {
+                out.println("HTML report written to " + html);
             }
             out.flush();
             return report.passed() ? Psg4jCli.PASSED : Psg4jCli.FAILED;
@@ -164,9 +171,6 @@ final class CheckCommand implements Callable<Integer> {
     }
 
     private void checkOptions(List<Reduction> reductions, Loss lossFn) {
-        if (html != null) {
-            throw new BadInputException("HTML reports come in a later release; use --json REPORT.json for now");
-        }
         engine();
         switch (device.toLowerCase(Locale.ROOT)) {
             case "cpu" -> { }
@@ -178,13 +182,8 @@ final class CheckCommand implements Callable<Integer> {
             throw new BadInputException("--candidate holds gradients for one reduction: say which with "
                     + "--reduction sum or --reduction mean");
         }
-        if (json != null) {
-            Path folder = json.toAbsolutePath().getParent();
-            if (folder != null && !Files.isDirectory(folder)) {
-                throw new BadInputException("cannot write the JSON report to " + json + ": folder " + json.getParent()
-                        + " does not exist; create it or give another --json path");
-            }
-        }
+        checkFolder(json, "JSON", "--json");
+        checkFolder(html, "HTML", "--html");
         if (target == null && (lossFn == Loss.MSE || lossFn == Loss.CROSS_ENTROPY)) {
             throw new BadInputException("loss " + lossFn.name() + " needs targets: give --target Y.pt "
                     + "(or use --loss l1 or sum, which need none)");
@@ -198,6 +197,27 @@ final class CheckCommand implements Callable<Integer> {
                     + "Tensor[B, *shape]} with torch.save");
         }
         return grads;
+    }
+
+    private static void checkFolder(Path file, String what, String option) {
+        if (file == null) {
+            return;
+        }
+        Path folder = file.toAbsolutePath().getParent();
+        if (folder != null && !Files.isDirectory(folder)) {
+            throw new BadInputException("cannot write the " + what + " report to " + file + ": folder "
+                    + file.getParent() + " does not exist; create it or give another " + option + " path");
+        }
+    }
+
+    private void writeHtml(CheckReport report) {
+        try {
+            report.writeHtml(html);
+        } catch (UncheckedIOException e) {
+            IOException cause = e.getCause();
+            throw new BadInputException("cannot write the HTML report to " + html + " (" + cause.getMessage()
+                    + "): give a writable path", e);
+        }
     }
 
     private void writeJson(CheckReport report) {
