@@ -68,8 +68,12 @@ final class Verdicts {
         Integer worst = null;
         boolean nonFinite = false;
         List<Integer> bad = new ArrayList<>();
+        List<Double> sampleAbs = new ArrayList<>(), sampleRel = new ArrayList<>(), sampleRatio = new ArrayList<>();
         for (int i = 0; i < batch; i++) {
             double abs = view.stat(p, i, MAX_ABS), rel = view.stat(p, i, MAX_REL), ratio = view.stat(p, i, TOL_RATIO);
+            sampleAbs.add(abs);
+            sampleRel.add(rel);
+            sampleRatio.add(ratio);
             long badElements = (long) view.stat(p, i, BAD);
             long candNonFinite = (long) view.stat(p, i, CAND_NON_FINITE);
             long refNonFinite = (long) view.stat(p, i, REF_NON_FINITE);
@@ -91,7 +95,8 @@ final class Verdicts {
             }
         }
         return new ParamReport(name, expected, bad.isEmpty(), maxAbs, maxRel, worst, bad, nonFinite, "compared",
-                candidate, Double.isInfinite(worstRatio) ? null : Math.max(worstRatio, 0));
+                candidate, Double.isInfinite(worstRatio) ? null : Math.max(worstRatio, 0),
+                sampleAbs, sampleRel, sampleRatio);
     }
 
     private static Failure sampleFailure(String reduction, String name, int sample, long elements, long badElements,
@@ -111,7 +116,8 @@ final class Verdicts {
     }
 
     private static ParamReport structural(String name, List<Long> expected, List<Long> candidate, String status) {
-        return new ParamReport(name, expected, false, null, null, null, List.of(), false, status, candidate, null);
+        return new ParamReport(name, expected, false, null, null, null, List.of(), false, status, candidate, null,
+                null, null, null);
     }
 
     private static String shapeHint(List<Long> expected, List<Long> candidate) {

@@ -14,7 +14,6 @@ import picocli.CommandLine.Spec;
 import java.io.IOException;
 import java.io.OutputStream;
 import java.io.PrintWriter;
-import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -111,12 +110,7 @@ final class BenchCommand implements Callable<Integer> {
         Failures.requireFolderOf(json, "--json");
         BenchResult result = builder.run();
         if (json != null) {
-            try {
-                result.writeJson(json);
-            } catch (UncheckedIOException e) {
-                throw new BadInputException("cannot write the JSON results to " + json + " ("
-                        + e.getCause().getMessage() + "): give a writable path", e);
-            }
+            Failures.writing(json, "--json", () -> result.writeJson(json));
         }
         out.print(result.table());
         if (json != null) {

@@ -20,9 +20,7 @@ import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 
-import java.io.IOException;
 import java.io.PrintWriter;
-import java.io.UncheckedIOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -104,7 +102,8 @@ final class CheckCommand implements Callable<Integer> {
     @Option(names = "--json", paramLabel = "REPORT.json", description = "also write the report as JSON")
     Path json;
 
-    @Option(names = "--html", paramLabel = "REPORT.html", description = "not available yet")
+    @Option(names = "--html", paramLabel = "REPORT.html",
+            description = "also write a self-contained HTML report (tables, per-sample heat map and charts)")
     Path html;
 
     @Override
@@ -137,13 +136,19 @@ final class CheckCommand implements Callable<Integer> {
                 report = check.run(sampler);
             }
             if (json != null) {
-                writeJson(report);
+                Failures.writing(json, "--json", () -> report.writeJson(json));
+            }
+            if (html != null) {
+                Failures.writing(html, "--html", () -> report.writeHtml(html));
             }
             PrintWriter out = spec.commandLine().getOut();
             out.print(report.summary());
             out.print(report.table());
             if (json != null) {
                 out.println("JSON report written to " + json);
+            }
+            if (html != null) {
+                out.println("HTML report written to " + html);
             }
             out.flush();
             return report.passed() ? Psg4jCli.PASSED : Psg4jCli.FAILED;
@@ -168,9 +173,6 @@ final class CheckCommand implements Callable<Integer> {
     }
 
     private void checkOptions(List<Reduction> reductions, Loss lossFn) {
-        if (html != null) {
-            throw new BadInputException("HTML reports come in a later release; use --json REPORT.json for now");
-        }
         engine();
         switch (device.toLowerCase(Locale.ROOT)) {
             case "cpu" -> { }
@@ -183,6 +185,7 @@ final class CheckCommand implements Callable<Integer> {
                     + "--reduction sum or --reduction mean");
         }
         Failures.requireFolderOf(json, "--json");
+        Failures.requireFolderOf(html, "--html");
         if (target == null && (lossFn == Loss.MSE || lossFn == Loss.CROSS_ENTROPY)) {
             throw new BadInputException("loss " + lossFn.name() + " needs targets: give --target Y.pt "
                     + "(or use --loss l1 or sum, which need none)");
@@ -196,15 +199,5 @@ final class CheckCommand implements Callable<Integer> {
                     + "Tensor[B, *shape]} with torch.save");
         }
         return grads;
-    }
-
-    private void writeJson(CheckReport report) {
-        try {
-            report.writeJson(json);
-        } catch (UncheckedIOException e) {
-            IOException cause = e.getCause();
-            throw new BadInputException("cannot write the JSON report to " + json + " (" + cause.getMessage()
-                    + "): give a writable path", e);
-        }
     }
 }

@@ -8,6 +8,7 @@ import dev.psg4j.UnsupportedModelException;
 import picocli.CommandLine.Model.CommandSpec;
 
 import java.io.PrintWriter;
+import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
@@ -58,6 +59,19 @@ final class Failures {
         if (folder != null && !Files.isDirectory(folder)) {
             throw new BadInputException("cannot write " + option + " " + file + ": folder " + file.getParent()
                     + " does not exist; create it or give another " + option + " path");
+        }
+    }
+
+    /**
+     * Runs {@code write}, which writes {@code file} for {@code option}; an I/O failure becomes a
+     * BadInputException saying which file could not be written and why.
+     */
+    static void writing(Path file, String option, Runnable write) {
+        try {
+            write.run();
+        } catch (UncheckedIOException e) {
+            throw new BadInputException("cannot write " + option + " " + file + " (" + e.getCause().getMessage()
+                    + "): give a writable path", e);
         }
     }
 

@@ -15,7 +15,6 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 
 import java.io.PrintWriter;
-import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -71,12 +70,7 @@ final class ProbeCommand implements Callable<Integer> {
             PrintWriter out = spec.commandLine().getOut();
             out.print(describe(report));
             if (json != null) {
-                try {
-                    report.writeJson(json);
-                } catch (UncheckedIOException e) {
-                    throw new BadInputException("cannot write the JSON report to " + json + " ("
-                            + e.getCause().getMessage() + "): give a writable path", e);
-                }
+                Failures.writing(json, "--json", () -> report.writeJson(json));
                 out.println("JSON report written to " + json);
             }
             out.flush();

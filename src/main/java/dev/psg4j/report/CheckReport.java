@@ -53,6 +53,14 @@ public record CheckReport(
         }
     }
 
+    /**
+     * Writes a self-contained HTML page: summary, failures, diagnoses, the verdict table and per-sample
+     * charts ({@link HtmlReport}).
+     */
+    public void writeHtml(Path file) {
+        HtmlReport.write(this, file);
+    }
+
     /** The console table: reduction × parameter with verdict, errors, worst sample, bad samples. */
     @JsonIgnore
     public String table() {

@@ -10,9 +10,13 @@ import java.util.List;
  * {@code candidate_shape} what the candidate gave (null when missing). Errors are maxima over the
  * compared elements (null when nothing was compared): {@code max_rel_err} divides by max(|reference|, atol). {@code worst_sample} is
  * the sample whose worst element is furthest outside tolerance (null when nothing was compared).
+ * The {@code sample_*} lists hold the same maxima per sample (B entries, index = sample; null when
+ * nothing was compared), over the sample's finite elements: {@code sample_max_tol_ratio} > 1 means
+ * the sample is outside tolerance (a sample with NaN/Inf elements is in {@code bad_samples} whatever its ratio).
  */
 @JsonPropertyOrder({"name", "shape", "passed", "max_abs_err", "max_rel_err", "worst_sample", "bad_samples",
-        "non_finite", "status", "candidate_shape", "max_tol_ratio"})
+        "non_finite", "status", "candidate_shape", "max_tol_ratio", "sample_max_abs_err", "sample_max_rel_err",
+        "sample_max_tol_ratio"})
 public record ParamReport(
         String name,
         List<Long> shape,
@@ -24,5 +28,8 @@ public record ParamReport(
         @JsonProperty("non_finite") boolean nonFinite,
         String status,
         @JsonProperty("candidate_shape") List<Long> candidateShape,
-        @JsonProperty("max_tol_ratio") Double maxTolRatio) {
+        @JsonProperty("max_tol_ratio") Double maxTolRatio,
+        @JsonProperty("sample_max_abs_err") List<Double> sampleMaxAbsErr,
+        @JsonProperty("sample_max_rel_err") List<Double> sampleMaxRelErr,
+        @JsonProperty("sample_max_tol_ratio") List<Double> sampleMaxTolRatio) {
 }

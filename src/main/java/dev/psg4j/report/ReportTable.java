@@ -59,7 +59,8 @@ final class ReportTable {
         return out.toString();
     }
 
-    private static String verdict(ParamReport p) {
+    /** The verdict column: ok, MISMATCH, NON-FINITE, MISSING, EXTRA or WRONG SHAPE. */
+    static String verdict(ParamReport p) {
         if (p.passed()) {
             return "ok";
         }
@@ -71,7 +72,7 @@ final class ReportTable {
         };
     }
 
-    private static String number(Double v) {
+    static String number(Double v) {
         return v == null ? "-" : String.format(Locale.ROOT, "%.3g", v);
     }
 }

@@ -1,2 +1,5 @@
-/** Check reports: the verdict per reduction and parameter, failures, JSON (DESIGN §5) and the console table. */
+/**
+ * Check reports: the verdict per reduction and parameter, failures, JSON (DESIGN §5), the console table and
+ * the self-contained HTML page ({@link dev.psg4j.report.HtmlReport}).
+ */
 package dev.psg4j.report;

@@ -48,6 +48,42 @@ class ReportTest {
     }
 
     @Test
+    void perSampleErrorsAreInTheJson() throws Exception {
+        CheckReport report = perturbedReport();
+        JsonNode bias = new ObjectMapper().readTree(report.toJson()).get("reductions").get(0).get("params").get(1);
+        JsonNode abs = bias.get("sample_max_abs_err");
+        JsonNode rel = bias.get("sample_max_rel_err");
+        JsonNode ratio = bias.get("sample_max_tol_ratio");
+        assertEquals(report.batchSize(), abs.size());
+        assertEquals(report.batchSize(), rel.size());
+        assertEquals(report.batchSize(), ratio.size());
+        for (int i = 0; i < abs.size(); i++) {
+            assertEquals(i == 2, ratio.get(i).asDouble() > 1, bias::toString);
+            assertTrue(rel.get(i).asDouble() <= bias.get("max_rel_err").asDouble());
+        }
+        assertEquals(bias.get("max_abs_err").asDouble(), abs.get(2).asDouble());
+        assertEquals(bias.get("max_tol_ratio").asDouble(), ratio.get(2).asDouble());
+
+        try (Model model = Models.torchScript(Fixtures.file("mlp", "model.pt"));
+             PerSampleCheck check = FixtureMatrixTest.checkOf("mlp", model).reduction(Reduction.SUM).build()) {
+            CheckReport missing = check.run(Engines.precomputed("missing", Reduction.SUM,
+                    Fixtures.grads("mlp", "bug_missing.pt")));
+            JsonNode params = new ObjectMapper().readTree(missing.toJson()).get("reductions").get(0).get("params");
+            JsonNode notCompared = null;
+            for (JsonNode p : params) {
+                if (!p.get("status").asText().equals("compared")) {
+                    notCompared = p;
+                }
+            }
+            assertTrue(notCompared != null, params::toString);
+            for (String field : new String[] {"sample_max_abs_err", "sample_max_rel_err", "sample_max_tol_ratio"}) {
+                assertTrue(notCompared.has(field) && notCompared.get(field).isNull(), notCompared::toString);
+            }
+            assertEquals(missing, CheckReport.fromJson(missing.toJson()));
+        }
+    }
+
+    @Test
     void assertionFailureShowsTheTableAndTheCulprit() {
         AssertionFailedError e = assertThrows(AssertionFailedError.class,
                 () -> PerSampleAssertions.assertCorrect(perturbedReport()));

@@ -49,13 +49,14 @@ class CliBadInputTest {
                 Arguments.of("negative --chunk-size", mlp("--chunk-size", "-2"), "chunk size must be positive"),
                 Arguments.of("unknown --randomness", mlp("--randomness", "maybe"), "use error, different or same"),
                 Arguments.of("--device cuda", mlp("--device", "cuda"), "--device cpu"),
-                Arguments.of("--html", mlp("--html", "report.html"), "HTML reports come in a later release"),
                 Arguments.of("unknown --reduction", mlp("--reduction", "max"), "sum, mean or both"),
                 Arguments.of("--threads 0", mlp("--threads", "0"), "threads"),
                 Arguments.of("negative --atol", mlp("--atol", "-1"), "tolerances"),
                 Arguments.of("single tensor as --candidate", mlp("--candidate", X, "--reduction", "sum"), "dict"),
                 Arguments.of("--json in a missing folder", mlp("--json",
-                        Fixtures.file("mlp", "no_such_dir/report.json").toString()), "no_such_dir"));
+                        Fixtures.file("mlp", "no_such_dir/report.json").toString()), "no_such_dir"),
+                Arguments.of("--html in a missing folder", mlp("--html",
+                        Fixtures.file("mlp", "no_such_html_dir/report.html").toString()), "no_such_html_dir"));
     }
 
     @ParameterizedTest(name = "{0}")

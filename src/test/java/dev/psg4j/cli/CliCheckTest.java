@@ -13,6 +13,7 @@ import org.junit.jupiter.params.provider.MethodSource;
 import org.junit.jupiter.params.provider.ValueSource;
 
 import java.io.IOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Iterator;
@@ -222,6 +223,14 @@ class CliCheckTest {
         assertTrue(w2 != null && !w2.get("passed").asBoolean(), sum::toString);
         assertEquals(List.of(1, 3), ints(w2.get("bad_samples")));
         assertEquals(List.of(6L, 4L, 16L), longs(w2.get("shape")));
+        JsonNode rel = w2.get("sample_max_rel_err");
+        assertEquals(6, rel.size(), w2::toString);
+        assertEquals(6, w2.get("sample_max_abs_err").size(), w2::toString);
+        for (int i = 0; i < 6; i++) {
+            boolean bad = i == 1 || i == 3;
+            assertEquals(bad, w2.get("sample_max_tol_ratio").get(i).asDouble() > 1, w2::toString);
+        }
+        assertEquals(w2.get("max_rel_err").asDouble(), Math.max(rel.get(1).asDouble(), rel.get(3).asDouble()));
 
         List<Integer> failedSamples = new ArrayList<>();
         for (JsonNode f : report.get("failures")) {
@@ -233,6 +242,21 @@ class CliCheckTest {
             failedSamples.add(f.get("sample").asInt());
         }
         assertEquals(List.of(1, 3), failedSamples);
+    }
+
+    @Test
+    void htmlReportIsWritten(@TempDir Path dir) throws IOException {
+        Path html = dir.resolve("report.html");
+        List<String> args = new ArrayList<>(CliRun.candidateArgs("mlp", "bug_swapped.pt"));
+        args.addAll(List.of("--html", html.toString()));
+        CliRun run = CliRun.of(args.toArray(String[]::new));
+        assertEquals(1, run.status(), run::toString);
+        assertTrue(run.out().contains("HTML report written to " + html), run::toString);
+        String page = Files.readString(html);
+        assertTrue(page.startsWith("<!DOCTYPE html>"), () -> page.substring(0, 200));
+        assertTrue(page.contains("<table id=\"verdicts\">"));
+        assertTrue(page.contains("id=\"heatmap-0\""));
+        assertFalse(page.contains("<script src="), "the page must not load scripts from elsewhere");
     }
 
     private static List<Integer> ints(JsonNode array) {

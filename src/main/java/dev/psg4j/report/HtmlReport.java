@@ -1,0 +1,256 @@
+package dev.psg4j.report;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Locale;
+import java.util.Properties;
+import java.util.stream.Collectors;
+
+/**
+ * A {@link CheckReport} as one self-contained HTML file: the summary, the failures, the diagnoses,
+ * the verdict table ({@code <table id="verdicts">}, as the console prints it) and, per reduction,
+ * a heat map of the relative error per sample × parameter and a bar chart of each sample's largest
+ * tolerance ratio. The charts are drawn by Apache ECharts, inlined from the {@code org.webjars.npm:echarts}
+ * jar with the report's JSON, so the file needs neither a network nor other files.
+ */
+public final class HtmlReport {
+    private static final String ECHARTS_POM = "/META-INF/maven/org.webjars.npm/echarts/pom.properties";
+    private static final String ECHARTS_BUNDLE = "/META-INF/resources/webjars/echarts/%s/dist/echarts.min.js";
+    /** Above this many heat-map cells ECharts draws on a canvas instead of SVG. */
+    private static final int SVG_CELLS = 20_000;
+    private static final int SAMPLES_LISTED = 20;
+
+    private HtmlReport() {
+    }
+
+    /** Writes {@link #render}'s page to {@code file} (UTF-8). */
+    public static void write(CheckReport report, Path file) {
+        String html = render(report);
+        try {
+            Files.writeString(file, html, StandardCharsets.UTF_8);
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot write the HTML report to " + file, e);
+        }
+    }
+
+    /** The whole page. */
+    public static String render(CheckReport report) {
+        String verdict = report.passed() ? "PASSED" : "FAILED";
+        StringBuilder h = new StringBuilder(1 << 20);
+        h.append("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n")
+                .append("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n")
+                .append("<meta name=\"generator\" content=\"psg4j; charts: Apache ECharts ").append(esc(echartsVersion()))
+                .append("\">\n<title>psg4j check: ").append(verdict).append(" (engine ").append(esc(report.engine()))
+                .append(")</title>\n<style>\n").append(resource("report.css")).append("</style>\n</head>\n<body>\n");
+        summary(h, report, verdict);
+        failures(h, report);
+        diagnoses(h, report);
+        verdictTable(h, report);
+        charts(h, report);
+        h.append("<noscript><p>The charts need JavaScript; the tables above hold the same verdicts.</p></noscript>\n");
+        h.append("<script type=\"application/json\" id=\"psg4j-report\">").append(scriptSafe(report.toJson()))
+                .append("</script>\n");
+        h.append("<script>\n").append(inlineable(echarts(), "echarts.min.js")).append("\n</script>\n");
+        h.append("<script>\n").append(inlineable(resource("report.js"), "report.js")).append("</script>\n");
+        h.append("</body>\n</html>\n");
+        return h.toString();
+    }
+
+    private static void summary(StringBuilder h, CheckReport r, String verdict) {
+        String reductions = r.reductions().stream().map(ReductionReport::reduction).collect(Collectors.joining(", "));
+        h.append("<header id=\"summary\">\n<h1>psg4j check: <span class=\"verdict ")
+                .append(r.passed() ? "ok" : "bad").append("\">").append(verdict).append("</span></h1>\n<dl>\n");
+        item(h, "engine", r.engine());
+        item(h, "batch size (B)", Long.toString(r.batchSize()));
+        item(h, "loss", r.loss());
+        item(h, "reductions", reductions);
+        item(h, "atol", ReportTable.number(r.atol()));
+        item(h, "rtol", ReportTable.number(r.rtol()));
+        item(h, "device", r.device());
+        h.append("</dl>\n<p class=\"note\">An element matches when |candidate − reference| ≤ atol + rtol·|reference|"
+                + " (as torch.allclose); NaN or Inf never matches. Relative errors divide by max(|reference|, atol).</p>\n")
+                .append("</header>\n");
+    }
+
+    private static void item(StringBuilder h, String term, String value) {
+        h.append("<dt>").append(esc(term)).append("</dt><dd>").append(esc(value)).append("</dd>\n");
+    }
+
+    private static void failures(StringBuilder h, CheckReport r) {
+        h.append("<section id=\"failures\">\n<h2>Failures (").append(r.failures().size()).append(")</h2>\n");
+        if (r.failures().isEmpty()) {
+            h.append("<p>None.</p>\n</section>\n");
+            return;
+        }
+        h.append("<ol>\n");
+        for (Failure f : r.failures()) {
+            h.append("<li><span class=\"kind\">").append(esc(f.kind().label())).append("</span> ")
+                    .append(esc(f.message())).append("</li>\n");
+        }
+        h.append("</ol>\n<p class=\"note\">Per parameter the list may stop after its first sample failures;"
+                + " bad_samples in the JSON report (embedded in this page) lists every bad sample.</p>\n</section>\n");
+    }
+
+    private static void diagnoses(StringBuilder h, CheckReport r) {
+        h.append("<section id=\"diagnoses\">\n<h2>Diagnoses (").append(r.diagnoses().size()).append(")</h2>\n");
+        if (r.diagnoses().isEmpty()) {
+            h.append("<p>None: no likely cause was recognized.</p>\n</section>\n");
+            return;
+        }
+        h.append("<table>\n<thead><tr><th>kind</th><th>parameter</th><th>samples</th><th>message</th></tr></thead>\n"
+                + "<tbody>\n");
+        for (Diagnosis d : r.diagnoses()) {
+            h.append("<tr><td>").append(esc(d.kind())).append("</td><td>").append(esc(d.param())).append("</td><td>")
+                    .append(esc(samples(d.samples()))).append("</td><td>").append(esc(d.message()))
+                    .append("</td></tr>\n");
+        }
+        h.append("</tbody>\n</table>\n</section>\n");
+    }
+
+    private static void verdictTable(StringBuilder h, CheckReport r) {
+        h.append("<section>\n<h2>Verdicts</h2>\n<table id=\"verdicts\">\n<thead><tr><th>reduction</th><th>parameter</th>"
+                + "<th>verdict</th><th>max abs err</th><th>max rel err</th><th>worst sample</th><th>bad samples</th>"
+                + "</tr></thead>\n<tbody>\n");
+        for (ReductionReport red : r.reductions()) {
+            for (ParamReport p : red.params()) {
+                String bad = p.status().equals("compared")
+                        ? p.badSamples().size() + " of " + r.batchSize()
+                        + (p.badSamples().isEmpty() ? "" : ": " + samples(p.badSamples()))
+                        : "-";
+                h.append("<tr class=\"").append(p.passed() ? "ok" : "bad").append("\" data-reduction=\"")
+                        .append(esc(red.reduction())).append("\" data-param=\"").append(esc(p.name())).append("\">")
+                        .append("<td>").append(esc(red.reduction())).append("</td><td>").append(esc(p.name()))
+                        .append("</td><td class=\"verdict\">").append(esc(ReportTable.verdict(p)))
+                        .append("</td><td class=\"num\">").append(ReportTable.number(p.maxAbsErr()))
+                        .append("</td><td class=\"num\">").append(ReportTable.number(p.maxRelErr()))
+                        .append("</td><td class=\"num\">").append(p.worstSample() == null ? "-" : p.worstSample())
+                        .append("</td><td class=\"samples\">").append(esc(bad)).append("</td></tr>\n");
+            }
+        }
+        h.append("</tbody>\n</table>\n</section>\n");
+    }
+
+    private static void charts(StringBuilder h, CheckReport r) {
+        for (int i = 0; i < r.reductions().size(); i++) {
+            ReductionReport red = r.reductions().get(i);
+            String name = esc(red.reduction());
+            long cells = red.params().size() * Math.max(1, r.batchSize());
+            int height = 110 + 26 * Math.max(2, red.params().size()) + (r.batchSize() > 64 ? 40 : 0);
+            // outlines of bad cells: thinner as cells get narrower, none where they would hide the cells
+            int border = r.batchSize() <= 100 ? 2 : r.batchSize() <= 400 ? 1 : 0;
+            h.append("<section class=\"reduction\">\n<h2>Reduction ").append(name).append(": ")
+                    .append(red.passed() ? "passed" : "FAILED").append("</h2>\n");
+
+            h.append("<figure>\n<div class=\"chart heatmap\" id=\"heatmap-").append(i).append("\" data-reduction=\"")
+                    .append(name).append("\" data-renderer=\"").append(cells <= SVG_CELLS ? "svg" : "canvas")
+                    .append("\" data-border=\"").append(border).append("\" style=\"height:").append(height)
+                    .append("px\"></div>\n<figcaption>Relative error per sample × parameter (").append(name)
+                    .append("): each cell is the sample's largest |candidate − reference| / max(|reference|, atol)"
+                            + " over the parameter's elements, colored by decades around rtol (a log scale clipped at"
+                            + " 10·rtol: everything at or above it is dark red); purple: the sample has NaN/Inf"
+                            + " elements. ")
+                    .append(border > 0 ? "A black border marks a sample outside tolerance (a bad sample); "
+                            : "The cells are too narrow for outlines: the table lists the bad samples; ")
+                    .append("blank rows were not compared (missing, extra or wrong shape).</figcaption>\n"
+                            + "</figure>\n");
+
+            h.append("<figure>\n<div class=\"chart norms\" id=\"norms-").append(i).append("\" data-reduction=\"")
+                    .append(name).append("\" data-renderer=\"").append(r.batchSize() <= SVG_CELLS ? "svg" : "canvas")
+                    .append("\" style=\"height:300px\"></div>\n<figcaption>Per-sample error norm (").append(name)
+                    .append("): for each sample, the maximum over parameters of its tolerance ratio"
+                            + " max |candidate − reference| / (atol + rtol·|reference|), on a log scale; above 1 (the"
+                            + " dashed line) the sample is outside tolerance. Red bars are bad samples; purple"
+                            + " full-height bars are samples with NaN/Inf elements (the ratio counts finite elements"
+                            + " only); ratios below 1e-4 are drawn at 1e-4.</figcaption>\n</figure>\n</section>\n");
+        }
+    }
+
+    private static String samples(List<Integer> samples) {
+        if (samples == null || samples.isEmpty()) {
+            return "-";
+        }
+        String listed = samples.stream().limit(SAMPLES_LISTED).map(String::valueOf).collect(Collectors.joining(", "));
+        return samples.size() > SAMPLES_LISTED ? listed + ", … (" + samples.size() + " in all)" : listed;
+    }
+
+    /** Escapes text for HTML element content and quoted attribute values. */
+    static String esc(String s) {
+        if (s == null) {
+            return "";
+        }
+        StringBuilder out = new StringBuilder(s.length() + 16);
+        for (int i = 0; i < s.length(); i++) {
+            char c = s.charAt(i);
+            switch (c) {
+                case '&' -> out.append("&amp;");
+                case '<' -> out.append("&lt;");
+                case '>' -> out.append("&gt;");
+                case '"' -> out.append("&quot;");
+                case '\'' -> out.append("&#39;");
+                default -> out.append(c);
+            }
+        }
+        return out.toString();
+    }
+
+    /**
+     * Makes JSON safe inside a {@code <script>} element: no {@code </script>} or {@code <!--} can end
+     * or change it. In JSON, '<', '>' and '&' only occur inside strings, where their \\u escapes mean the same.
+     */
+    static String scriptSafe(String json) {
+        return json.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+                .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029");
+    }
+
+    /** JavaScript to inline as is: it must hold nothing that ends or changes a {@code <script>} element. */
+    private static String inlineable(String code, String what) {
+        String lower = code.toLowerCase(Locale.ROOT);
+        if (lower.contains("</script") || lower.contains("<!--") || lower.contains("<script")) {
+            throw new IllegalStateException(what + " cannot be inlined into a <script> element as it is");
+        }
+        return code;
+    }
+
+    private static String echartsVersion() {
+        try (InputStream in = HtmlReport.class.getResourceAsStream(ECHARTS_POM)) {
+            if (in == null) {
+                throw new IllegalStateException("Apache ECharts is not on the class path (" + ECHARTS_POM
+                        + "): HTML reports need the jar org.webjars.npm:echarts next to psg4j's (lib/ of the "
+                        + "distribution)");
+            }
+            Properties p = new Properties();
+            p.load(in);
+            return p.getProperty("version");
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot read " + ECHARTS_POM, e);
+        }
+    }
+
+    private static String echarts() {
+        String path = String.format(ECHARTS_BUNDLE, echartsVersion());
+        try (InputStream in = HtmlReport.class.getResourceAsStream(path)) {
+            if (in == null) {
+                throw new IllegalStateException("the ECharts jar on the class path has no " + path);
+            }
+            return new String(in.readAllBytes(), StandardCharsets.UTF_8);
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot read " + path, e);
+        }
+    }
+
+    private static String resource(String name) {
+        try (InputStream in = HtmlReport.class.getResourceAsStream(name)) {
+            if (in == null) {
+                throw new IllegalStateException("psg4j's jar lacks dev/psg4j/report/" + name);
+            }
+            return new String(in.readAllBytes(), StandardCharsets.UTF_8);
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot read dev/psg4j/report/" + name, e);
+        }
+    }
+}
