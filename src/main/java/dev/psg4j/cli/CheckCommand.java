@@ -16,6 +16,7 @@ import dev.psg4j.report.CheckReport;
 import org.bytedeco.pytorch.Tensor;
 
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
@@ -40,13 +41,8 @@ final class CheckCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
 
-    @Option(names = "--model", required = true, paramLabel = "M.pt",
-            description = "TorchScript module: torch.jit.script(model).save(path) or torch.jit.trace(...)")
-    Path model;
-
-    @Option(names = "--input", required = true, paramLabel = "X.pt",
-            description = "torch.save of the batch: a tensor, or a tuple/list of tensors (one per forward argument)")
-    Path input;
+    @Mixin
+    ModelBatchOptions source;
 
     @Option(names = "--target", paramLabel = "Y.pt", description = "torch.save of the loss targets (mse, cross_entropy)")
     Path target;
@@ -58,10 +54,6 @@ final class CheckCommand implements Callable<Integer> {
     @Option(names = "--reduction", paramLabel = "R", defaultValue = "both",
             description = "sum, mean or both; default ${DEFAULT-VALUE}")
     String reduction;
-
-    @Option(names = "--batch-dim", paramLabel = "N", defaultValue = "0",
-            description = "the batch dimension of every input (1 for time-first data); default ${DEFAULT-VALUE}")
-    int batchDim;
 
     @Option(names = "--target-batch-dim", paramLabel = "N", description = "the batch dimension of the targets; default --batch-dim")
     Integer targetBatchDim;
@@ -116,13 +108,13 @@ final class CheckCommand implements Callable<Integer> {
         Loss lossFn = Loss.named(loss);
         checkOptions(reductions, lossFn);
 
-        try (Model m = Models.torchScript(model)) {
-            List<Tensor> inputs = new ArrayList<>(TensorMaps.load(input).values());
+        try (Model m = Models.torchScript(source.model)) {
+            List<Tensor> inputs = source.inputs();
             List<Tensor> targets = target == null ? List.of() : new ArrayList<>(TensorMaps.load(target).values());
             GradSampler sampler = candidate == null ? engine()
                     : Engines.precomputed(candidate.getFileName().toString(), reductions.get(0), candidateGrads());
             PerSampleCheck.Builder builder = PerSampleCheck.builder().model(m).inputs(inputs).targets(targets)
-                    .loss(lossFn).reductions(reductions.toArray(Reduction[]::new)).batchDim(batchDim)
+                    .loss(lossFn).reductions(reductions.toArray(Reduction[]::new)).batchDim(source.batchDim)
                     .tolerance(atol == null ? Tolerance.DEFAULT.atol() : atol, rtol == null ? Tolerance.DEFAULT.rtol() : rtol);
             if (targetBatchDim != null) {
                 builder.targetBatchDim(targetBatchDim);

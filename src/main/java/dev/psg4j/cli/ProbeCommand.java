@@ -3,21 +3,19 @@ package dev.psg4j.cli;
 import dev.psg4j.BadInputException;
 import dev.psg4j.check.Batch;
 import dev.psg4j.check.Probes;
-import dev.psg4j.engine.TensorMaps;
 import dev.psg4j.model.Model;
 import dev.psg4j.model.Models;
 import dev.psg4j.report.Diagnosis;
 import dev.psg4j.report.ProbeReport;
 
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 
 import java.io.PrintWriter;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Callable;
@@ -35,17 +33,8 @@ final class ProbeCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
 
-    @Option(names = "--model", required = true, paramLabel = "M.pt",
-            description = "TorchScript module: torch.jit.script(model).save(path) or torch.jit.trace(...)")
-    Path model;
-
-    @Option(names = "--input", required = true, paramLabel = "X.pt",
-            description = "torch.save of the batch: a tensor, or a tuple/list of tensors (one per forward argument)")
-    Path input;
-
-    @Option(names = "--batch-dim", paramLabel = "N", defaultValue = "0",
-            description = "the batch dimension of every input (1 for time-first data); default ${DEFAULT-VALUE}")
-    int batchDim;
+    @Mixin
+    ModelBatchOptions source;
 
     @Option(names = "--probe-samples", paramLabel = "K", defaultValue = "3",
             description = "how many samples to probe (the first, the last and ones between); default ${DEFAULT-VALUE}")
@@ -64,8 +53,8 @@ final class ProbeCommand implements Callable<Integer> {
             throw new BadInputException("--probe-samples must be at least 1, got " + probeSamples);
         }
         Failures.requireFolderOf(json, "--json");
-        try (Model m = Models.torchScript(model);
-             Batch batch = new Batch(new ArrayList<>(TensorMaps.load(input).values()), List.of(), batchDim, batchDim)) {
+        try (Model m = Models.torchScript(source.model);
+             Batch batch = new Batch(source.inputs(), List.of(), source.batchDim, source.batchDim)) {
             ProbeReport report = Probes.report(m, batch, probeSamples);
             PrintWriter out = spec.commandLine().getOut();
             out.print(describe(report));
