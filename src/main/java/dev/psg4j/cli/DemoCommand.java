@@ -38,6 +38,8 @@ final class DemoCommand implements Callable<Integer> {
                     o.asExpected() ? "(as expected)" : "(UNEXPECTED: should " + (o.expectPass() ? "pass" : "fail") + ")"));
             if (!r.failures().isEmpty()) {
                 line.append("  ").append(r.failures().get(0).message());
+            } else if (!r.diagnoses().isEmpty()) {
+                line.append("  ").append(r.diagnoses().get(0).message());
             }
             out.println(line);
         }
@@ -45,7 +47,7 @@ final class DemoCommand implements Callable<Integer> {
             if (!o.report().passed()) {
                 out.println();
                 out.println("== " + o.report().engine() + " on " + o.model());
-                out.print(o.report().table());
+                out.print(o.report().reductions().isEmpty() ? o.report().summary() : o.report().table());
             }
         }
         long unexpected = outcomes.stream().filter(o -> !o.asExpected()).count();

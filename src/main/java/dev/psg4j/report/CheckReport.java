@@ -61,7 +61,7 @@ public record CheckReport(
         HtmlReport.write(this, file);
     }
 
-    /** The console table: reduction × parameter with verdict, errors, worst sample, bad samples. */
+    /** The console table: reduction × parameter with verdict, errors, worst sample, bad samples ("" when nothing was compared). */
     @JsonIgnore
     public String table() {
         return ReportTable.render(this);

@@ -15,6 +15,9 @@ final class ReportTable {
     }
 
     static String render(CheckReport report) {
+        if (report.reductions().isEmpty()) {
+            return "";  // nothing was compared (a probe stopped the check)
+        }
         String[] header = {"reduction", "parameter", "verdict", "max abs err", "max rel err", "worst sample",
                 "bad samples"};
         int[] widths = {11, 26, 13, 13, 13, 14, 13};

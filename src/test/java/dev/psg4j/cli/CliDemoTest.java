@@ -31,13 +31,15 @@ class CliDemoTest {
         assertEquals(0, run.status(), run::toString);
         assertEquals("", run.err(), run::toString);
         List<String> verdicts = run.out().lines().filter(l -> l.startsWith("PASS ") || l.startsWith("FAIL ")).toList();
-        assertEquals(11, verdicts.size(), run::toString);
+        assertEquals(12, verdicts.size(), run::toString);
         assertTrue(verdicts.stream().allMatch(l -> l.contains("(as expected)")), run::toString);
         assertTrue(run.out().contains("linear/swapped-1-3") && run.out().contains("sum / fc.weight / sample 1:"),
                 run::toString);
         assertTrue(run.out().contains("sum / fc.bias / sample 5: the candidate has 1 NaN/Inf"), run::toString);
         assertTrue(run.out().contains("== linear-batch-first on"), run::toString);
         assertTrue(run.out().lines().filter(l -> l.startsWith("PASS ") && l.contains("vmap")).count() == 2, run::toString);
+        assertTrue(run.out().contains("BatchNorm1d train mode") && run.out().contains("Mixing starts in submodule 'bn'"),
+                run::toString);
     }
 
     @Test

@@ -7,6 +7,8 @@ import dev.psg4j.model.Model;
 import dev.psg4j.model.Models;
 import dev.psg4j.report.CheckReport;
 
+import org.bytedeco.pytorch.BatchNorm1dImpl;
+import org.bytedeco.pytorch.BatchNormOptions;
 import org.bytedeco.pytorch.LinearImpl;
 import org.bytedeco.pytorch.ReLUImpl;
 import org.bytedeco.pytorch.SequentialImpl;
@@ -21,13 +23,15 @@ import java.util.Map;
 
 /**
  * The built-in examples of {@code psg4j demo}: correct grad samplers (the vmap engine, a
- * hand-written Linear sampler) that pass, broken ones that fail, and the transpose trap, where a sampler that assumes batch-first activations is silently
+ * hand-written Linear sampler) that pass, broken ones that fail, a BatchNorm in train mode (batch
+ * mixing: the probes fail the check although the gradients agree), and the transpose trap, where a sampler that assumes batch-first activations is silently
  * wrong on a model that runs its Linear layer time-first. All are checked for both reductions,
  * loss l1, B = {@value #B}, with fixed seeds.
  */
 public final class Demo {
     public static final int B = 8;
     public static final String TRANSPOSE_TRAP = "linear(x.transpose(0,1)).transpose(0,1), x [8,8,4]";
+    public static final String BATCHNORM_TRAIN = "Sequential(fc: Linear(5,4), bn: BatchNorm1d train mode, out), x [8,5]";
 
     /** One example checked: what it is, the verdict it should get, and the report it got. */
     public record Outcome(String model, boolean expectPass, CheckReport report) {
@@ -66,6 +70,19 @@ public final class Demo {
             check(outcomes, name, model, x, Sabotage.transpose(linear, "fc.weight"), false);
             check(outcomes, name, model, x, Sabotage.perturb(linear, "fc.weight", 2, 0.5), false);
             check(outcomes, name, model, x, Sabotage.nan(linear, "fc.bias", 5), false);
+        }
+
+        torch.manual_seed(2);
+        SequentialImpl normalized = new SequentialImpl();
+        normalized.push_back("fc", new LinearImpl(5, 4));
+        BatchNorm1dImpl bn = new BatchNorm1dImpl(new BatchNormOptions(4));
+        bn.deallocate(false);  // allocated without a shared_ptr: the Sequential owns it (see Suite.maxPool2d)
+        normalized.push_back("bn", bn);
+        normalized.push_back("out", new LinearImpl(4, 3));
+        normalized.train(true);
+        try (Model model = Models.module(normalized)) {
+            // vmap and the reference agree (both see one sample); the probe finds the batch statistics
+            check(outcomes, BATCHNORM_TRAIN, model, torch.randn(B, 5), Engines.vmap(), false);
         }
 
         try (Model model = transposeTrap()) {
