@@ -68,7 +68,8 @@ public final class HtmlReport {
         item(h, "engine", r.engine());
         item(h, "batch size (B)", Long.toString(r.batchSize()));
         item(h, "loss", r.loss());
-        item(h, "reductions", reductions);
+        item(h, "reductions", reductions.isEmpty() ? "none compared: the probes stopped the check (see Diagnoses)"
+                : reductions);
         item(h, "atol", ReportTable.number(r.atol()));
         item(h, "rtol", ReportTable.number(r.rtol()));
         item(h, "device", r.device());
