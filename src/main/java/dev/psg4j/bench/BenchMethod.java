@@ -12,7 +12,7 @@ public enum BenchMethod {
     VMAP,
     /** The microbatch engine's (the reference's) per-sample gradients. */
     MICROBATCH,
-    /** A full check of the vmap engine, one reduction. */
+    /** A full check of the vmap engine, one reduction, probes included. */
     CHECK,
     /** One plain batched backward, no per-sample gradients: the floor the others are measured against. */
     BACKWARD;

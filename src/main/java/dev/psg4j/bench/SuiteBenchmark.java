@@ -96,7 +96,7 @@ public class SuiteBenchmark {
         }
     }
 
-    /** A full check of the vmap engine, one reduction: its gradients, the reference streamed into the comparison. */
+    /** A full check of the vmap engine, one reduction: the probes, its gradients, the reference streamed into the comparison. */
     @Benchmark
     public boolean check() {
         try (PointerScope scope = new PointerScope();

@@ -24,7 +24,7 @@ import java.util.concurrent.Callable;
 @Command(name = "bench", mixinStandardHelpOptions = true, sortOptions = false,
         description = {"Times per-sample gradients on the benchmark suite with JMH.",
                 "Per model (l1 loss, reduction sum): vmap (the vmap engine), microbatch (the",
-                "reference engine), check (a full check of the vmap engine, one reduction) and",
+                "reference engine), check (a full check of the vmap engine, probes included, one reduction) and",
                 "backward (one plain batched backward); prints the median (p50) ms per call",
                 "and the ratios vmap/backward, microbatch/vmap, check/vmap.",
                 "  mlp  Linear(784,256)-ReLU-Linear(256,10)                    x [B,784]",
