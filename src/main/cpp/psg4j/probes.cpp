@@ -208,15 +208,16 @@ void record_op_output(const at::RecordFunction& fn, at::ObserverContext*) {
   }
 }
 
-// Does sample `i` of `t` (an op's output) depend on sample `j` of the inputs? An output that no
-// longer has the samples in a dimension of its own counts as mixed.
+// Does sample `i` of `t` (an op's output) depend on sample `j` of the inputs? Outputs without a
+// dimension of samples (a transposed weight, a batch folded into features) say nothing either way:
+// they count as not mixing, so the bisection lands on an op whose output is per sample.
 bool output_mixes(const at::Tensor& t, const std::vector<at::Tensor>& leaves, int64_t batch_dim, int64_t batch_size,
                   int64_t i, int64_t j, double tolerance) {
   int64_t dim;
   try {
     dim = samples_dim(t, batch_dim, batch_size, "op output");
   } catch (const Error&) {
-    return true;
+    return false;
   }
   const at::Tensor slice = t.select(dim, i);
   if (!slice.requires_grad()) return false;
