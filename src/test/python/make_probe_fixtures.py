@@ -156,6 +156,39 @@ class TwoInput(nn.Module):
         return self.fa(a) + torch.tanh(self.fb(b))
 
 
+class CenterOverFeatures(nn.Module):
+    """Subtracts each sample's mean over its features (dim 1 of [B, F]): per sample, no mixing."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x - x.mean(1, keepdim=True)
+
+
+class ResidualBlock(nn.Module):
+    """Linear(8,8) followed by the given mixing (or per-sample) module."""
+
+    def __init__(self, mix: nn.Module):
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+        self.mix = mix
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.mix(self.fc(x))
+
+
+class ResidualNet(nn.Module):
+    """Not a chain: h = proj(x); head(h + block(h)), with the nested ResidualBlock."""
+
+    def __init__(self, mix: nn.Module):
+        super().__init__()
+        self.proj = nn.Linear(6, 8)
+        self.block = ResidualBlock(mix)
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.proj(x)
+        return self.head(h + self.block(h))
+
+
 # --------------------------------------------------------------------------- cases
 
 VOCAB = 20
@@ -232,6 +265,12 @@ def case_specs():
     def dropout_train():
         return nn.Sequential(nn.Linear(6, 8), nn.Dropout(0.5), nn.Linear(8, 3)), torch.randn(5, 6)
 
+    def residual_nested_mixing():
+        return ResidualNet(CenterOverBatch()), torch.randn(5, 6)
+
+    def residual_nested_clean():
+        return ResidualNet(CenterOverFeatures()), torch.randn(5, 6)
+
     return [
         # ---- mixing
         ("subtract_batch_mean",
@@ -281,6 +320,16 @@ def case_specs():
          "Linear(6,8), Dropout(0.5) in TRAIN mode, Linear(8,3); saved in train mode: "
          "batch-independent but not deterministic",
          dropout_train, dict(train=True, deterministic=False)),
+        # ---- not a chain: residual connection around a nested block (added last: TorchScript
+        # numbers the classes it compiles across the run)
+        ("residual_nested_mixing",
+         "h = Linear(6,8)(x); Linear(8,3)(h + block(h)), block = Linear(8,8) then x - x.mean(0) "
+         "(nested submodule block.mix): every sample leaks into all",
+         residual_nested_mixing, dict(pattern="all", mixing_module="block.mix")),
+        ("residual_nested_clean",
+         "h = Linear(6,8)(x); Linear(8,3)(h + block(h)), block = Linear(8,8) then x - x.mean(1) "
+         "(per-sample mean over the features): no mixing",
+         residual_nested_clean, {}),
     ]
 
 
