@@ -1,6 +1,7 @@
 """What the fixture generators (make_fixtures.py, make_layer_matrix.py) share: running themselves
 reproducibly and telling whether a regeneration changed any file."""
 
+import argparse
 import hashlib
 import os
 import sys
@@ -32,3 +33,26 @@ def rerun_reproducibly(script, repo_root, marker, out_dir, quiet):
     argv = [sys.executable, "-c", code, "--out", out_dir] + (["--quiet"] if quiet else [])
     os.chdir(repo_root)
     os.execve(sys.executable, argv, env)
+
+
+def start(doc, default_out, script, repo_root, marker):
+    """Parses --out and --quiet, then reruns `script` reproducibly (see rerun_reproducibly).
+    Returns (absolute output folder, quiet)."""
+    ap = argparse.ArgumentParser(description=doc.split("\n")[0])
+    ap.add_argument("--out", default=default_out, help="output folder (default: %(default)s)")
+    ap.add_argument("--quiet", action="store_true")
+    args = ap.parse_args()
+    out_dir = os.path.abspath(args.out)
+    rerun_reproducibly(script, repo_root, marker, out_dir, args.quiet)
+    return out_dir, args.quiet
+
+
+def regeneration_report(before, after):
+    """One line: whether a regeneration over an existing folder changed any file."""
+    changed = sorted(p for p in after if before.get(p) != after[p])
+    return "regeneration: identical" if not changed else f"regeneration: changed files: {changed}"
+
+
+def stale_files(after, case_names):
+    """Files below the output folder that no case of this run wrote (the manifest aside)."""
+    return sorted(p for p in after if p.split(os.sep)[0] not in case_names and p != "manifest.json")

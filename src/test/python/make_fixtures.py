@@ -34,7 +34,6 @@ The script is deterministic: running it again rewrites byte-identical files
 (it checks that nothing changed when files already exist and reports it).
 """
 
-import argparse
 import copy
 import json
 import os
@@ -422,16 +421,11 @@ def make_misc(out_dir):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--out", default=DEFAULT_OUT, help="output folder (default: %(default)s)")
-    ap.add_argument("--quiet", action="store_true")
-    args = ap.parse_args()
-    out_dir = os.path.abspath(args.out)
 
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from fixture_tools import digest_tree, rerun_reproducibly
+    import fixture_tools
 
-    rerun_reproducibly(__file__, REPO_ROOT, "PSG4J_FIXTURES_CHILD", out_dir, args.quiet)
+    out_dir, quiet = fixture_tools.start(__doc__, DEFAULT_OUT, __file__, REPO_ROOT, "PSG4J_FIXTURES_CHILD")
     # Opacus registers full backward hooks; inputs not requiring grad trigger a
     # harmless torch warning on every backward.
     warnings.filterwarnings("ignore", message="Full backward hook is firing")
@@ -439,9 +433,9 @@ def main():
     torch.set_num_threads(1)  # reproducible reductions
     torch.use_deterministic_algorithms(True)
 
-    before = digest_tree(out_dir) if os.path.isdir(out_dir) else {}
+    before = fixture_tools.digest_tree(out_dir) if os.path.isdir(out_dir) else {}
     os.makedirs(out_dir, exist_ok=True)
-    log = (lambda s: None) if args.quiet else print
+    log = (lambda s: None) if quiet else print
 
     manifest = []
     for name, build in fixture_specs():
@@ -451,14 +445,13 @@ def main():
         json.dump(manifest, f, indent=2)
         f.write("\n")
 
-    after = digest_tree(out_dir)
+    after = fixture_tools.digest_tree(out_dir)
     total = sum(os.path.getsize(os.path.join(out_dir, p)) for p in after)
     log(f"wrote {len(after)} files, {total} bytes total into {out_dir}")
     if total >= 2 * 1024 * 1024:
         sys.exit(f"fixtures too large: {total} bytes")
     if before:
-        changed = sorted(p for p in after if before.get(p) != after[p])
-        log("regeneration: identical" if not changed else f"regeneration: changed files: {changed}")
+        log(fixture_tools.regeneration_report(before, after))
 
 
 if __name__ == "__main__":

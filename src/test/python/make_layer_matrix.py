@@ -62,7 +62,6 @@ The script is deterministic: running it again rewrites byte-identical files (it 
 nothing changed when files already exist and reports it).
 """
 
-import argparse
 import json
 import os
 import re
@@ -878,19 +877,14 @@ def make_case(out_dir, name, layer, config, build, log):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--out", default=DEFAULT_OUT, help="output folder (default: %(default)s)")
-    ap.add_argument("--quiet", action="store_true")
-    args = ap.parse_args()
-    out_dir = os.path.abspath(args.out)
 
     # TorchScript debug info records the source lines of the custom modules too: editing above a
     # custom module (the module docstring included: keep its line count) changes the model.pt
     # files that hold it; add new modules after the others.
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from fixture_tools import digest_tree, rerun_reproducibly
+    import fixture_tools
 
-    rerun_reproducibly(__file__, REPO_ROOT, "PSG4J_LAYER_MATRIX_CHILD", out_dir, args.quiet)
+    out_dir, quiet = fixture_tools.start(__doc__, DEFAULT_OUT, __file__, REPO_ROOT, "PSG4J_LAYER_MATRIX_CHILD")
 
     # The op checks run the autograd profiler; keep Kineto from logging that it finds no GPU.
     os.environ.setdefault("KINETO_LOG_LEVEL", "5")
@@ -900,9 +894,9 @@ def main():
     torch.set_num_threads(1)  # reproducible reductions
     torch.use_deterministic_algorithms(True)
 
-    before = digest_tree(out_dir) if os.path.isdir(out_dir) else {}
+    before = fixture_tools.digest_tree(out_dir) if os.path.isdir(out_dir) else {}
     os.makedirs(out_dir, exist_ok=True)
-    log = (lambda s: None) if args.quiet else print
+    log = (lambda s: None) if quiet else print
 
     specs = case_specs()
     names = [s[0] for s in specs]
@@ -926,8 +920,8 @@ def main():
         json.dump(manifest, f, indent=2)
         f.write("\n")
 
-    after = digest_tree(out_dir)
-    stale = sorted(p for p in after if p.split(os.sep)[0] not in names and p != "manifest.json")
+    after = fixture_tools.digest_tree(out_dir)
+    stale = fixture_tools.stale_files(after, names)
     if stale:
         log(f"note: files not written by this run (stale?): {stale}")
     total = sum(os.path.getsize(os.path.join(out_dir, p)) for p in after)
@@ -944,8 +938,7 @@ def main():
     if total >= MAX_BYTES:
         sys.exit(f"layer matrix too large: {total} bytes")
     if before:
-        changed = sorted(p for p in after if before.get(p) != after[p])
-        log("regeneration: identical" if not changed else f"regeneration: changed files: {changed}")
+        log(fixture_tools.regeneration_report(before, after))
 
 
 if __name__ == "__main__":

@@ -47,7 +47,6 @@ source lines of the custom modules below: keep this docstring's line count, add 
 the others.
 """
 
-import argparse
 import copy
 import json
 import os
@@ -596,23 +595,18 @@ def make_case(out_dir, name, description, build, opts, log):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--out", default=DEFAULT_OUT, help="output folder (default: %(default)s)")
-    ap.add_argument("--quiet", action="store_true")
-    args = ap.parse_args()
-    out_dir = os.path.abspath(args.out)
 
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from fixture_tools import digest_tree, rerun_reproducibly
+    import fixture_tools
 
-    rerun_reproducibly(__file__, REPO_ROOT, "PSG4J_PROBE_FIXTURES_CHILD", out_dir, args.quiet)
+    out_dir, quiet = fixture_tools.start(__doc__, DEFAULT_OUT, __file__, REPO_ROOT, "PSG4J_PROBE_FIXTURES_CHILD")
 
     torch.set_num_threads(1)  # reproducible reductions
     torch.use_deterministic_algorithms(True)
 
-    before = digest_tree(out_dir) if os.path.isdir(out_dir) else {}
+    before = fixture_tools.digest_tree(out_dir) if os.path.isdir(out_dir) else {}
     os.makedirs(out_dir, exist_ok=True)
-    log = (lambda s: None) if args.quiet else print
+    log = (lambda s: None) if quiet else print
 
     specs = case_specs()
     names = [s[0] for s in specs]
@@ -622,8 +616,8 @@ def main():
         json.dump(manifest, f, indent=2)
         f.write("\n")
 
-    after = digest_tree(out_dir)
-    stale = sorted(p for p in after if p.split(os.sep)[0] not in names and p != "manifest.json")
+    after = fixture_tools.digest_tree(out_dir)
+    stale = fixture_tools.stale_files(after, names)
     if stale:
         log(f"note: files not written by this run (stale?): {stale}")
     total = sum(os.path.getsize(os.path.join(out_dir, p)) for p in after)
@@ -631,8 +625,7 @@ def main():
     if total >= MAX_BYTES:
         sys.exit(f"probe fixtures too large: {total} bytes")
     if before:
-        changed = sorted(p for p in after if before.get(p) != after[p])
-        log("regeneration: identical" if not changed else f"regeneration: changed files: {changed}")
+        log(fixture_tools.regeneration_report(before, after))
 
 
 if __name__ == "__main__":

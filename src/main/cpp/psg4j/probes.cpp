@@ -152,10 +152,9 @@ Leaks leaks_of(const Forward& forward, const std::vector<at::Tensor>& inputs, in
 // Probed samples whose output alone (a one-sample batch, as the reference runs it) differs from
 // their output in the batch. A model that cannot run one sample (BatchNorm in train mode) gives
 // no evidence here; the other routes judge it.
-std::vector<int64_t> samples_differing_alone(const Model& model, const Batch& batch, int64_t batch_dim,
-                                             int64_t batch_size, const ProbeOptions& options) {
+std::vector<int64_t> samples_differing_alone(const Model& model, const Batch& batch, const at::Tensor& full,
+                                             int64_t batch_dim, int64_t batch_size, const ProbeOptions& options) {
   c10::NoGradGuard no_grad;
-  const at::Tensor full = model.forward(copies_of(batch.inputs));
   const int64_t out_dim = samples_dim(full, batch_dim, batch_size, "output");
   std::vector<int64_t> differing;
   for (int64_t i : probed_samples(batch_size, options.probe_samples)) {
@@ -332,14 +331,14 @@ BatchIndependence probe_batch_independence(const Model& model, const Batch& batc
   BatchIndependence result;
   try {
     result.leaks = leaks_of(forward, batch.inputs, batch_dim, batch_size, options, &result.method);
-    result.differs_alone = samples_differing_alone(model, batch, batch_dim, batch_size, options);
+    at::Tensor output;  // the batch's output, which the other routes compare with
+    {
+      c10::NoGradGuard no_grad;
+      output = forward(batch.inputs);
+    }
+    result.differs_alone = samples_differing_alone(model, batch, output, batch_dim, batch_size, options);
     result.independent = !any_leak(result.leaks) && result.differs_alone.empty();
     if (!result.independent && batch.inputs.size() == 1) {
-      at::Tensor output;
-      {
-        c10::NoGradGuard no_grad;
-        output = model.forward(copies_of(batch.inputs));
-      }
       result.mixing_module = first_mixing_step(model.steps(), batch.inputs[0], output, batch_dim, batch_size, options);
     }
     if (!result.independent && result.mixing_module.empty()) {

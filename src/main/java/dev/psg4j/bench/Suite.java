@@ -84,10 +84,10 @@ public final class Suite implements AutoCloseable {
             case "cnn" -> {
                 seq.push_back("0", new Conv2dImpl(1, 16, new LongPointer(5L, 5L)));
                 seq.push_back("1", new ReLUImpl());
-                seq.push_back("2", maxPool2d(2));
+                seq.push_back("2", Models.forSequential(new MaxPool2dImpl(new LongPointer(2L, 2L))));
                 seq.push_back("3", new Conv2dImpl(16, 32, new LongPointer(5L, 5L)));
                 seq.push_back("4", new ReLUImpl());
-                seq.push_back("5", maxPool2d(2));
+                seq.push_back("5", Models.forSequential(new MaxPool2dImpl(new LongPointer(2L, 2L))));
                 seq.push_back("6", new FlattenImpl());
                 seq.push_back("7", new LinearImpl(512, 10));
             }
@@ -114,18 +114,6 @@ public final class Suite implements AutoCloseable {
             case "seq" -> torch.randn(batch, 16, 64);
             default -> torch.randint(1000, new long[] {batch, 8});
         };
-    }
-
-    /**
-     * MaxPool2d(k) for a Sequential. bytedeco allocates MaxPool2dImpl with plain {@code new}, not
-     * {@code make_shared} like the other layers here, so push_back wraps it in a shared_ptr of its
-     * own that owns it too: the Java object must not also free it, or the Sequential holds a
-     * dangling layer once the garbage collector has run (a crash in the next forward).
-     */
-    public static MaxPool2dImpl maxPool2d(long k) {
-        MaxPool2dImpl pool = new MaxPool2dImpl(new LongPointer(k, k));
-        pool.deallocate(false);
-        return pool;
     }
 
     /**

@@ -110,6 +110,18 @@ public final class Models {
         return new Model(handle, List.of(callback, names, tensors), null, failure);
     }
 
+    /**
+     * A layer to push into a {@code SequentialImpl}, when bytedeco allocates its type with plain
+     * {@code new} rather than {@code make_shared} (MaxPool2d, BatchNorm, InstanceNorm among them):
+     * push_back then wraps it in a shared_ptr of its own that owns it, so the Java object must not
+     * free it too, or the Sequential holds a dangling layer once the garbage collector has run (a
+     * crash in the next forward). Returns {@code layer}, no longer freed by Java.
+     */
+    public static <M extends Module> M forSequential(M layer) {
+        layer.deallocate(false);
+        return layer;
+    }
+
     private static String firstLine(String message) {
         if (message == null) {
             return "no message";

@@ -108,8 +108,7 @@ class ProbesTest {
         torch.manual_seed(4);
         SequentialImpl seq = new SequentialImpl();
         seq.push_back("fc", new LinearImpl(5, 4));
-        BatchNorm1dImpl bn = new BatchNorm1dImpl(new BatchNormOptions(4));
-        bn.deallocate(false);  // allocated without a shared_ptr: the Sequential owns it (see Suite.maxPool2d)
+        BatchNorm1dImpl bn = Models.forSequential(new BatchNorm1dImpl(new BatchNormOptions(4)));
         seq.push_back("bn", bn);
         seq.push_back("out", new LinearImpl(4, 2));
         try (Model model = Models.module(seq); Batch batch = Batch.of(torch.randn(6, 5))) {

@@ -2,7 +2,6 @@ package dev.psg4j.engine;
 
 import dev.psg4j.BadInputException;
 import dev.psg4j.UnsupportedModelException;
-import dev.psg4j.bench.Suite;
 import dev.psg4j.check.Batch;
 import dev.psg4j.check.GradSampler;
 import dev.psg4j.check.Loss;
@@ -41,6 +40,7 @@ import org.bytedeco.pytorch.LayerNormOptions;
 import org.bytedeco.pytorch.LSTMImpl;
 import org.bytedeco.pytorch.LSTMOptions;
 import org.bytedeco.pytorch.LinearImpl;
+import org.bytedeco.pytorch.MaxPool2dImpl;
 import org.bytedeco.pytorch.LinearOptions;
 import org.bytedeco.pytorch.LongVector;
 import org.bytedeco.pytorch.Module;
@@ -309,7 +309,7 @@ class FrontendVmapMatrixTest {
         SequentialImpl seq = new SequentialImpl();
         seq.push_back("0", new Conv2dImpl(1, 4, new LongPointer(3L, 3L)));
         seq.push_back("1", new ReLUImpl());
-        seq.push_back("2", Suite.maxPool2d(2));
+        seq.push_back("2", Models.forSequential(new MaxPool2dImpl(new LongPointer(2L, 2L))));
         seq.push_back("3", new FlattenImpl());
         seq.push_back("4", new LinearImpl(4 * 3 * 3, 3));
         return seq;
@@ -349,8 +349,7 @@ class FrontendVmapMatrixTest {
             SequentialImpl seq = new SequentialImpl();
             seq.push_back("conv", (Conv1dImpl) ConvSpec.conv(1, 2, 3, 3).build());
             seq.push_back("in", new InstanceNorm1dImpl(instanceNorm(3)));
-            BatchNorm1dImpl bn = new BatchNorm1dImpl(new BatchNormOptions(3));
-            bn.deallocate(false);  // allocated without a shared_ptr: the Sequential owns it (see Suite.maxPool2d)
+            BatchNorm1dImpl bn = Models.forSequential(new BatchNorm1dImpl(new BatchNormOptions(3)));
             seq.push_back("bn", bn);
             seq.push_back("flat", new FlattenImpl());
             seq.push_back("fc", new LinearImpl(3 * 4, 2));

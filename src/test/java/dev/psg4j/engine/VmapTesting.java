@@ -1,5 +1,6 @@
 package dev.psg4j.engine;
 
+import dev.psg4j.GradAssertions;
 import dev.psg4j.Psg4jException;
 import dev.psg4j.check.Batch;
 import dev.psg4j.check.GradSampler;
@@ -135,16 +136,7 @@ final class VmapTesting {
                 Map<String, Tensor> vmap = seen.get(reduction);
                 Map<String, Tensor> micro = Engines.microbatch().perSampleGradients(model, check.batch(),
                         check.loss(), reduction);
-                assertEquals(List.copyOf(micro.keySet()), List.copyOf(vmap.keySet()),
-                        () -> config + " " + reduction.label() + ": parameter names");
-                for (String name : micro.keySet()) {
-                    Tensor v = vmap.get(name);
-                    Tensor m = micro.get(name);
-                    String what = config + " " + reduction.label() + " " + name;
-                    assertEquals(shape(m), shape(v), () -> what + ": shape");
-                    assertTrue(torch.allclose(v, m, RTOL, ATOL, false), () -> what
-                            + ": vmap differs from microbatch by up to " + v.sub(m).abs().max().item_double());
-                }
+                GradAssertions.assertClose(micro, vmap, ATOL, RTOL, config + " " + reduction.label() + " vmap vs microbatch");
             }
         }
     }

@@ -1,7 +1,6 @@
 package dev.psg4j.model;
 
 import dev.psg4j.BadInputException;
-import dev.psg4j.bench.Suite;
 import dev.psg4j.check.Batch;
 import dev.psg4j.check.Loss;
 import dev.psg4j.check.Reduction;
@@ -14,6 +13,7 @@ import org.bytedeco.pytorch.FlattenImpl;
 import org.bytedeco.pytorch.GELUImpl;
 import org.bytedeco.pytorch.LayerNormImpl;
 import org.bytedeco.pytorch.LinearImpl;
+import org.bytedeco.pytorch.MaxPool2dImpl;
 import org.bytedeco.pytorch.LongVector;
 import org.bytedeco.pytorch.ReLUImpl;
 import org.bytedeco.pytorch.Scalar;
@@ -50,7 +50,7 @@ class FrontendModuleTest {
             case "cnn" -> {
                 seq.push_back("0", new Conv2dImpl(1, 4, new LongPointer(3L, 3L)));
                 seq.push_back("1", new ReLUImpl());
-                seq.push_back("2", Suite.maxPool2d(2));
+                seq.push_back("2", Models.forSequential(new MaxPool2dImpl(new LongPointer(2L, 2L))));
                 seq.push_back("3", new FlattenImpl());
                 seq.push_back("4", new LinearImpl(4 * 3 * 3, 3));
             }

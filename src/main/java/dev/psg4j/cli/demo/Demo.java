@@ -75,8 +75,7 @@ public final class Demo {
         torch.manual_seed(2);
         SequentialImpl normalized = new SequentialImpl();
         normalized.push_back("fc", new LinearImpl(5, 4));
-        BatchNorm1dImpl bn = new BatchNorm1dImpl(new BatchNormOptions(4));
-        bn.deallocate(false);  // allocated without a shared_ptr: the Sequential owns it (see Suite.maxPool2d)
+        BatchNorm1dImpl bn = Models.forSequential(new BatchNorm1dImpl(new BatchNormOptions(4)));
         normalized.push_back("bn", bn);
         normalized.push_back("out", new LinearImpl(4, 3));
         normalized.train(true);
