@@ -163,6 +163,33 @@ NamedTensorList trainable_parameters(const NativeModel& model) {
   return translated([&] { return NamedTensorList(model.get().trainable_parameters()); });
 }
 
+ParameterAliases::ParameterAliases(TrainableParameters parameters) {
+  for (TrainableParameter& p : parameters) {
+    if (!p.aliases.empty()) tied_.push_back(std::move(p));
+  }
+}
+
+const TrainableParameter& ParameterAliases::at(int64_t k) const {
+  if (k < 0 || k >= size()) bad_input("tied parameter index " + std::to_string(k) + " out of range");
+  return tied_[k];
+}
+
+std::string ParameterAliases::name(int64_t k) const {
+  return translated([&] { return at(k).name; });
+}
+
+int64_t ParameterAliases::alias_count(int64_t k) const {
+  return translated([&] { return static_cast<int64_t>(at(k).aliases.size()); });
+}
+
+std::string ParameterAliases::alias(int64_t k, int64_t m) const {
+  return translated([&] { return at(k).aliases.at(m); });
+}
+
+ParameterAliases parameter_aliases(const NativeModel& model) {
+  return translated([&] { return ParameterAliases(model.get().parameters()); });
+}
+
 NamedTensorList microbatch_gradients(const NativeModel& model, const NativeBatch& batch,
                                      const NativeLoss& loss, int reduction) {
   return translated([&] {
@@ -195,6 +222,14 @@ const ParamComparison& ComparisonView::param(int64_t p) const {
 
 std::string ComparisonView::name(int64_t p) const {
   return translated([&] { return param(p).name; });
+}
+
+int64_t ComparisonView::alias_count(int64_t p) const {
+  return translated([&] { return static_cast<int64_t>(param(p).aliases.size()); });
+}
+
+std::string ComparisonView::alias(int64_t p, int64_t k) const {
+  return translated([&] { return param(p).aliases.at(k); });
 }
 
 int ComparisonView::status(int64_t p) const {

@@ -88,6 +88,23 @@ class NamedTensorList {
 NamedTensorList named_tensor_list(const std::vector<std::string>* names,
                                   const std::vector<at::Tensor>* tensors);
 NamedTensorList trainable_parameters(const NativeModel& model);
+
+// The tied parameters of a model: each one's first name and its other names.
+class ParameterAliases {
+ public:
+  ParameterAliases() = default;
+  explicit ParameterAliases(TrainableParameters parameters);
+  int64_t size() const { return static_cast<int64_t>(tied_.size()); }
+  std::string name(int64_t k) const;
+  int64_t alias_count(int64_t k) const;
+  std::string alias(int64_t k, int64_t m) const;
+
+ private:
+  const TrainableParameter& at(int64_t k) const;
+  TrainableParameters tied_;  // only the parameters that have aliases
+};
+
+ParameterAliases parameter_aliases(const NativeModel& model);
 NamedTensorList microbatch_gradients(const NativeModel& model, const NativeBatch& batch,
                                      const NativeLoss& loss, int reduction);
 // randomness: 0 error, 1 different, 2 same (torch.func's meanings); chunk_size 0: whole batch.
@@ -103,6 +120,8 @@ class ComparisonView {
   int64_t batch_size() const { return comparison_.batch_size; }
   int64_t param_count() const { return static_cast<int64_t>(comparison_.params.size()); }
   std::string name(int64_t p) const;
+  int64_t alias_count(int64_t p) const;
+  std::string alias(int64_t p, int64_t k) const;
   int status(int64_t p) const;
   int64_t expected_rank(int64_t p) const;
   int64_t expected_dim(int64_t p, int64_t d) const;

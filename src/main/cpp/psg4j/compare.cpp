@@ -15,10 +15,43 @@ namespace psg4j {
 namespace {
 
 
-// Lays out one ParamComparison per model parameter and per extra candidate name, and returns the
-// candidate tensor of each Compared entry (undefined for the others), index-aligned with params.
-std::vector<at::Tensor> plan(Comparison& comparison, const NamedTensors& parameters,
-                             int64_t batch_size, const NamedTensors& candidate) {
+// What the comparison reads: the candidate tensor of each Compared entry and the parameter
+// (index in parameters()) whose reference it is compared with.
+struct Compared {
+  size_t entry;
+  size_t parameter;
+  at::Tensor candidate;
+};
+
+ParamComparison entry_for(const std::string& name, const TrainableParameter& p, int64_t batch_size,
+                          const at::Tensor& candidate) {
+  ParamComparison entry;
+  entry.name = name;
+  entry.expected_shape = batched_shape(batch_size, p.tensor.sizes());
+  for (const std::string& other : p.aliases) {
+    if (other != name) entry.aliases.push_back(other);
+  }
+  if (name != p.name) entry.aliases.insert(entry.aliases.begin(), p.name);
+  if (!candidate.defined()) {
+    entry.status = ParamStatus::Missing;
+    return entry;
+  }
+  entry.candidate_shape = candidate.sizes().vec();
+  if (entry.candidate_shape != entry.expected_shape) {
+    entry.status = ParamStatus::Shape;
+  } else if (!at::isFloatingType(candidate.scalar_type())) {
+    bad_input("candidate gradient '" + name + "' has dtype " + std::string(c10::toString(candidate.scalar_type())) +
+              ": per-sample gradients must be floating-point tensors");
+  } else {
+    entry.samples.resize(batch_size);
+  }
+  return entry;
+}
+
+// Lays out one ParamComparison per model parameter (one per name the candidate gives it, when it
+// names a tied parameter by several of its names: each must match) and per extra candidate name.
+std::vector<Compared> plan(Comparison& comparison, const TrainableParameters& parameters,
+                           int64_t batch_size, const NamedTensors& candidate) {
   std::map<std::string, at::Tensor> remaining;
   for (const auto& [name, tensor] : candidate) {
     if (!tensor.defined()) bad_input("candidate gradient '" + name + "' is an undefined tensor");
@@ -27,32 +60,23 @@ std::vector<at::Tensor> plan(Comparison& comparison, const NamedTensors& paramet
     }
   }
   comparison.batch_size = batch_size;
-  std::vector<at::Tensor> aligned;
-  for (const auto& [name, p] : parameters) {
-    ParamComparison entry;
-    entry.name = name;
-    entry.expected_shape = batched_shape(batch_size, p.sizes());
-    at::Tensor cand;
-    auto found = remaining.find(name);
-    if (found == remaining.end()) {
-      entry.status = ParamStatus::Missing;
-    } else {
-      cand = found->second;
-      remaining.erase(found);
-      entry.candidate_shape = cand.sizes().vec();
-      if (entry.candidate_shape != entry.expected_shape) {
-        entry.status = ParamStatus::Shape;
-        cand = at::Tensor();
-      } else if (!at::isFloatingType(cand.scalar_type())) {
-        bad_input("candidate gradient '" + name + "' has dtype " +
-                  std::string(c10::toString(cand.scalar_type())) +
-                  ": per-sample gradients must be floating-point tensors");
-      } else {
-        entry.samples.resize(batch_size);
+  std::vector<Compared> compared;
+  for (size_t k = 0; k < parameters.size(); ++k) {
+    const TrainableParameter& p = parameters[k];
+    std::vector<std::string> names{p.name};
+    names.insert(names.end(), p.aliases.begin(), p.aliases.end());
+    bool found = false;
+    for (const std::string& name : names) {
+      auto given = remaining.find(name);
+      if (given == remaining.end()) continue;
+      found = true;
+      comparison.params.push_back(entry_for(name, p, batch_size, given->second));
+      if (comparison.params.back().status == ParamStatus::Compared) {
+        compared.push_back({comparison.params.size() - 1, k, given->second});
       }
+      remaining.erase(given);
     }
-    comparison.params.push_back(std::move(entry));
-    aligned.push_back(cand);
+    if (!found) comparison.params.push_back(entry_for(p.name, p, batch_size, at::Tensor()));
   }
   for (const auto& [name, tensor] : remaining) {
     ParamComparison entry;
@@ -60,9 +84,8 @@ std::vector<at::Tensor> plan(Comparison& comparison, const NamedTensors& paramet
     entry.status = ParamStatus::Extra;
     entry.candidate_shape = tensor.sizes().vec();
     comparison.params.push_back(std::move(entry));
-    aligned.emplace_back();
   }
-  return aligned;
+  return compared;
 }
 
 }  // namespace
@@ -162,15 +185,14 @@ SampleStats compare_sample(const at::Tensor& candidate, const at::Tensor& refere
 Comparison compare_with_reference(const Problem& problem, const NamedTensors& candidate,
                                   const Tolerance& tolerance) {
   const int64_t batch_size = problem.batch.validate();
-  const NamedTensors parameters = problem.model.trainable_parameters();
+  const TrainableParameters parameters = problem.model.parameters();
+  NamedTensors leaves;
+  for (const TrainableParameter& p : parameters) leaves.emplace_back(p.name, p.tensor);
   Comparison comparison;
-  const std::vector<at::Tensor> aligned =
-      plan(comparison, parameters, batch_size, candidate);
-  for_each_sample_gradient(problem, parameters, [&](int64_t i, const std::vector<at::Tensor>& g) {
-    for (size_t k = 0; k < g.size(); ++k) {
-      if (aligned[k].defined()) {
-        comparison.params[k].samples[i] = compare_sample(aligned[k].select(0, i), g[k], tolerance);
-      }
+  const std::vector<Compared> compared = plan(comparison, parameters, batch_size, candidate);
+  for_each_sample_gradient(problem, leaves, [&](int64_t i, const std::vector<at::Tensor>& g) {
+    for (const Compared& c : compared) {
+      comparison.params[c.entry].samples[i] = compare_sample(c.candidate.select(0, i), g[c.parameter], tolerance);
     }
   });
   return comparison;

@@ -31,7 +31,8 @@ struct SampleStats {
 };
 
 struct ParamComparison {
-  std::string name;
+  std::string name;                   // as the candidate names it (the first name when missing)
+  std::vector<std::string> aliases;   // the parameter's other names, when it is tied
   ParamStatus status = ParamStatus::Compared;
   std::vector<int64_t> expected_shape;   // [B, *shape]; empty for Extra
   std::vector<int64_t> candidate_shape;  // empty for Missing
@@ -40,7 +41,9 @@ struct ParamComparison {
 
 struct Comparison {
   int64_t batch_size = 0;
-  std::vector<ParamComparison> params;  // model order, then the candidate's extra names
+  // Model order (a tied parameter once per name the candidate gives it), then the candidate's
+  // extra names.
+  std::vector<ParamComparison> params;
 };
 
 SampleStats compare_sample(const at::Tensor& candidate, const at::Tensor& reference,

@@ -173,6 +173,11 @@ bool run_two_input_layer(nn::Module& module, const at::Tensor& x1, const at::Ten
   return true;
 }
 
+bool has_parameter_slots(nn::Module& layer) {
+  ParameterSlots ignored;
+  return known_slots(layer, &ignored);
+}
+
 ParameterSlots parameter_slots(nn::Module& layer) {
   ParameterSlots all;
   if (!known_slots(layer, &all)) {

@@ -28,6 +28,9 @@ bool run_two_input_layer(torch::nn::Module& layer, const at::Tensor& x1, const a
 // A member that a layer's forward reads a parameter from, named as the layer registers it.
 using ParameterSlots = std::vector<std::pair<std::string, at::Tensor*>>;
 
+// Whether the registry knows where `layer`'s type keeps its parameters.
+bool has_parameter_slots(torch::nn::Module& layer);
+
 // The slots of `layer`'s own parameters (not its children's). Throws a BadInput Error naming the
 // layer type when the registry does not know where that type keeps its parameters.
 ParameterSlots parameter_slots(torch::nn::Module& layer);

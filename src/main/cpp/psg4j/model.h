@@ -22,6 +22,19 @@ namespace psg4j {
 
 using NamedTensors = std::vector<std::pair<std::string, at::Tensor>>;
 
+// A trainable parameter with the other names the same tensor has in the model: tied parameters
+// (one tensor registered under several names, or a submodule used twice) have one gradient, the
+// sum over every use, reported under the first name (DESIGN §1).
+struct TrainableParameter {
+  std::string name;                  // the first name named_parameters() gives it
+  at::Tensor tensor;
+  std::vector<std::string> aliases;  // its other names, in named_parameters() order
+};
+using TrainableParameters = std::vector<TrainableParameter>;
+
+// Groups `all` by tensor identity, in order of first appearance.
+TrainableParameters tie_by_identity(const NamedTensors& all);
+
 // A submodule of a model that psg4j can run on its own, for localizing what a probe finds.
 struct ModelStep {
   std::string name;  // dotted, as named_modules() names it
@@ -30,18 +43,25 @@ struct ModelStep {
   std::function<std::vector<ModelStep>()> children;
 };
 
+// Every method may be called from any number of threads at once, and none changes anything the
+// caller can reach: modules run on private replicas of their structure that share the caller's
+// parameter tensors (so in-place updates of them are seen), and parameters are swapped only into
+// a replica leased to one call. Buffers are shared too, except in train mode, where forwards write
+// them (BatchNorm's running statistics): each replica then has its own copies.
 class Model {
  public:
   virtual ~Model() = default;
-  // Runs the model on one batch (of any size). Must be safe to call from several threads at once.
+  // Runs the model on one batch (of any size).
   virtual at::Tensor forward(const std::vector<at::Tensor>& inputs) const = 0;
   // torch.func.functional_call: runs the model with `parameters` (one per trainable parameter, in
-  // trainable_parameters() order) in place of its own, and restores its own on every path.
-  // Calls on one model are serialized, and forward() waits while a call is in progress.
+  // trainable_parameters() order; a tied parameter's one value serves all its names).
   virtual at::Tensor functional_forward(const std::vector<at::Tensor>& inputs,
                                         const std::vector<at::Tensor>& parameters) const = 0;
-  // The trainable parameters (requires_grad), named as named_parameters() names them.
-  virtual NamedTensors trainable_parameters() const = 0;
+  // The trainable parameters (requires_grad), tied ones once, named as named_parameters() first
+  // names them.
+  virtual TrainableParameters parameters() const = 0;
+  // parameters() without the aliases.
+  NamedTensors trainable_parameters() const;
   virtual std::string describe() const = 0;
   // The top-level submodules in registration order, each runnable on one tensor. Whether the
   // forward really chains them is for the caller to check (run them and compare). Empty when the
@@ -54,7 +74,8 @@ using ForwardFunction = std::function<at::Tensor(const std::vector<at::Tensor>& 
                                                  const std::vector<at::Tensor>& parameters)>;
 
 std::shared_ptr<Model> torchscript_model(const torch::jit::Module& module);
-// Borrows `module`: the caller keeps it alive while the model is used.
+// Borrows `module`: the caller keeps it alive while the model is used. Throws a BadInput Error
+// when the module cannot be cloned (its replicas are clones whose parameters are the module's).
 std::shared_ptr<Model> frontend_model(torch::nn::Module* module);
 // A model whose forward is a function of its inputs and parameters (a Java callback); forward()
 // passes `parameters`, functional_forward() the engine's.

@@ -7,6 +7,8 @@
 #include <c10/util/Exception.h>
 #include <torch/csrc/autograd/autograd.h>
 
+#include <mutex>
+
 namespace psg4j {
 namespace {
 
@@ -180,19 +182,44 @@ std::vector<at::Tensor> gradients_either_way(const Problem& problem, const Named
   explain_failure(problem, named_params, params, chunk, randomness, first_failure);
 }
 
-// Fallback kernels are correct, only slower; their warnings would flood a user's log.
-void quiet_fallback_warnings() {
-  static const bool quieted = [] {
-    at::functorch::setVmapFallbackWarningEnabled(false);
-    return true;
-  }();
-  (void)quieted;
-}
+// Fallback kernels are correct, only slower; their warnings would flood a user's log. The switch
+// is process-wide: the first engine call to start turns it off and the last to end restores what
+// it was, so overlapping calls from several threads leave it as they found it.
+class QuietFallbackWarnings {
+ public:
+  QuietFallbackWarnings() {
+    std::lock_guard<std::mutex> lock(mutex());
+    if (active()++ == 0) {
+      saved() = at::functorch::isVmapFallbackWarningEnabled();
+      at::functorch::setVmapFallbackWarningEnabled(false);
+    }
+  }
+  ~QuietFallbackWarnings() {
+    std::lock_guard<std::mutex> lock(mutex());
+    if (--active() == 0) at::functorch::setVmapFallbackWarningEnabled(saved());
+  }
+  QuietFallbackWarnings(const QuietFallbackWarnings&) = delete;
+  QuietFallbackWarnings& operator=(const QuietFallbackWarnings&) = delete;
+
+ private:
+  static std::mutex& mutex() {
+    static std::mutex m;
+    return m;
+  }
+  static int& active() {
+    static int n = 0;
+    return n;
+  }
+  static bool& saved() {
+    static bool enabled = true;
+    return enabled;
+  }
+};
 
 }  // namespace
 
 NamedTensors vmap_gradients(const Problem& problem, const VmapOptions& options) {
-  quiet_fallback_warnings();
+  QuietFallbackWarnings quiet;
   const int64_t batch_size = problem.batch.validate();
   if (options.chunk_size < 0) {
     bad_input("chunk size must be positive (or 0 for the whole batch), got " +

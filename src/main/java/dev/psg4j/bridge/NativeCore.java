@@ -98,6 +98,27 @@ public final class NativeCore {
         public native void tensor(@Cast("int64_t") long k, @Cast("at::Tensor*") Pointer out);
     }
 
+    @Name("ParameterAliases")
+    public static class ParameterAliases extends Pointer {
+        static {
+            Loader.load();
+        }
+
+        public ParameterAliases() {
+            allocate();
+        }
+
+        private native void allocate();
+
+        public native @Cast("int64_t") long size();
+
+        public native @StdString String name(@Cast("int64_t") long k);
+
+        public native @Cast("int64_t") long alias_count(@Cast("int64_t") long k);
+
+        public native @StdString String alias(@Cast("int64_t") long k, @Cast("int64_t") long m);
+    }
+
     @Name("IndependenceView")
     public static class IndependenceView extends Pointer {
         static {
@@ -146,6 +167,10 @@ public final class NativeCore {
         public native @Cast("int64_t") long param_count();
 
         public native @StdString String name(@Cast("int64_t") long p);
+
+        public native @Cast("int64_t") long alias_count(@Cast("int64_t") long p);
+
+        public native @StdString String alias(@Cast("int64_t") long p, @Cast("int64_t") long k);
 
         public native int status(@Cast("int64_t") long p);
 
@@ -222,6 +247,8 @@ public final class NativeCore {
             @Cast("const std::vector<at::Tensor>*") Pointer tensors);
 
     public static native @ByVal NamedTensorList trainable_parameters(@Const @ByRef NativeModel model);
+
+    public static native @ByVal ParameterAliases parameter_aliases(@Const @ByRef NativeModel model);
 
     public static native @ByVal NamedTensorList microbatch_gradients(@Const @ByRef NativeModel model,
             @Const @ByRef NativeBatch batch, @Const @ByRef NativeLoss loss, int reduction);

@@ -112,7 +112,10 @@ public final class Natives {
         }
     }
 
-    /** The entries of a native name → tensor list, in order, as Java tensors sharing their storage. */
+    /**
+     * The entries of a native name → tensor list, in order, as new Java tensor handles sharing
+     * their storage: the caller owns them (see {@link #closeAll}).
+     */
     public static Map<String, Tensor> toMap(NativeCore.NamedTensorList list) {
         Map<String, Tensor> out = new LinkedHashMap<>();
         for (long k = 0; k < list.size(); k++) {
@@ -121,6 +124,15 @@ public final class Natives {
             out.put(list.name(k), t);
         }
         return out;
+    }
+
+    /** Closes every tensor handle of {@code tensors} (a map made by {@link #toMap}, or handed over like one). */
+    public static void closeAll(Map<String, Tensor> tensors) {
+        tensors.values().forEach(t -> {
+            if (t != null) {
+                t.close();
+            }
+        });
     }
 
     static RuntimeException translate(RuntimeException e) {

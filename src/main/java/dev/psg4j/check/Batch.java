@@ -4,6 +4,8 @@ import dev.psg4j.bridge.NativeCore;
 import dev.psg4j.bridge.NativeCore.NativeBatch;
 import dev.psg4j.bridge.Natives;
 
+import org.bytedeco.javacpp.BytePointer;
+import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorVector;
 
@@ -12,7 +14,9 @@ import java.util.List;
 /**
  * The samples of a check: the model's inputs (several for multi-input models), the loss targets
  * (possibly none) and the batch dimension of each. Validated on creation: an empty batch, a batch
- * dimension out of range or inputs whose batch sizes differ are a BadInputException.
+ * dimension out of range or inputs whose batch sizes differ are a BadInputException. The native
+ * batch holds its own references to the tensors, which stay the caller's to close (at any time);
+ * {@link #close} frees the batch's.
  */
 public final class Batch implements AutoCloseable {
     private final List<Tensor> inputs;
@@ -21,6 +25,7 @@ public final class Batch implements AutoCloseable {
     private final int targetBatchDim;
     private final NativeBatch handle;
     private final long size;
+    private final String device;
 
     public Batch(List<Tensor> inputs, List<Tensor> targets, int batchDim, int targetBatchDim) {
         this.inputs = List.copyOf(inputs);
@@ -32,6 +37,13 @@ public final class Batch implements AutoCloseable {
             this.handle = Natives.call(() -> NativeCore.make_batch(in, tg, batchDim, targetBatchDim));
         }
         this.size = handle.size();
+        this.device = deviceOf(this.inputs.get(0));
+    }
+
+    private static String deviceOf(Tensor tensor) {
+        try (Device device = tensor.device(); BytePointer name = device.str()) {
+            return name.getString();
+        }
     }
 
     public static Batch of(Tensor... inputs) {
@@ -61,7 +73,7 @@ public final class Batch implements AutoCloseable {
 
     /** The device of the first input, as LibTorch names it ("cpu", "cuda:0"). */
     public String device() {
-        return inputs.get(0).device().str().getString();
+        return device;
     }
 
     public NativeBatch handle() {

@@ -14,6 +14,11 @@ import java.util.Map;
  * entry {@code i} is the gradient of the loss of a batch holding only sample {@code i}, reduced
  * with {@code reduction} (for mean: the one-sample mean, i.e. B times the gradient of the batch
  * mean). The layout is batch-first whatever the input's batch dimension.
+ *
+ * <p>Ownership: the map and its tensors pass to the caller, which closes the tensors when done
+ * ({@link PerSampleCheck} does once it has compared them). Return tensors made for the call; to
+ * hand out one you keep, return a new handle onto it ({@code new Tensor(kept)}), which shares its
+ * storage. A sampler may be called from several threads at once when checks share it.
  */
 public interface GradSampler {
     /** A short name for reports ("vmap", "opacus-file", "my-linear-sampler"). */

@@ -1,6 +1,7 @@
 package dev.psg4j.check;
 
 import dev.psg4j.BadInputException;
+import dev.psg4j.bridge.CloseGuard;
 import dev.psg4j.bridge.NativeCore;
 import dev.psg4j.bridge.NativeCore.ComparisonView;
 import dev.psg4j.bridge.NativeCore.NamedTensorList;
@@ -25,6 +26,14 @@ import java.util.Objects;
  * reduction asked (both by default). The reference streams sample by sample into the comparison,
  * so a check costs the candidate's memory plus O(|θ|) per thread.
  *
+ * <p>Ownership: the check owns its batch (built from the inputs and targets given, which stay the
+ * caller's) and frees it on {@link #close}; it does not own the {@link Model}. It owns each
+ * gradient map its sampler returns and closes those tensors once compared. A check may be shared
+ * by threads: {@link #run} calls may overlap (on a shared Model too) and give the same reports as
+ * one thread would; {@link #close} waits for running ones, and a run after close throws
+ * IllegalStateException. Nothing process-wide is left changed: a {@link Builder#threads} count is
+ * set for the run's duration and the previous one restored.
+ *
  * <pre>{@code
  * try (PerSampleCheck check = PerSampleCheck.builder().model(model).inputs(x).build()) {
  *     CheckReport report = check.run(mySampler);
@@ -38,6 +47,8 @@ public final class PerSampleCheck implements AutoCloseable {
     private final List<Reduction> reductions;
     private final Tolerance tolerance;
     private final boolean probes;
+    private final int threads;
+    private final CloseGuard guard = new CloseGuard("PerSampleCheck");
 
     private PerSampleCheck(Builder b) {
         this.model = Objects.requireNonNull(b.model, "model: give the model to check (Models.torchScript(...), ...)");
@@ -49,9 +60,7 @@ public final class PerSampleCheck implements AutoCloseable {
         this.reductions = List.copyOf(b.reductions);
         this.tolerance = b.tolerance;
         this.probes = b.probes;
-        if (b.threads > 0) {
-            org.bytedeco.pytorch.global.torch.set_num_threads(b.threads);
-        }
+        this.threads = b.threads;
     }
 
     public static Builder builder() {
@@ -85,6 +94,14 @@ public final class PerSampleCheck implements AutoCloseable {
      * batch-mixing or non-deterministic model has no per-sample gradients to verify.
      */
     public CheckReport run(GradSampler sampler) {
+        Objects.requireNonNull(sampler, "sampler: give the grad sampler to check (Engines.vmap(), your own, ...)");
+        try (CloseGuard.Use use = guard.use(); CloseGuard.Use modelUse = model.use();
+             IntraOpThreads scope = IntraOpThreads.set(threads)) {
+            return runProbedCheck(sampler);
+        }
+    }
+
+    private CheckReport runProbedCheck(GradSampler sampler) {
         List<Diagnosis> diagnoses = probes ? Probes.diagnose(model, batch) : List.of();
         if (!diagnoses.isEmpty()) {
             // Nothing to compare: the reference's one-sample batches would not be the model's
@@ -100,7 +117,11 @@ public final class PerSampleCheck implements AutoCloseable {
                 throw new BadInputException("grad sampler '" + sampler.name() + "' returned null for reduction "
                         + reduction.label() + ": return a map {parameter name: Tensor[B, *shape]}");
             }
-            reports.add(compare(candidate, reduction, failures));
+            try {
+                reports.add(compare(candidate, reduction, failures));
+            } finally {
+                Natives.closeAll(candidate);  // the check owns what a sampler returns
+            }
         }
         boolean passed = reports.stream().allMatch(ReductionReport::passed) && diagnoses.isEmpty();
         return new CheckReport(passed, sampler.name(), batch.size(), batch.device(), loss.name(), tolerance.atol(),
@@ -119,7 +140,7 @@ public final class PerSampleCheck implements AutoCloseable {
 
     @Override
     public void close() {
-        batch.close();
+        guard.close(batch::close);
     }
 
     /** Options of a check; {@link #model} and {@link #inputs} are required. */
@@ -201,7 +222,10 @@ public final class PerSampleCheck implements AutoCloseable {
             return this;
         }
 
-        /** LibTorch's intra-op thread count for the whole process (like torch.set_num_threads). */
+        /**
+         * LibTorch's intra-op thread count while this check runs (like torch.set_num_threads for
+         * the calling thread, restored after each run); default: LibTorch's own.
+         */
         public Builder threads(int threads) {
             if (threads < 1) {
                 throw new BadInputException("threads must be >= 1, got " + threads);

@@ -31,6 +31,10 @@ final class Verdicts {
 
     private static ParamReport readParam(ComparisonView view, long p, String reduction, List<Failure> failures) {
         String name = view.name(p);
+        List<String> aliases = new ArrayList<>();
+        for (long k = 0; k < view.alias_count(p); k++) {
+            aliases.add(view.alias(p, k));
+        }
         String status = STATUS[view.status(p)];
         List<Long> expected = shape(view.expected_rank(p), d -> view.expected_dim(p, d));
         List<Long> candidate = shape(view.candidate_rank(p), d -> view.candidate_dim(p, d));
@@ -39,28 +43,30 @@ final class Verdicts {
             case "missing" -> {
                 failures.add(new Failure(reduction, name, null, FailureKind.MISSING_PARAM, where
                         + ": the candidate has no gradient for this trainable parameter (expected shape " + expected
-                        + "); a grad sampler must return every parameter with requires_grad"));
-                return structural(name, expected, null, status);
+                        + "); a grad sampler must return every parameter with requires_grad"
+                        + (aliases.isEmpty() ? "" : " (this one is tied: any of its names will do, e.g. "
+                                + aliases.get(0) + ")")));
+                return structural(name, expected, null, status, aliases);
             }
             case "extra" -> {
                 failures.add(new Failure(reduction, name, null, FailureKind.EXTRA_PARAM, where
                         + ": the candidate has a gradient for '" + name + "', which is not a trainable parameter "
                         + "of the model; check the names (named_parameters() style, e.g. '0.weight')"));
-                return structural(name, null, candidate, status);
+                return structural(name, null, candidate, status, aliases);
             }
             case "shape" -> {
                 failures.add(new Failure(reduction, name, null, FailureKind.SHAPE, where + ": the candidate has shape "
                         + candidate + " but per-sample gradients must be " + expected
                         + " (batch first, then the parameter's shape)" + shapeHint(expected, candidate)));
-                return structural(name, expected, candidate, status);
+                return structural(name, expected, candidate, status, aliases);
             }
             default -> {
-                return compared(view, p, name, reduction, expected, candidate, failures);
+                return compared(view, p, name, aliases, reduction, expected, candidate, failures);
             }
         }
     }
 
-    private static ParamReport compared(ComparisonView view, long p, String name, String reduction,
+    private static ParamReport compared(ComparisonView view, long p, String name, List<String> aliases, String reduction,
                                         List<Long> expected, List<Long> candidate, List<Failure> failures) {
         long batch = view.batch_size();
         long elements = expected.stream().skip(1).reduce(1L, (a, b) -> a * b);
@@ -96,7 +102,7 @@ final class Verdicts {
         }
         return new ParamReport(name, expected, bad.isEmpty(), maxAbs, maxRel, worst, bad, nonFinite, "compared",
                 candidate, Double.isInfinite(worstRatio) ? null : Math.max(worstRatio, 0),
-                sampleAbs, sampleRel, sampleRatio);
+                sampleAbs, sampleRel, sampleRatio, aliases);
     }
 
     private static Failure sampleFailure(String reduction, String name, int sample, long elements, long badElements,
@@ -115,9 +121,10 @@ final class Verdicts {
                 + ", max relative " + fmt(rel) + ", " + fmt(ratio) + "x the tolerance)");
     }
 
-    private static ParamReport structural(String name, List<Long> expected, List<Long> candidate, String status) {
+    private static ParamReport structural(String name, List<Long> expected, List<Long> candidate, String status,
+                                          List<String> aliases) {
         return new ParamReport(name, expected, false, null, null, null, List.of(), false, status, candidate, null,
-                null, null, null);
+                null, null, null, aliases);
     }
 
     private static String shapeHint(List<Long> expected, List<Long> candidate) {

@@ -29,7 +29,8 @@ public final class Engines {
 
     /**
      * Gradients computed elsewhere (Opacus, torch.func, a file) for one reduction: returns them as
-     * they are; asking for another reduction is a BadInputException.
+     * they are, as new handles onto the same tensors each call (the caller of the sampler owns the
+     * handles; {@code gradients} stay yours); asking for another reduction is a BadInputException.
      */
     public static GradSampler precomputed(String name, Reduction reduction, Map<String, Tensor> gradients) {
         Map<String, Tensor> copy = new LinkedHashMap<>(gradients);
@@ -47,7 +48,9 @@ public final class Engines {
                             + reduction.label() + " only, but reduction " + asked.label()
                             + " was asked: check one reduction (--reduction " + reduction.label() + ")");
                 }
-                return copy;
+                Map<String, Tensor> handles = new LinkedHashMap<>();
+                copy.forEach((param, t) -> handles.put(param, t == null || t.isNull() ? t : new Tensor(t)));
+                return handles;
             }
         };
     }

@@ -1,5 +1,6 @@
 package dev.psg4j.engine;
 
+import dev.psg4j.bridge.CloseGuard;
 import dev.psg4j.bridge.NativeCore.NamedTensorList;
 import dev.psg4j.bridge.NativeCore.NativeLoss;
 import dev.psg4j.bridge.Natives;
@@ -17,9 +18,9 @@ final class NativeGradients {
     private NativeGradients() {
     }
 
-    /** The gradients {@code engine} computes with a native handle of {@code loss}, as Java tensors. */
+    /** The gradients {@code engine} computes with a native handle of {@code loss}, as Java tensors the caller owns. */
     static Map<String, Tensor> of(Model model, Loss loss, Function<NativeLoss, NamedTensorList> engine) {
-        try (NativeLoss lossHandle = loss.newHandle();
+        try (CloseGuard.Use use = model.use(); NativeLoss lossHandle = loss.newHandle();
              NamedTensorList grads = Natives.call(List.of(model.callbackFailure(), loss.callbackFailure()),
                      () -> engine.apply(lossHandle))) {
             return Natives.toMap(grads);

@@ -24,15 +24,21 @@ public final class Models {
     private Models() {
     }
 
-    /** A TorchScript module (scripted or traced); its forward runs natively. */
+    /**
+     * A TorchScript module (scripted or traced); its forward runs natively. The Model holds a
+     * reference of its own to the module object, so {@code module} (the Java handle) stays the
+     * caller's to close, at any time.
+     */
     public static Model torchScript(JitModule module) {
         Objects.requireNonNull(module, "module");
-        return new Model(Natives.call(() -> NativeCore.torchscript_model(module)), List.of(), module, new Natives.CallbackFailure());
+        return new Model(Natives.call(() -> NativeCore.torchscript_model(module)), List.of(), null, new Natives.CallbackFailure());
     }
 
-    /** Loads a file written by {@code torch.jit.save} / {@code ScriptModule.save}. */
+    /** Loads a file written by {@code torch.jit.save} / {@code ScriptModule.save}; the Model owns what it loaded. */
     public static Model torchScript(Path file) {
-        return torchScript(loadTorchScript(file));
+        try (JitModule module = loadTorchScript(file)) {
+            return torchScript(module);
+        }
     }
 
     /**

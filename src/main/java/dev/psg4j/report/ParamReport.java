@@ -1,5 +1,6 @@
 package dev.psg4j.report;
 
+import com.fasterxml.jackson.annotation.JsonInclude;
 import com.fasterxml.jackson.annotation.JsonProperty;
 import com.fasterxml.jackson.annotation.JsonPropertyOrder;
 
@@ -13,10 +14,12 @@ import java.util.List;
  * The {@code sample_*} lists hold the same maxima per sample (B entries, index = sample; null when
  * nothing was compared), over the sample's finite elements: {@code sample_max_tol_ratio} > 1 means
  * the sample is outside tolerance (a sample with NaN/Inf elements is in {@code bad_samples} whatever its ratio).
+ * {@code aliases}: the other names of a tied parameter (one tensor under several names), absent
+ * from the JSON when the parameter is not tied.
  */
 @JsonPropertyOrder({"name", "shape", "passed", "max_abs_err", "max_rel_err", "worst_sample", "bad_samples",
         "non_finite", "status", "candidate_shape", "max_tol_ratio", "sample_max_abs_err", "sample_max_rel_err",
-        "sample_max_tol_ratio"})
+        "sample_max_tol_ratio", "aliases"})
 public record ParamReport(
         String name,
         List<Long> shape,
@@ -31,5 +34,9 @@ public record ParamReport(
         @JsonProperty("max_tol_ratio") Double maxTolRatio,
         @JsonProperty("sample_max_abs_err") List<Double> sampleMaxAbsErr,
         @JsonProperty("sample_max_rel_err") List<Double> sampleMaxRelErr,
-        @JsonProperty("sample_max_tol_ratio") List<Double> sampleMaxTolRatio) {
+        @JsonProperty("sample_max_tol_ratio") List<Double> sampleMaxTolRatio,
+        @JsonInclude(JsonInclude.Include.NON_EMPTY) List<String> aliases) {
+    public ParamReport {
+        aliases = aliases == null ? List.of() : List.copyOf(aliases);
+    }
 }

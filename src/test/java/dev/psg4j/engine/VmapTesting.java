@@ -111,7 +111,10 @@ final class VmapTesting {
             @Override
             public Map<String, Tensor> perSampleGradients(Model model, Batch batch, Loss loss, Reduction reduction) {
                 Map<String, Tensor> grads = engine.perSampleGradients(model, batch, loss, reduction);
-                seen.put(reduction, grads);
+                // The check closes the handles it is given: keep handles of our own.
+                Map<String, Tensor> kept = new java.util.LinkedHashMap<>();
+                grads.forEach((name, t) -> kept.put(name, new Tensor(t)));
+                seen.put(reduction, kept);
                 return grads;
             }
         };

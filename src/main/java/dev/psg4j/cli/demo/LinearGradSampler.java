@@ -8,6 +8,7 @@ import dev.psg4j.check.Reduction;
 import dev.psg4j.model.Model;
 
 import org.bytedeco.pytorch.Scalar;
+import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorOptional;
 import org.bytedeco.pytorch.TensorVector;
@@ -89,6 +90,16 @@ public final class LinearGradSampler implements GradSampler {
 
     @Override
     public Map<String, Tensor> perSampleGradients(Model model, Batch batch, Loss loss, Reduction reduction) {
+        // Every temporary is freed with the scope; the gradients returned keep a reference of
+        // their own and pass to the caller, who closes them (GradSampler's contract).
+        try (PointerScope scope = new PointerScope()) {
+            Map<String, Tensor> out = gradients(model, batch, loss, reduction);
+            out.values().forEach(Tensor::retainReference);
+            return out;
+        }
+    }
+
+    private Map<String, Tensor> gradients(Model model, Batch batch, Loss loss, Reduction reduction) {
         Map<String, Tensor> params = model.trainableParameters();
         Tensor w = parameter(params, weight).detach();
         Tensor b = bias == null ? null : parameter(params, bias).detach();

@@ -1,0 +1,89 @@
+package dev.psg4j.bench;
+
+import dev.psg4j.BadInputException;
+
+import org.bytedeco.javacpp.Pointer;
+
+import java.lang.management.ManagementFactory;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.function.Consumer;
+
+/**
+ * Runs one check many times in this process and samples its memory, to show that closed checks
+ * release what they allocate. Memory beyond the Java heap (the process's resident set minus the
+ * committed heap) and JavaCPP's count of live native pointers are what a leak of native objects
+ * grows; the Java heap itself is the garbage collector's business, and a small {@code -Xmx} would
+ * hide such a leak by forcing collections that free unclosed pointers.
+ */
+public final class Soak {
+    /** Native memory at the last sample may exceed the first sample's by at most this factor. */
+    public static final double NATIVE_GROWTH_LIMIT = 1.05;
+    /** Live native pointers at the last sample may exceed the first sample's by at most this many. */
+    public static final long POINTER_GROWTH_LIMIT = 100;
+    /** The most checks one soak runs (a day of a user's checks fits; a typo does not hang the JVM). */
+    public static final long MAX_CHECKS = 10_000_000;
+
+    private Soak() {
+    }
+
+    /**
+     * Memory after {@code checks} checks: resident set, committed Java heap, their difference (native
+     * memory and the JVM's own), and {@link Pointer#totalCount()}.
+     */
+    public record Sample(long checks, long residentBytes, long committedHeapBytes, long nativeBytes, long pointers) {
+        static Sample now(long checks) {
+            long resident = Pointer.physicalBytes();
+            long heap = ManagementFactory.getMemoryMXBean().getHeapMemoryUsage().getCommitted();
+            return new Sample(checks, resident, heap, resident - heap, Pointer.totalCount());
+        }
+    }
+
+    /** The samples, first to last, and whether the last stayed within the limits of the first. */
+    public record Result(List<Sample> samples) {
+        public Sample first() {
+            return samples.get(0);
+        }
+
+        public Sample last() {
+            return samples.get(samples.size() - 1);
+        }
+
+        /** Last native memory / first native memory. */
+        public double nativeGrowth() {
+            return (double) last().nativeBytes() / first().nativeBytes();
+        }
+
+        /** Last pointer count - first pointer count. */
+        public long pointerGrowth() {
+            return last().pointers() - first().pointers();
+        }
+
+        public boolean withinLimits() {
+            return nativeGrowth() <= NATIVE_GROWTH_LIMIT && pointerGrowth() <= POINTER_GROWTH_LIMIT;
+        }
+    }
+
+    /**
+     * Runs {@code check} {@code checks} times, sampling after every {@code every} checks (the first
+     * sample, after {@code every} checks, is the baseline: by then allocator pools and caches have
+     * warmed up) and handing each sample to {@code progress} as it is taken.
+     */
+    public static Result run(long checks, long every, Runnable check, Consumer<Sample> progress) {
+        if (every < 1 || checks < 2 * every || checks > MAX_CHECKS) {
+            throw new BadInputException("a soak needs at least two samples and at most " + MAX_CHECKS
+                    + " checks: give checks >= 2 x the sampling interval (got " + checks + " checks, a sample every "
+                    + every + ")");
+        }
+        List<Sample> samples = new ArrayList<>();
+        for (long done = 1; done <= checks; done++) {
+            check.run();
+            if (done % every == 0) {
+                Sample sample = Sample.now(done);
+                samples.add(sample);
+                progress.accept(sample);
+            }
+        }
+        return new Result(List.copyOf(samples));
+    }
+}

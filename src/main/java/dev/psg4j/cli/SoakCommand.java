@@ -1,0 +1,129 @@
+package dev.psg4j.cli;
+
+import dev.psg4j.bench.Soak;
+import dev.psg4j.check.Batch;
+import dev.psg4j.check.GradSampler;
+import dev.psg4j.check.Loss;
+import dev.psg4j.check.PerSampleCheck;
+import dev.psg4j.engine.Engines;
+import dev.psg4j.engine.TensorMaps;
+import dev.psg4j.model.Model;
+import dev.psg4j.model.Models;
+
+import org.bytedeco.pytorch.Tensor;
+
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+
+import java.io.PrintWriter;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.concurrent.Callable;
+
+/**
+ * {@code psg4j soak}: thousands of checks in one JVM, as a training job runs them, each with a new
+ * Model and PerSampleCheck (or one shared Model), all closed; prints native memory and live
+ * pointers per interval and fails when they grow.
+ */
+@Command(name = "soak", mixinStandardHelpOptions = true, sortOptions = false,
+        description = {"Runs the same check many times in this JVM, closing everything each time, and prints",
+                "per interval the memory beyond the Java heap (resident set - committed heap) and JavaCPP's",
+                "live native pointers. Run it at the default heap: a small -Xmx hides leaks by forcing GC."},
+        exitCodeListHeading = "%nExit status:%n",
+        exitCodeList = {"0:native memory grew <= 5 % and live pointers <= 100 from the first sample to the last",
+                "1:one of them grew more (a leak)", "2:bad usage or bad input"})
+final class SoakCommand implements Callable<Integer> {
+    private static final double MB = 1024.0 * 1024.0;
+
+    @Spec
+    CommandSpec spec;
+
+    @Mixin
+    ModelBatchOptions source;
+
+    @Option(names = "--target", paramLabel = "Y.pt", description = "torch.save of the loss targets (mse, cross_entropy)")
+    java.nio.file.Path target;
+
+    @Option(names = "--loss", paramLabel = "LOSS", defaultValue = "l1",
+            description = "l1, mse, cross_entropy or sum; default ${DEFAULT-VALUE}")
+    String loss;
+
+    @Option(names = "--engine", paramLabel = "ENGINE", defaultValue = "vmap",
+            description = "vmap, microbatch, or mixed (alternating); default ${DEFAULT-VALUE}")
+    String engine;
+
+    @Option(names = "--checks", paramLabel = "N", defaultValue = "10000", description = "checks to run; default ${DEFAULT-VALUE}")
+    long checks;
+
+    @Option(names = "--every", paramLabel = "K", defaultValue = "1000",
+            description = "sample memory after every K checks; the first sample is the baseline; default ${DEFAULT-VALUE}")
+    long every;
+
+    @Option(names = "--shared-model", negatable = false,
+            description = "load the model once and share it by all checks (default: a new Model per check)")
+    boolean sharedModel;
+
+    @Override
+    public Integer call() {
+        return Failures.guarded(spec, this::soak);
+    }
+
+    private int soak() {
+        List<GradSampler> samplers = samplers();
+        Loss lossFn = Loss.named(loss);
+        PrintWriter out = spec.commandLine().getOut();
+        out.printf(Locale.ROOT, "%8s  %12s  %12s  %12s  %9s%n", "checks", "resident MB", "heap MB", "native MB",
+                "pointers");
+        Soak.Result result;
+        try (Model shared = sharedModel ? Models.torchScript(source.model) : null) {
+            long[] done = {0};
+            Runnable check = () -> {
+                GradSampler sampler = samplers.get((int) (done[0]++ % samplers.size()));
+                if (shared != null) {
+                    runOnce(shared, lossFn, sampler);
+                } else {
+                    try (Model model = Models.torchScript(source.model)) {
+                        runOnce(model, lossFn, sampler);
+                    }
+                }
+            };
+            result = Soak.run(checks, every, check, s -> {
+                out.printf(Locale.ROOT, "%8d  %12.1f  %12.1f  %12.1f  %9d%n", s.checks(), s.residentBytes() / MB,
+                        s.committedHeapBytes() / MB, s.nativeBytes() / MB, s.pointers());
+                out.flush();
+            });
+        }
+        out.printf(Locale.ROOT, "native memory %.1f MB -> %.1f MB (x%.3f, limit x%.2f); live pointers %d -> %d (%+d, limit +%d): %s%n",
+                result.first().nativeBytes() / MB, result.last().nativeBytes() / MB, result.nativeGrowth(),
+                Soak.NATIVE_GROWTH_LIMIT, result.first().pointers(), result.last().pointers(), result.pointerGrowth(),
+                Soak.POINTER_GROWTH_LIMIT, result.withinLimits() ? "bounded" : "GROWING");
+        out.flush();
+        return result.withinLimits() ? Psg4jCli.PASSED : Psg4jCli.FAILED;
+    }
+
+    private void runOnce(Model model, Loss lossFn, GradSampler sampler) {
+        List<Tensor> inputs = source.inputs();
+        List<Tensor> targets = target == null ? List.of() : new ArrayList<>(TensorMaps.load(target).values());
+        try (PerSampleCheck check = PerSampleCheck.builder().model(model).inputs(inputs).targets(targets)
+                .batchDim(source.batchDim).loss(lossFn).build()) {
+            check.run(sampler);
+        } finally {
+            inputs.forEach(Tensor::close);
+            targets.forEach(Tensor::close);
+        }
+    }
+
+    private List<GradSampler> samplers() {
+        return switch (engine.toLowerCase(Locale.ROOT)) {
+            case "vmap" -> List.of(Engines.vmap());
+            case "microbatch" -> List.of(Engines.microbatch());
+            case "mixed" -> List.of(Engines.vmap(), Engines.microbatch());
+            default -> throw new dev.psg4j.BadInputException("unknown engine '" + engine
+                    + "': use --engine vmap, microbatch or mixed");
+        };
+    }
+}
