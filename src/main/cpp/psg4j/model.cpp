@@ -352,6 +352,18 @@ bool replaceable(torch::nn::Module& layer) {
   return has_parameter_slots(layer) || layer.named_parameters(/*recurse=*/true).is_empty();
 }
 
+// A clone of a sequence entry pointed at its tensors, or the entry itself when it cannot be replaced.
+torch::nn::AnyModule replica_of(const torch::nn::AnyModule& any) {
+  if (!replaceable(*any.ptr())) return any;
+  try {
+    torch::nn::AnyModule clone = any.clone();
+    share_tensors(*clone.ptr(), *any.ptr());
+    return clone;
+  } catch (const std::exception&) {
+    return any;  // not Cloneable
+  }
+}
+
 // A copy of `module`'s structure for psg4j's own swaps: Sequentials rebuilt with the same names,
 // replaceable layers cloned and pointed at the original's tensors. Other layers are shared as
 // they are: no swap can target them (parameter_slots refuses them before anything is swapped).
@@ -368,24 +380,20 @@ std::shared_ptr<torch::nn::Module> replicate(const std::shared_ptr<torch::nn::Mo
     }
   }
   auto copy = std::make_shared<torch::nn::SequentialImpl>();
-  std::map<const torch::nn::Module*, std::string> unplaced;  // children not yet in the copy
-  for (const auto& child : sequential->named_children()) unplaced[child.value().get()] = child.key();
+  // A layer may sit in the sequence twice (tied parameters): its names in order, and one clone.
+  std::map<const torch::nn::Module*, std::vector<std::string>> names;
+  for (const auto& child : sequential->named_children()) names[child.value().get()].push_back(child.key());
+  std::map<const torch::nn::Module*, size_t> placed;
+  std::map<const torch::nn::Module*, torch::nn::AnyModule> clones;
   for (torch::nn::AnyModule& any : *sequential) {
-    const std::string name = unplaced.at(any.ptr().get());
-    unplaced.erase(any.ptr().get());
-    torch::nn::AnyModule layer = any;
-    if (replaceable(*any.ptr())) {
-      try {
-        layer = any.clone();
-        share_tensors(*layer.ptr(), *any.ptr());
-      } catch (const std::exception&) {
-        layer = any;  // not Cloneable
-      }
-    }
-    copy->push_back(name, std::move(layer));
+    const torch::nn::Module* original = any.ptr().get();
+    const std::string name = names.at(original).at(placed[original]++);
+    auto done = clones.find(original);
+    if (done == clones.end()) done = clones.emplace(original, replica_of(any)).first;
+    copy->push_back(name, done->second);
   }
   for (const auto& child : sequential->named_children()) {  // registered but not in the sequence
-    if (unplaced.count(child.value().get()) != 0) copy->register_module(child.key(), replicate(child.value()));
+    if (placed.count(child.value().get()) == 0) copy->register_module(child.key(), replicate(child.value()));
   }
   return copy;
 }

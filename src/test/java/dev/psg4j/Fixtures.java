@@ -19,6 +19,8 @@ public final class Fixtures {
     public static final FixtureSet BASIC = FixtureSet.of("/fixtures");
     public static final FixtureSet LAYER_MATRIX = FixtureSet.of("/layer_matrix");
     public static final FixtureSet PROBES = FixtureSet.of("/probe_fixtures");
+    /** src/test/python/make_tied_fixtures.py: TorchScript models with tied parameters, torch.func and Opacus candidates. */
+    public static final FixtureSet TIED = FixtureSet.of("/tied_fixtures");
 
     private Fixtures() {
     }
