@@ -9,6 +9,9 @@ namespace {
 
 int64_t normalized_dim(const at::Tensor& t, int64_t dim, const std::string& what) {
   if (!t.defined()) bad_input(what + " is an undefined tensor");
+  if (t.layout() != at::kStrided) {
+    bad_input(what + " is a sparse tensor (layout " + c10::str(t.layout()) + "): give dense tensors (x.to_dense())");
+  }
   const int64_t rank = t.dim();
   if (dim < -rank || dim >= rank || rank == 0) {
     std::ostringstream msg;

@@ -487,7 +487,7 @@ std::map<std::string, BenchModel> bench_models(int64_t B, torch::Device d, const
       module.eval();
       torch::NoGradGuard no_grad;
       for (const auto& p : module.named_parameters()) entry.first->named_parameters()[p.name].copy_(p.value);
-      frontend.x = load_tensor_file(models_dir + "/" + name + "_x.pt").at(0).second.to(d);
+      frontend.x = load_tensor_file(models_dir + "/" + name + "_x.pt").entries.at(0).second.to(d);
       out[name + "-ts"] = {torchscript_model(module), frontend.x, nullptr};
     }
     out[name] = frontend;

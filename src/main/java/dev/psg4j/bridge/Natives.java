@@ -94,14 +94,41 @@ public final class Natives {
      * code) with a BadInputException naming {@code what}.
      */
     public static TensorVector vector(Collection<Tensor> tensors, String what) {
+        return new TensorVector(requireLive(tensors, what).toArray(Tensor[]::new));
+    }
+
+    /**
+     * {@code tensors}, once each is known to be neither null nor freed (closed): otherwise a
+     * BadInputException naming the {@code what} and its position, and what to pass instead.
+     */
+    public static <C extends Collection<Tensor>> C requireLive(C tensors, String what) {
+        BadInputException.requireNonNull(tensors, what + "s", "a list of tensors (an empty one where there are none)");
         int k = 0;
         for (Tensor t : tensors) {
-            if (t == null || t.isNull()) {
-                throw new BadInputException(what + " " + k + " is null or was freed (closed): pass live tensors");
+            if (t == null) {
+                throw new BadInputException(what + " " + k + " is null: pass a tensor");
+            }
+            if (t.isNull()) {
+                throw new BadInputException(what + " " + k + " was freed (closed) before psg4j took it: "
+                        + "pass live tensors, and close them only after build() (or when done with them)");
             }
             k++;
         }
-        return new TensorVector(tensors.toArray(Tensor[]::new));
+        return tensors;
+    }
+
+    /**
+     * {@code result} of a Java callback ({@code what}), refused unless it is a live, defined tensor:
+     * a closed one would be a null pointer in native code.
+     */
+    public static Tensor requireLiveResult(Tensor result, String what) {
+        String problem = result == null ? "null" : result.isNull() ? "a closed (freed) tensor"
+                : !result.defined() ? "an undefined tensor" : null;
+        if (problem != null) {
+            throw new ModelExecutionException(what + " returned " + problem + ": return a live tensor (one not "
+                    + "closed, e.g. not made in a try-with-resources block that has ended)", null);
+        }
+        return result;
     }
 
     /** Native name and tensor vectors of {@code named}, index-aligned, checked as {@link #vector}. */

@@ -7,41 +7,60 @@ import dev.psg4j.bridge.Natives;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorVector;
 
+import java.util.ArrayList;
 import java.util.List;
+import java.util.function.BiConsumer;
 
 /**
  * The samples of a check: the model's inputs (several for multi-input models), the loss targets
  * (possibly none) and the batch dimension of each. Validated on creation: an empty batch, a batch
- * dimension out of range or inputs whose batch sizes differ are a BadInputException.
+ * dimension out of range or inputs whose batch sizes differ are a BadInputException. The batch
+ * holds its own references to the tensors: the caller may close theirs once it is made.
  */
 public final class Batch implements AutoCloseable {
+    private final NativeBatch handle;
     private final List<Tensor> inputs;
     private final List<Tensor> targets;
     private final int batchDim;
     private final int targetBatchDim;
-    private final NativeBatch handle;
     private final long size;
+    private final String device;
+    private boolean closed;
 
     public Batch(List<Tensor> inputs, List<Tensor> targets, int batchDim, int targetBatchDim) {
-        this.inputs = List.copyOf(inputs);
-        this.targets = List.copyOf(targets);
         this.batchDim = batchDim;
         this.targetBatchDim = targetBatchDim;
-        try (TensorVector in = Natives.vector(this.inputs, "input");
-             TensorVector tg = Natives.vector(this.targets, "target")) {
+        try (TensorVector in = Natives.vector(inputs, "input");
+             TensorVector tg = Natives.vector(targets, "target")) {
             this.handle = Natives.call(() -> NativeCore.make_batch(in, tg, batchDim, targetBatchDim));
         }
         this.size = handle.size();
+        this.inputs = own(handle.input_count(), handle::input);
+        this.targets = own(handle.target_count(), handle::target);
+        this.device = this.inputs.get(0).device().str().getString();
     }
 
     public static Batch of(Tensor... inputs) {
         return new Batch(List.of(inputs), List.of(), 0, 0);
     }
 
+    /** Java tensors onto the native batch's own references, so none depends on the caller's. */
+    private static List<Tensor> own(long count, BiConsumer<Long, Tensor> fill) {
+        List<Tensor> out = new ArrayList<>();
+        for (long k = 0; k < count; k++) {
+            Tensor t = new Tensor();
+            fill.accept(k, t);
+            out.add(t);
+        }
+        return List.copyOf(out);
+    }
+
+    /** The inputs, as this batch holds them (valid until it is closed). */
     public List<Tensor> inputs() {
         return inputs;
     }
 
+    /** The targets, as this batch holds them (valid until it is closed). */
     public List<Tensor> targets() {
         return targets;
     }
@@ -61,15 +80,24 @@ public final class Batch implements AutoCloseable {
 
     /** The device of the first input, as LibTorch names it ("cpu", "cuda:0"). */
     public String device() {
-        return inputs.get(0).device().str().getString();
+        return device;
     }
 
+    /** The native batch, for engines and checks of this library. */
     public NativeBatch handle() {
+        if (closed) {
+            throw new IllegalStateException("this Batch is closed: make a new one");
+        }
         return handle;
     }
 
     @Override
     public void close() {
-        handle.close();
+        if (!closed) {
+            closed = true;
+            inputs.forEach(Tensor::close);
+            targets.forEach(Tensor::close);
+            handle.close();
+        }
     }
 }

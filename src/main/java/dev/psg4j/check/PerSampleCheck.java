@@ -18,7 +18,6 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
-import java.util.Objects;
 
 /**
  * Verifies a {@link GradSampler}'s per-sample gradients against the microbatch reference, for each
@@ -38,9 +37,10 @@ public final class PerSampleCheck implements AutoCloseable {
     private final List<Reduction> reductions;
     private final Tolerance tolerance;
     private final boolean probes;
+    private boolean closed;
 
     private PerSampleCheck(Builder b) {
-        this.model = Objects.requireNonNull(b.model, "model: give the model to check (Models.torchScript(...), ...)");
+        this.model = BadInputException.requireNonNull(b.model, "model", Builder.A_MODEL);
         if (b.inputs.isEmpty()) {
             throw new BadInputException("no inputs: give the batch with inputs(x) (several tensors for multi-input models)");
         }
@@ -85,6 +85,11 @@ public final class PerSampleCheck implements AutoCloseable {
      * batch-mixing or non-deterministic model has no per-sample gradients to verify.
      */
     public CheckReport run(GradSampler sampler) {
+        if (closed) {
+            throw new IllegalStateException("this PerSampleCheck is closed: run it before close(), or build a new one");
+        }
+        BadInputException.requireNonNull(sampler, "sampler", "a GradSampler (Engines.vmap(), Engines.microbatch(), "
+                + "Engines.precomputed(...) or your own)");
         List<Diagnosis> diagnoses = probes ? Probes.diagnose(model, batch) : List.of();
         if (!diagnoses.isEmpty()) {
             // Nothing to compare: the reference's one-sample batches would not be the model's
@@ -119,11 +124,15 @@ public final class PerSampleCheck implements AutoCloseable {
 
     @Override
     public void close() {
+        closed = true;
         batch.close();
     }
 
     /** Options of a check; {@link #model} and {@link #inputs} are required. */
     public static final class Builder {
+        private static final String A_MODEL = "the model to check (Models.torchScript(...), Models.module(...) or "
+                + "Models.function(...))";
+        private static final String A_REDUCTION = "Reduction.SUM or Reduction.MEAN";
         private Model model;
         private List<Tensor> inputs = List.of();
         private List<Tensor> targets = List.of();
@@ -139,29 +148,30 @@ public final class PerSampleCheck implements AutoCloseable {
         }
 
         public Builder model(Model model) {
-            this.model = model;
+            this.model = BadInputException.requireNonNull(model, "model", A_MODEL);
             return this;
         }
 
         /** The model's inputs: one tensor, or one per forward argument for multi-input models. */
         public Builder inputs(Tensor... inputs) {
-            this.inputs = Arrays.asList(inputs);
-            return this;
+            return inputs(Arrays.asList(BadInputException.requireNonNull(inputs, "inputs",
+                    "one tensor, or one per forward argument")));
         }
 
+        /** Checked for nulls and closed tensors here, and again by {@link #build()}. */
         public Builder inputs(List<Tensor> inputs) {
-            this.inputs = List.copyOf(inputs);
+            this.inputs = List.copyOf(Natives.requireLive(inputs, "input"));
             return this;
         }
 
         /** The loss targets (none for l1/sum against zeros). */
         public Builder targets(Tensor... targets) {
-            this.targets = Arrays.asList(targets);
-            return this;
+            return targets(Arrays.asList(BadInputException.requireNonNull(targets, "targets",
+                    "the target tensors, or call targets() not at all for a loss without targets (l1, sum)")));
         }
 
         public Builder targets(List<Tensor> targets) {
-            this.targets = List.copyOf(targets);
+            this.targets = List.copyOf(Natives.requireLive(targets, "target"));
             return this;
         }
 
@@ -178,19 +188,23 @@ public final class PerSampleCheck implements AutoCloseable {
         }
 
         public Builder loss(Loss loss) {
-            this.loss = Objects.requireNonNull(loss, "loss");
+            this.loss = BadInputException.requireNonNull(loss, "loss", "Loss.L1, Loss.MSE, Loss.CROSS_ENTROPY, "
+                    + "Loss.SUM or Loss.custom(...)");
             return this;
         }
 
         /** Check only this reduction (both are checked by default). */
         public Builder reduction(Reduction reduction) {
-            this.reductions = List.of(reduction);
+            this.reductions = List.of(BadInputException.requireNonNull(reduction, "reduction", A_REDUCTION));
             return this;
         }
 
         public Builder reductions(Reduction... reductions) {
-            if (reductions.length == 0) {
+            if (BadInputException.requireNonNull(reductions, "reductions", A_REDUCTION).length == 0) {
                 throw new BadInputException("give at least one reduction");
+            }
+            for (int k = 0; k < reductions.length; k++) {
+                BadInputException.requireNonNull(reductions[k], "reduction " + k, A_REDUCTION);
             }
             this.reductions = List.of(reductions);
             return this;
@@ -201,12 +215,12 @@ public final class PerSampleCheck implements AutoCloseable {
             return this;
         }
 
-        /** LibTorch's intra-op thread count for the whole process (like torch.set_num_threads). */
+        /**
+         * LibTorch's intra-op thread count for the whole process (like torch.set_num_threads), at
+         * most {@link Threads#max()}.
+         */
         public Builder threads(int threads) {
-            if (threads < 1) {
-                throw new BadInputException("threads must be >= 1, got " + threads);
-            }
-            this.threads = threads;
+            this.threads = Threads.checked(threads, "threads");
             return this;
         }
 

@@ -1,5 +1,8 @@
 package dev.psg4j.cli;
 
+import dev.psg4j.BadInputException;
+import dev.psg4j.engine.TensorContainer;
+import dev.psg4j.engine.TensorFile;
 import dev.psg4j.engine.TensorMaps;
 
 import org.bytedeco.pytorch.Tensor;
@@ -26,6 +29,20 @@ final class ModelBatchOptions {
 
     /** The model's inputs, in forward-argument order. */
     List<Tensor> inputs() {
-        return new ArrayList<>(TensorMaps.load(input).values());
+        return batchTensors(input, "--input");
+    }
+
+    /**
+     * The tensors of a batch file given with {@code option}, in file order: a tensor, or a
+     * tuple/list of them. A dict is refused: it holds named tensors (a candidate's gradients, most
+     * likely), whose order is no forward's argument order.
+     */
+    static List<Tensor> batchTensors(Path file, String option) {
+        TensorFile saved = TensorMaps.read(file);
+        if (saved.container() == TensorContainer.DICT) {
+            throw new BadInputException(option + " " + file + " holds " + saved.describe() + " {name: tensor} (per-sample "
+                    + "gradients, for --candidate?): give torch.save of a tensor, or of a tuple/list of tensors");
+        }
+        return new ArrayList<>(saved.tensors());
     }
 }
