@@ -1,5 +1,6 @@
 package dev.psg4j.check;
 
+import dev.psg4j.BadInputException;
 import dev.psg4j.bridge.NativeCore;
 import dev.psg4j.bridge.NativeCore.NativeBatch;
 import dev.psg4j.bridge.Natives;
@@ -8,6 +9,7 @@ import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorVector;
 
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.function.BiConsumer;
 
@@ -41,7 +43,8 @@ public final class Batch implements AutoCloseable {
     }
 
     public static Batch of(Tensor... inputs) {
-        return new Batch(List.of(inputs), List.of(), 0, 0);
+        return new Batch(Arrays.asList(BadInputException.requireNonNull(inputs, "inputs", "one tensor, or one per "
+                + "forward argument")), List.of(), 0, 0);
     }
 
     /** Java tensors onto the native batch's own references, so none depends on the caller's. */

@@ -330,7 +330,7 @@ class ApiBadInputCorpusTest {
                                  .probes(false).build()) {
                         check.run(Engines.microbatch());
                     }
-                }, "failed: RuntimeError: mat1 and mat2 shapes cannot be multiplied (6x7 and 8x16)"),
+                }, "on sample 0 failed: RuntimeError: mat1 and mat2 shapes cannot be multiplied (1x7 and 8x16)"),
                 bad("Loss.custom(null name)", () -> Loss.custom(null, (o, t, r) -> o.sum()), "name is null"),
                 bad("Loss.named(null)", () -> Loss.named(null), "name is null"),
                 // Files.

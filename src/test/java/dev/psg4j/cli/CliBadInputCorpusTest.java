@@ -53,16 +53,31 @@ class CliBadInputCorpusTest {
         return args;
     }
 
-    /** {@code check} with another file in place of one of the mlp fixture's, then {@code more}. */
+    /**
+     * {@code check} with {@code file} in place of the mlp fixture's {@code option}, and the options
+     * of {@code more} (an option and its value, or a flag) replacing those given already.
+     */
     private static List<String> checkWith(String option, String file, String... more) {
-        List<String> args = check(more);
-        int at = args.indexOf(option);
-        if (at < 0) {
-            args.addAll(List.of(option, file));
-        } else {
-            args.set(at + 1, file);
+        List<String> args = check();
+        set(args, option, file);
+        for (int k = 0; k < more.length; k++) {
+            boolean hasValue = k + 1 < more.length && !more[k + 1].startsWith("--");
+            if (hasValue) {
+                set(args, more[k], more[++k]);
+            } else {
+                args.add(more[k]);
+            }
         }
         return args;
+    }
+
+    private static void set(List<String> args, String option, String value) {
+        int at = args.indexOf(option);
+        if (at < 0) {
+            args.addAll(List.of(option, value));
+        } else {
+            args.set(at + 1, value);
+        }
     }
 
     private static Arguments of(String what, List<String> args, String mentions) {
