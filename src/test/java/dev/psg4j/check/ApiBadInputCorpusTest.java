@@ -251,6 +251,12 @@ class ApiBadInputCorpusTest {
                         "sample 1's cross_entropy target is 5, not a class index of the model's 2 classes"),
                 bad("class 5 of 2, vmap chunks of 1", () -> crossEntropy(Engines.vmap().chunkSize(1),
                         torch.tensor(0L, 1L, 5L)), "sample 2's cross_entropy target is 5"),
+                bad("class 5 of 2 in a chunk's last sample, the vmap engine alone", () -> {
+                    try (Model m = linear();
+                         Batch batch = new Batch(List.of(x()), List.of(torch.tensor(0L, 1L, 5L)), 0, 0)) {
+                        Engines.vmap().chunkSize(3).perSampleGradients(m, batch, Loss.CROSS_ENTROPY, Reduction.SUM);
+                    }
+                }, "sample 2's cross_entropy target is 5"),
                 bad("class 5 of 2, microbatch", () -> crossEntropy(Engines.microbatch(),
                         torch.tensor(0L, 5L, 1L)), "sample 1's cross_entropy target is 5"),
                 bad("class -2, microbatch", () -> crossEntropy(Engines.microbatch(),
