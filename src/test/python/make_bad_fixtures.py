@@ -18,6 +18,9 @@ give it by mistake, each wrong in one way only:
     x_float64.pt             x as float64 (the model is float32)
     x_int64.pt               x as int64
     x_sparse.pt              x saved sparse
+    x_scalar.pt              a 0-dim tensor
+    x_empty_tuple.pt         an empty tuple
+    x_list_with_int.pt       [x, 3]: a list holding a number
     y_out_of_range.pt        cross_entropy targets with sample 3's class 7 (of 4 classes)
     y_negative.pt            cross_entropy targets with sample 2's class -5
     y_ignore_index.pt        cross_entropy targets with sample 1's class -100 (ignore_index: valid)
@@ -66,6 +69,9 @@ def bad_files():
         "x_float64.pt": x.double(),
         "x_int64.pt": (x * 10).long(),
         "x_sparse.pt": x.to_sparse(),
+        "x_scalar.pt": torch.tensor(3.0),
+        "x_empty_tuple.pt": (),
+        "x_list_with_int.pt": [x, 3],
         "y_out_of_range.pt": with_class(3, 7),
         "y_negative.pt": with_class(2, -5),
         "y_ignore_index.pt": with_class(1, -100),

@@ -13,8 +13,8 @@ namespace {
 
 at::Tensor as_tensor(const c10::IValue& value, const std::string& path, const std::string& where) {
   if (!value.isTensor()) {
-    bad_input(path + ": " + where + " is a " + value.tagKind() +
-              ", expected a tensor (save tensors, a tuple/list of tensors, or a dict of tensors)");
+    bad_input(path + ": " + where + " holds a value of type " + value.tagKind() +
+              ", not a tensor (save tensors, a tuple/list of tensors, or a dict of tensors)");
   }
   return value.toTensor();
 }
@@ -37,8 +37,8 @@ TensorFile to_tensor_file(const c10::IValue& value, const std::string& path) {
       out.entries.emplace_back(name, as_tensor(entry.value(), path, "entry '" + name + "'"));
     }
   } else {
-    bad_input(path + " holds a " + value.tagKind() +
-              ", expected a tensor, a tuple/list of tensors or a dict {name: tensor}");
+    bad_input(path + " holds a value of type " + value.tagKind() +
+              ", not a tensor, a tuple/list of tensors or a dict {name: tensor}");
   }
   return out;
 }

@@ -1,6 +1,7 @@
 package dev.psg4j.cli;
 
 import dev.psg4j.BadInputException;
+import dev.psg4j.ModelExecutionException;
 import dev.psg4j.check.GradSampler;
 import dev.psg4j.check.Loss;
 import dev.psg4j.check.PerSampleCheck;
@@ -128,6 +129,8 @@ final class CheckCommand implements Callable<Integer> {
             CheckReport report;
             try (PerSampleCheck check = builder.build()) {
                 report = check.run(sampler);
+            } catch (ModelExecutionException e) {
+                throw source.explainDtype(m, inputs, e);
             }
             if (json != null) {
                 Failures.writing(json, "--json", () -> report.writeJson(json));
