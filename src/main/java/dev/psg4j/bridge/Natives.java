@@ -105,16 +105,21 @@ public final class Natives {
         BadInputException.requireNonNull(tensors, what + "s", "a list of tensors (an empty one where there are none)");
         int k = 0;
         for (Tensor t : tensors) {
-            if (t == null) {
-                throw new BadInputException(what + " " + k + " is null: pass a tensor");
-            }
-            if (t.isNull()) {
-                throw new BadInputException(what + " " + k + " was freed (closed) before psg4j took it: "
-                        + "pass live tensors, and close them only after build() (or when done with them)");
-            }
-            k++;
+            requireLive(t, what + " " + k++);
         }
         return tensors;
+    }
+
+    /** {@code tensor}, unless it is null or freed (closed): then a BadInputException naming it as {@code label}. */
+    public static Tensor requireLive(Tensor tensor, String label) {
+        if (tensor == null) {
+            throw new BadInputException(label + " is null: pass a tensor");
+        }
+        if (tensor.isNull()) {
+            throw new BadInputException(label + " was freed (closed) before psg4j took it: pass live tensors, and "
+                    + "close them only after build() (or when done with them)");
+        }
+        return tensor;
     }
 
     /**
@@ -133,6 +138,7 @@ public final class Natives {
 
     /** Native name and tensor vectors of {@code named}, index-aligned, checked as {@link #vector}. */
     public static NativeCore.NamedTensorList namedList(Map<String, Tensor> named, String what) {
+        named.forEach((name, tensor) -> requireLive(tensor, what + " '" + name + "'"));
         try (StringVector names = new StringVector(named.keySet().toArray(String[]::new));
              TensorVector tensors = vector(named.values(), what)) {
             return call(() -> NativeCore.named_tensor_list(names, tensors));

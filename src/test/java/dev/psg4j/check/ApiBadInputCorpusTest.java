@@ -12,6 +12,7 @@ import dev.psg4j.model.Models;
 import dev.psg4j.report.CheckReport;
 import dev.psg4j.report.FailureKind;
 
+import org.bytedeco.pytorch.JitModule;
 import org.bytedeco.pytorch.LinearImpl;
 import org.bytedeco.pytorch.SequentialImpl;
 import org.bytedeco.pytorch.Tensor;
@@ -31,6 +32,7 @@ import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.UnaryOperator;
 import java.util.stream.Stream;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -93,7 +95,7 @@ class ApiBadInputCorpusTest {
         }
     }
 
-    private static Map<String, Tensor> referenceWith(String name, java.util.function.UnaryOperator<Tensor> change) {
+    private static Map<String, Tensor> referenceWith(String name, UnaryOperator<Tensor> change) {
         try (Model m = linear(); Batch batch = Batch.of(x())) {
             Map<String, Tensor> grads = new LinkedHashMap<>(
                     Engines.microbatch().perSampleGradients(m, batch, Loss.L1, Reduction.SUM));
@@ -283,7 +285,9 @@ class ApiBadInputCorpusTest {
                 bad("sparse candidate", () -> candidate(referenceWith("fc.weight", Tensor::to_sparse)),
                         "candidate gradient 'fc.weight' is a sparse tensor"),
                 bad("closed candidate tensor", () -> candidate(referenceWith("fc.bias", g -> closed())),
-                        "candidate gradient 1 was freed (closed)"),
+                        "candidate gradient 'fc.bias' was freed (closed)"),
+                bad("null candidate tensor", () -> candidate(referenceWith("fc.weight", g -> null)),
+                        "candidate gradient 'fc.weight' is null: pass a tensor"),
                 bad("candidate for the other reduction", () -> {
                     try (Model m = linear(); PerSampleCheck check = PerSampleCheck.builder().model(m).inputs(x()).build()) {
                         check.run(Engines.precomputed("sum-only", Reduction.SUM, referenceWith("fc.bias", g -> g)));
@@ -295,7 +299,7 @@ class ApiBadInputCorpusTest {
                 bad("vmap randomness(null)", () -> Engines.vmap().randomness(null), "randomness is null"),
                 bad("vmap chunkSize(-1)", () -> Engines.vmap().chunkSize(-1), "chunk size must be positive"),
                 // Models.
-                bad("Models.torchScript((JitModule) null)", () -> Models.torchScript((org.bytedeco.pytorch.JitModule) null),
+                bad("Models.torchScript((JitModule) null)", () -> Models.torchScript((JitModule) null),
                         "module is null"),
                 bad("Models.torchScript((Path) null)", () -> Models.torchScript((Path) null), "file is null"),
                 bad("Models.torchScript(missing file)", () -> Models.torchScript(Path.of("no/such/model.pt")),
