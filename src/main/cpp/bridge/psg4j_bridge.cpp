@@ -24,16 +24,17 @@ const char* kind_tag(ErrorKind kind) {
 
 // Runs `body`, turning every native error into std::runtime_error("psg4j:<kind>:<message>"),
 // which JavaCPP rethrows as a java.lang.RuntimeException that dev.psg4j.bridge.Natives types.
+// The message's first line names the real cause, also for a TorchScript traceback (cause_first).
 template <typename Body>
 auto translated(Body&& body) -> decltype(body()) {
   try {
     return body();
   } catch (const Error& e) {
-    throw std::runtime_error(std::string("psg4j:") + kind_tag(e.kind()) + ":" + e.what());
+    throw std::runtime_error(std::string("psg4j:") + kind_tag(e.kind()) + ":" + cause_first(e.what()));
   } catch (const c10::Error& e) {
-    throw std::runtime_error(std::string("psg4j:model_failure:") + e.what_without_backtrace());
+    throw std::runtime_error(std::string("psg4j:model_failure:") + cause_first(e.what_without_backtrace()));
   } catch (const std::exception& e) {
-    throw std::runtime_error(std::string("psg4j:model_failure:") + e.what());
+    throw std::runtime_error(std::string("psg4j:model_failure:") + cause_first(e.what()));
   }
 }
 
@@ -118,13 +119,29 @@ void loss_value(const NativeLoss& loss, const at::Tensor* output, const std::vec
                 int reduction, int64_t batch_size, at::Tensor* out) {
   translated([&] {
     if (output == nullptr || out == nullptr) bad_input("loss_value needs an output tensor");
-    *out = loss.get()(*output, targets == nullptr ? std::vector<at::Tensor>{} : *targets,
-                      reduction_of(reduction), batch_size);
+    const std::vector<at::Tensor> given = targets == nullptr ? std::vector<at::Tensor>{} : *targets;
+    // A Java engine's batch loss: samples along dimension 0, as cross_entropy takes them.
+    check_class_indices(loss.get(), *output, given, /*batch_dim=*/0, /*first_sample=*/0);
+    *out = loss.get()(*output, given, reduction_of(reduction), batch_size);
   });
 }
 
 int64_t NativeBatch::size() const {
   return translated([&] { return batch_.validate(); });
+}
+
+void NativeBatch::input(int64_t k, at::Tensor* out) const {
+  translated([&] {
+    if (k < 0 || k >= input_count() || out == nullptr) bad_input("input index " + std::to_string(k) + " out of range");
+    *out = batch_.inputs[k];
+  });
+}
+
+void NativeBatch::target(int64_t k, at::Tensor* out) const {
+  translated([&] {
+    if (k < 0 || k >= target_count() || out == nullptr) bad_input("target index " + std::to_string(k) + " out of range");
+    *out = batch_.targets[k];
+  });
 }
 
 NativeBatch make_batch(const std::vector<at::Tensor>* inputs, const std::vector<at::Tensor>* targets,
@@ -211,8 +228,13 @@ NamedTensorList vmap_gradients(const NativeModel& model, const NativeBatch& batc
   });
 }
 
-NamedTensorList load_tensor_file(const std::string& path) {
-  return translated([&] { return NamedTensorList(psg4j::load_tensor_file(path)); });
+TensorContainer load_tensor_file(const std::string& path, NamedTensorList* entries) {
+  return translated([&] {
+    if (entries == nullptr) bad_input("load_tensor_file needs a list to fill");
+    TensorFile file = psg4j::load_tensor_file(path);
+    *entries = NamedTensorList(std::move(file.entries));
+    return file.container;
+  });
 }
 
 const ParamComparison& ComparisonView::param(int64_t p) const {

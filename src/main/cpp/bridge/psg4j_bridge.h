@@ -8,6 +8,7 @@
 #include "psg4j/model.h"
 #include "psg4j/probes.h"
 #include "psg4j/reference.h"
+#include "psg4j/tensor_io.h"
 #include "psg4j/vmap_engine.h"
 
 #include <memory>
@@ -64,6 +65,11 @@ class NativeBatch {
   explicit NativeBatch(Batch batch) : batch_(std::move(batch)) {}
   const Batch& get() const { return batch_; }
   int64_t size() const;
+  // The batch's own references to its tensors, so that Java needs not keep the caller's open.
+  int64_t input_count() const { return static_cast<int64_t>(batch_.inputs.size()); }
+  void input(int64_t k, at::Tensor* out) const;
+  int64_t target_count() const { return static_cast<int64_t>(batch_.targets.size()); }
+  void target(int64_t k, at::Tensor* out) const;
 
  private:
   Batch batch_;
@@ -111,7 +117,8 @@ NamedTensorList microbatch_gradients(const NativeModel& model, const NativeBatch
 NamedTensorList vmap_gradients(const NativeModel& model, const NativeBatch& batch,
                                const NativeLoss& loss, int reduction, int64_t chunk_size,
                                int randomness);
-NamedTensorList load_tensor_file(const std::string& path);
+// Fills `entries` with the tensors of a torch.save file and says what container held them.
+TensorContainer load_tensor_file(const std::string& path, NamedTensorList* entries);
 
 class ComparisonView {
  public:

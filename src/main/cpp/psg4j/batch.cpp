@@ -9,8 +9,14 @@ namespace {
 
 int64_t normalized_dim(const at::Tensor& t, int64_t dim, const std::string& what) {
   if (!t.defined()) bad_input(what + " is an undefined tensor");
+  if (t.layout() != at::kStrided) {
+    bad_input(what + " is a sparse tensor (layout " + c10::str(t.layout()) + "): give dense tensors (x.to_dense())");
+  }
   const int64_t rank = t.dim();
-  if (dim < -rank || dim >= rank || rank == 0) {
+  if (rank == 0) {
+    bad_input(what + " is a scalar (shape []): give a batch, a tensor whose batch dimension holds the samples");
+  }
+  if (dim < -rank || dim >= rank) {
     std::ostringstream msg;
     msg << "batch dimension " << dim << " is out of range for " << what << " of shape "
         << t.sizes() << " (rank " << rank << "): pass a batch dimension in [" << -rank << ", "

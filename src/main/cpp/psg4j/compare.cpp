@@ -55,6 +55,10 @@ std::vector<Compared> plan(Comparison& comparison, const TrainableParameters& pa
   std::map<std::string, at::Tensor> remaining;
   for (const auto& [name, tensor] : candidate) {
     if (!tensor.defined()) bad_input("candidate gradient '" + name + "' is an undefined tensor");
+    if (tensor.layout() != at::kStrided) {
+      bad_input("candidate gradient '" + name + "' is a sparse tensor (layout " + c10::str(tensor.layout()) +
+                "): save dense tensors (t.to_dense())");
+    }
     if (!remaining.emplace(name, tensor).second) {
       bad_input("candidate names parameter '" + name + "' twice: give each parameter once");
     }

@@ -33,6 +33,13 @@ struct Loss {
                         Reduction reduction, int64_t batch_size) const;
 };
 
+// For cross_entropy: refuses a target class index outside [0, C) other than ignore_index -100
+// (C = output.size(1), the model's classes), naming the sample (first_sample plus its position
+// along batch_dim of the targets) and the value. `targets` must be plain tensors: a check of
+// values cannot run under vmap. Does nothing for the other losses.
+void check_class_indices(const Loss& loss, const at::Tensor& output, const std::vector<at::Tensor>& targets,
+                         int64_t batch_dim, int64_t first_sample);
+
 std::string to_string(Reduction reduction);
 std::string to_string(LossKind kind);
 

@@ -45,13 +45,37 @@ std::vector<at::Tensor> sample_gradient(const Problem& problem, const NamedTenso
   } catch (const c10::Error& e) {
     throw Error(ErrorKind::ModelFailure, "running " + problem.model.describe() + " on sample " +
                                              std::to_string(i) + " failed: " +
-                                             e.what_without_backtrace());
+                                             cause_first(e.what_without_backtrace()));
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {  // the TorchScript interpreter rethrows op errors as these
+    throw Error(ErrorKind::ModelFailure, "running " + problem.model.describe() + " on sample " +
+                                             std::to_string(i) + " failed: " + cause_first(e.what()));
   }
+}
+
+void check_targets(const Problem& problem, int64_t begin, int64_t end) {
+  // Only class indices have values to check; the other losses' targets are checked by shape.
+  if (problem.loss.kind != LossKind::CrossEntropy || problem.batch.targets.empty()) return;
+  at::Tensor output;
+  try {
+    c10::NoGradGuard no_grad;
+    output = problem.model.forward(copies_of(problem.batch.sample_inputs(begin)));
+  } catch (const std::exception&) {
+    return;  // the model's own failure: the reference reports it, naming the sample
+  }
+  std::vector<at::Tensor> targets;
+  for (const at::Tensor& t : problem.batch.targets) {
+    const int64_t dim = problem.batch.target_batch_dim;
+    targets.push_back(t.narrow(dim < 0 ? dim + t.dim() : dim, begin, end - begin));
+  }
+  check_class_indices(problem.loss, output, targets, problem.batch.target_batch_dim, begin);
 }
 
 void for_each_sample_gradient(const Problem& problem, const NamedTensors& parameters,
                               const SampleVisitor& visit) {
   const int64_t batch_size = problem.batch.validate();
+  check_targets(problem, 0, batch_size);
   at::parallel_for(0, batch_size, /*grain_size=*/1, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) visit(i, sample_gradient(problem, parameters, i));
   });

@@ -22,6 +22,11 @@ struct Problem {
 std::vector<at::Tensor> sample_gradient(const Problem& problem, const NamedTensors& parameters,
                                         int64_t i);
 
+// Refuses, before any gradient is taken, targets of samples [begin, end) that the loss cannot
+// take (a cross_entropy class index out of range), naming the first such sample; one forward of
+// sample `begin` tells the number of classes.
+void check_targets(const Problem& problem, int64_t begin, int64_t end);
+
 using SampleVisitor = std::function<void(int64_t sample, const std::vector<at::Tensor>& grads)>;
 
 // Streams every sample's gradient to `visit`, samples spread over at::get_num_threads() threads,

@@ -107,20 +107,6 @@ std::vector<at::Tensor> chunk_gradients(const Problem& problem, const std::vecto
   return out;
 }
 
-// The line of an error message that says what went wrong: the first, or for a TorchScript
-// traceback the last (the op's own message comes after the traceback).
-std::string essential_line(const std::string& text) {
-  if (text.find("TorchScript") == std::string::npos) return text.substr(0, text.find('\n'));
-  std::string last;
-  size_t start = 0;
-  while (start < text.size()) {
-    const size_t end = std::min(text.find('\n', start), text.size());
-    if (end > start) last = text.substr(start, end - start);
-    start = end + 1;
-  }
-  return last;
-}
-
 // What the user can do about a known kind of vmap failure, beyond the microbatch engine.
 std::string remedy(const std::string& message, const std::string& ops) {
   if (message.find("randomness") != std::string::npos) {
@@ -135,12 +121,13 @@ std::string remedy(const std::string& message, const std::string& ops) {
   return "";
 }
 
-// vmap failed on `chunk`. If the model fails one sample at a time too, that failure is the
-// model's and is thrown as the reference reports it; otherwise vmap is the problem, and a rerun
-// under an OpTrace names the op it could not batch.
+// vmap failed on `chunk`. A target out of range in any of its samples, or a failure of the model
+// one sample at a time too, is the input's or the model's and is thrown as the reference reports
+// it; otherwise vmap is the problem, and a rerun under an OpTrace names the op it could not batch.
 [[noreturn]] void explain_failure(const Problem& problem, const NamedTensors& named_params,
                                   const std::vector<at::Tensor>& params, Chunk chunk,
                                   Randomness randomness, const std::string& message) {
+  check_targets(problem, chunk.start, chunk.start + chunk.size);
   sample_gradient(problem, named_params, chunk.start);
   std::string ops;
   {

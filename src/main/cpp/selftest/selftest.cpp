@@ -430,6 +430,31 @@ void checks(const torch::Device device) {
            "empty batch, batch dim out of range, mismatched batch sizes");
   });
 
+  run_case("a TorchScript error's op message comes first", [&] {
+    // The interpreter's layout: context lines (even unindented ones) may follow a "<--- HERE".
+    const std::string traceback =
+        "The following operation failed in the TorchScript interpreter.\n"
+        "Traceback of TorchScript, serialized code (most recent call last):\n"
+        "  File \"code/__torch__/torch/nn/modules/linear.py\", line 12, in forward\n"
+        "    return torch.linear(input, weight, bias)\n"
+        "           ~~~~~~~~~~~~ <--- HERE\n"
+        "\n"
+        "Traceback of TorchScript, original code (most recent call last):\n"
+        "  File \"model.py\", line 3, in f\n"
+        "def f(x):\n"
+        "    return F.linear(x, w)\n"
+        "           ~~~~~~~~ <--- HERE\n"
+        "torch.jit.script(f)\n"
+        "RuntimeError: mat1 and mat2 shapes cannot be multiplied (6x7 and 8x16)\n";
+    const std::string cause = "RuntimeError: mat1 and mat2 shapes cannot be multiplied (6x7 and 8x16)";
+    const std::string prefixed = cause_first("running M on sample 0 failed: " + traceback);
+    expect(essential_line(traceback) == cause && essential_line("plain\nmore") == "plain",
+           "essential_line: the op's message of a traceback, else the first line");
+    expect(prefixed.substr(0, prefixed.find('\n')) == "running M on sample 0 failed: " + cause &&
+               prefixed.find("original code") != std::string::npos && cause_first(prefixed) == prefixed,
+           "cause_first: the cause after the caller's prefix, the traceback kept below, idempotent");
+  });
+
   vmap_checks(device);
   probe_checks(device);
 }
@@ -487,7 +512,7 @@ std::map<std::string, BenchModel> bench_models(int64_t B, torch::Device d, const
       module.eval();
       torch::NoGradGuard no_grad;
       for (const auto& p : module.named_parameters()) entry.first->named_parameters()[p.name].copy_(p.value);
-      frontend.x = load_tensor_file(models_dir + "/" + name + "_x.pt").at(0).second.to(d);
+      frontend.x = load_tensor_file(models_dir + "/" + name + "_x.pt").entries.at(0).second.to(d);
       out[name + "-ts"] = {torchscript_model(module), frontend.x, nullptr};
     }
     out[name] = frontend;

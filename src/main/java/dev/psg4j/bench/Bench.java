@@ -4,6 +4,7 @@ import dev.psg4j.BadInputException;
 import dev.psg4j.Psg4jException;
 import dev.psg4j.check.PerSampleCheck;
 import dev.psg4j.check.Reduction;
+import dev.psg4j.check.Threads;
 import dev.psg4j.engine.Engines;
 import dev.psg4j.report.CheckReport;
 
@@ -109,10 +110,7 @@ public final class Bench {
 
         /** LibTorch's intra-op threads in the benchmark JVMs; default 1. */
         public Builder threads(int threads) {
-            if (threads < 1) {
-                throw new BadInputException("threads must be at least 1, got " + threads);
-            }
-            this.threads = threads;
+            this.threads = Threads.checked(threads, "threads");
             return this;
         }
 

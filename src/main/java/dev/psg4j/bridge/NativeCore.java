@@ -1,5 +1,7 @@
 package dev.psg4j.bridge;
 
+import dev.psg4j.engine.TensorContainer;
+
 import org.bytedeco.javacpp.FunctionPointer;
 import org.bytedeco.javacpp.Loader;
 import org.bytedeco.javacpp.Pointer;
@@ -77,6 +79,14 @@ public final class NativeCore {
         private native void allocate();
 
         public native @Cast("int64_t") long size();
+
+        public native @Cast("int64_t") long input_count();
+
+        public native void input(@Cast("int64_t") long k, @Cast("at::Tensor*") Pointer out);
+
+        public native @Cast("int64_t") long target_count();
+
+        public native void target(@Cast("int64_t") long k, @Cast("at::Tensor*") Pointer out);
     }
 
     @Name("NamedTensorList")
@@ -263,7 +273,8 @@ public final class NativeCore {
 
     public static native double probe_determinism(@Const @ByRef NativeModel model, @Const @ByRef NativeBatch batch);
 
-    public static native @ByVal NamedTensorList load_tensor_file(@StdString String path);
+    /** Fills {@code entries} with the file's tensors; returns what held them (call intern() on it). */
+    public static native TensorContainer load_tensor_file(@StdString String path, NamedTensorList entries);
 
     public static native @ByVal ComparisonView compare_with_reference(@Const @ByRef NativeModel model,
             @Const @ByRef NativeBatch batch, @Const @ByRef NativeLoss loss, int reduction,

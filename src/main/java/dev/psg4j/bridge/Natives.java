@@ -94,18 +94,51 @@ public final class Natives {
      * code) with a BadInputException naming {@code what}.
      */
     public static TensorVector vector(Collection<Tensor> tensors, String what) {
+        return new TensorVector(requireLive(tensors, what).toArray(Tensor[]::new));
+    }
+
+    /**
+     * {@code tensors}, once each is known to be neither null nor freed (closed): otherwise a
+     * BadInputException naming the {@code what} and its position, and what to pass instead.
+     */
+    public static <C extends Collection<Tensor>> C requireLive(C tensors, String what) {
+        BadInputException.requireNonNull(tensors, what + "s", "a list of tensors (an empty one where there are none)");
         int k = 0;
         for (Tensor t : tensors) {
-            if (t == null || t.isNull()) {
-                throw new BadInputException(what + " " + k + " is null or was freed (closed): pass live tensors");
-            }
-            k++;
+            requireLive(t, what + " " + k++);
         }
-        return new TensorVector(tensors.toArray(Tensor[]::new));
+        return tensors;
+    }
+
+    /** {@code tensor}, unless it is null or freed (closed): then a BadInputException naming it as {@code label}. */
+    public static Tensor requireLive(Tensor tensor, String label) {
+        if (tensor == null) {
+            throw new BadInputException(label + " is null: pass a tensor");
+        }
+        if (tensor.isNull()) {
+            throw new BadInputException(label + " was freed (closed) before psg4j took it: pass live tensors, and "
+                    + "close them only after build() (or when done with them)");
+        }
+        return tensor;
+    }
+
+    /**
+     * {@code result} of a Java callback ({@code what}), refused unless it is a live, defined tensor:
+     * a closed one would be a null pointer in native code.
+     */
+    public static Tensor requireLiveResult(Tensor result, String what) {
+        String problem = result == null ? "null" : result.isNull() ? "a closed (freed) tensor"
+                : !result.defined() ? "an undefined tensor" : null;
+        if (problem != null) {
+            throw new ModelExecutionException(what + " returned " + problem + ": return a live tensor (one not "
+                    + "closed, e.g. not made in a try-with-resources block that has ended)", null);
+        }
+        return result;
     }
 
     /** Native name and tensor vectors of {@code named}, index-aligned, checked as {@link #vector}. */
     public static NativeCore.NamedTensorList namedList(Map<String, Tensor> named, String what) {
+        named.forEach((name, tensor) -> requireLive(tensor, what + " '" + name + "'"));
         try (StringVector names = new StringVector(named.keySet().toArray(String[]::new));
              TensorVector tensors = vector(named.values(), what)) {
             return call(() -> NativeCore.named_tensor_list(names, tensors));

@@ -1,5 +1,6 @@
 package dev.psg4j.check;
 
+import dev.psg4j.BadInputException;
 import dev.psg4j.bridge.NativeCore;
 import dev.psg4j.bridge.NativeCore.NativeBatch;
 import dev.psg4j.bridge.Natives;
@@ -9,34 +10,37 @@ import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorVector;
 
+import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
+import java.util.function.BiConsumer;
 
 /**
  * The samples of a check: the model's inputs (several for multi-input models), the loss targets
  * (possibly none) and the batch dimension of each. Validated on creation: an empty batch, a batch
- * dimension out of range or inputs whose batch sizes differ are a BadInputException. The native
- * batch holds its own references to the tensors, which stay the caller's to close (at any time);
- * {@link #close} frees the batch's.
+ * dimension out of range or inputs whose batch sizes differ are a BadInputException. The batch
+ * holds its own references to the tensors: the caller may close theirs once it is made.
  */
 public final class Batch implements AutoCloseable {
+    private final NativeBatch handle;
     private final List<Tensor> inputs;
     private final List<Tensor> targets;
     private final int batchDim;
     private final int targetBatchDim;
-    private final NativeBatch handle;
     private final long size;
     private final String device;
+    private boolean closed;
 
     public Batch(List<Tensor> inputs, List<Tensor> targets, int batchDim, int targetBatchDim) {
-        this.inputs = List.copyOf(inputs);
-        this.targets = List.copyOf(targets);
         this.batchDim = batchDim;
         this.targetBatchDim = targetBatchDim;
-        try (TensorVector in = Natives.vector(this.inputs, "input");
-             TensorVector tg = Natives.vector(this.targets, "target")) {
+        try (TensorVector in = Natives.vector(inputs, "input");
+             TensorVector tg = Natives.vector(targets, "target")) {
             this.handle = Natives.call(() -> NativeCore.make_batch(in, tg, batchDim, targetBatchDim));
         }
         this.size = handle.size();
+        this.inputs = own(handle.input_count(), handle::input);
+        this.targets = own(handle.target_count(), handle::target);
         this.device = deviceOf(this.inputs.get(0));
     }
 
@@ -47,13 +51,27 @@ public final class Batch implements AutoCloseable {
     }
 
     public static Batch of(Tensor... inputs) {
-        return new Batch(List.of(inputs), List.of(), 0, 0);
+        return new Batch(Arrays.asList(BadInputException.requireNonNull(inputs, "inputs", "one tensor, or one per "
+                + "forward argument")), List.of(), 0, 0);
     }
 
+    /** Java tensors onto the native batch's own references, so none depends on the caller's. */
+    private static List<Tensor> own(long count, BiConsumer<Long, Tensor> fill) {
+        List<Tensor> out = new ArrayList<>();
+        for (long k = 0; k < count; k++) {
+            Tensor t = new Tensor();
+            fill.accept(k, t);
+            out.add(t);
+        }
+        return List.copyOf(out);
+    }
+
+    /** The inputs, as this batch holds them (valid until it is closed). */
     public List<Tensor> inputs() {
         return inputs;
     }
 
+    /** The targets, as this batch holds them (valid until it is closed). */
     public List<Tensor> targets() {
         return targets;
     }
@@ -76,12 +94,21 @@ public final class Batch implements AutoCloseable {
         return device;
     }
 
+    /** The native batch, for engines and checks of this library. */
     public NativeBatch handle() {
+        if (closed) {
+            throw new IllegalStateException("this Batch is closed: make a new one");
+        }
         return handle;
     }
 
     @Override
     public void close() {
-        handle.close();
+        if (!closed) {
+            closed = true;
+            inputs.forEach(Tensor::close);
+            targets.forEach(Tensor::close);
+            handle.close();
+        }
     }
 }

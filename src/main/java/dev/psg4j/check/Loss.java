@@ -12,7 +12,6 @@ import org.bytedeco.pytorch.TensorVector;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
-import java.util.Objects;
 
 /**
  * The loss whose per-sample gradients are checked. Built-ins follow Opacus: {@link #L1} against
@@ -43,11 +42,13 @@ public final class Loss implements AutoCloseable {
 
     /** A loss computed by Java code; see {@link LossFunction} for the contract. */
     public static Loss custom(String name, LossFunction function) {
-        return new Loss(Objects.requireNonNull(name, "name"), -1, Objects.requireNonNull(function, "function"));
+        return new Loss(BadInputException.requireNonNull(name, "name", "a name for the loss, used in reports"), -1,
+                BadInputException.requireNonNull(function, "function", "the loss, (output, targets, reduction) -> scalar"));
     }
 
     /** A built-in loss by its name: l1, mse, cross_entropy or sum. */
     public static Loss named(String name) {
+        BadInputException.requireNonNull(name, "name", "one of l1, mse, cross_entropy, sum");
         String key = name.toLowerCase(Locale.ROOT).replace('-', '_');
         return BUILT_IN.stream().filter(l -> l.name.equals(key)).findFirst().orElseThrow(() ->
                 new BadInputException("unknown loss '" + name + "': use one of l1, mse, cross_entropy, sum"));
@@ -94,10 +95,7 @@ public final class Loss implements AutoCloseable {
                     try {
                         Tensor value = function.apply(new Tensor(output), Arrays.asList(new TensorVector(targets).get()),
                                 Reduction.values()[reduction]);
-                        if (value == null) {
-                            throw new IllegalStateException("the custom loss '" + name + "' returned null");
-                        }
-                        new Tensor(loss).put(value);
+                        new Tensor(loss).put(Natives.requireLiveResult(value, "the custom loss '" + name + "'"));
                         return 0;
                     } catch (Throwable t) {
                         callbackFailure.record(t);

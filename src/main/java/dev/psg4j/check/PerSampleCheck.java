@@ -19,7 +19,6 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
-import java.util.Objects;
 
 /**
  * Verifies a {@link GradSampler}'s per-sample gradients against the microbatch reference, for each
@@ -51,7 +50,7 @@ public final class PerSampleCheck implements AutoCloseable {
     private final CloseGuard guard = new CloseGuard("PerSampleCheck");
 
     private PerSampleCheck(Builder b) {
-        this.model = Objects.requireNonNull(b.model, "model: give the model to check (Models.torchScript(...), ...)");
+        this.model = BadInputException.requireNonNull(b.model, "model", Builder.A_MODEL);
         if (b.inputs.isEmpty()) {
             throw new BadInputException("no inputs: give the batch with inputs(x) (several tensors for multi-input models)");
         }
@@ -94,7 +93,8 @@ public final class PerSampleCheck implements AutoCloseable {
      * batch-mixing or non-deterministic model has no per-sample gradients to verify.
      */
     public CheckReport run(GradSampler sampler) {
-        Objects.requireNonNull(sampler, "sampler: give the grad sampler to check (Engines.vmap(), your own, ...)");
+        BadInputException.requireNonNull(sampler, "sampler", "a GradSampler (Engines.vmap(), Engines.microbatch(), "
+                + "Engines.precomputed(...) or your own)");
         try (CloseGuard.Use use = guard.use(); CloseGuard.Use modelUse = model.use();
              IntraOpThreads scope = IntraOpThreads.set(threads)) {
             return runProbedCheck(sampler);
@@ -145,6 +145,9 @@ public final class PerSampleCheck implements AutoCloseable {
 
     /** Options of a check; {@link #model} and {@link #inputs} are required. */
     public static final class Builder {
+        private static final String A_MODEL = "the model to check (Models.torchScript(...), Models.module(...) or "
+                + "Models.function(...))";
+        private static final String A_REDUCTION = "Reduction.SUM or Reduction.MEAN";
         private Model model;
         private List<Tensor> inputs = List.of();
         private List<Tensor> targets = List.of();
@@ -160,29 +163,30 @@ public final class PerSampleCheck implements AutoCloseable {
         }
 
         public Builder model(Model model) {
-            this.model = model;
+            this.model = BadInputException.requireNonNull(model, "model", A_MODEL);
             return this;
         }
 
         /** The model's inputs: one tensor, or one per forward argument for multi-input models. */
         public Builder inputs(Tensor... inputs) {
-            this.inputs = Arrays.asList(inputs);
-            return this;
+            return inputs(Arrays.asList(BadInputException.requireNonNull(inputs, "inputs",
+                    "one tensor, or one per forward argument")));
         }
 
+        /** Checked for nulls and closed tensors here, and again by {@link #build()}. */
         public Builder inputs(List<Tensor> inputs) {
-            this.inputs = List.copyOf(inputs);
+            this.inputs = List.copyOf(Natives.requireLive(inputs, "input"));
             return this;
         }
 
         /** The loss targets (none for l1/sum against zeros). */
         public Builder targets(Tensor... targets) {
-            this.targets = Arrays.asList(targets);
-            return this;
+            return targets(Arrays.asList(BadInputException.requireNonNull(targets, "targets",
+                    "the target tensors, or call targets() not at all for a loss without targets (l1, sum)")));
         }
 
         public Builder targets(List<Tensor> targets) {
-            this.targets = List.copyOf(targets);
+            this.targets = List.copyOf(Natives.requireLive(targets, "target"));
             return this;
         }
 
@@ -199,19 +203,23 @@ public final class PerSampleCheck implements AutoCloseable {
         }
 
         public Builder loss(Loss loss) {
-            this.loss = Objects.requireNonNull(loss, "loss");
+            this.loss = BadInputException.requireNonNull(loss, "loss", "Loss.L1, Loss.MSE, Loss.CROSS_ENTROPY, "
+                    + "Loss.SUM or Loss.custom(...)");
             return this;
         }
 
         /** Check only this reduction (both are checked by default). */
         public Builder reduction(Reduction reduction) {
-            this.reductions = List.of(reduction);
+            this.reductions = List.of(BadInputException.requireNonNull(reduction, "reduction", A_REDUCTION));
             return this;
         }
 
         public Builder reductions(Reduction... reductions) {
-            if (reductions.length == 0) {
+            if (BadInputException.requireNonNull(reductions, "reductions", A_REDUCTION).length == 0) {
                 throw new BadInputException("give at least one reduction");
+            }
+            for (int k = 0; k < reductions.length; k++) {
+                BadInputException.requireNonNull(reductions[k], "reduction " + k, A_REDUCTION);
             }
             this.reductions = List.of(reductions);
             return this;
@@ -224,13 +232,11 @@ public final class PerSampleCheck implements AutoCloseable {
 
         /**
          * LibTorch's intra-op thread count while this check runs (like torch.set_num_threads for
-         * the calling thread, restored after each run); default: LibTorch's own.
+         * the calling thread, restored after each run), at most {@link Threads#max()}; default:
+         * LibTorch's own.
          */
         public Builder threads(int threads) {
-            if (threads < 1) {
-                throw new BadInputException("threads must be >= 1, got " + threads);
-            }
-            this.threads = threads;
+            this.threads = Threads.checked(threads, "threads");
             return this;
         }
 

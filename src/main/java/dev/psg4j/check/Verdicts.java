@@ -51,7 +51,8 @@ final class Verdicts {
             case "extra" -> {
                 failures.add(new Failure(reduction, name, null, FailureKind.EXTRA_PARAM, where
                         + ": the candidate has a gradient for '" + name + "', which is not a trainable parameter "
-                        + "of the model; check the names (named_parameters() style, e.g. '0.weight')"));
+                        + "of the model (a frozen one, requires_grad=False, has no per-sample gradient: leave it out); "
+                        + "check the names (named_parameters() style, e.g. '0.weight')"));
                 return structural(name, null, candidate, status, aliases);
             }
             case "shape" -> {

@@ -1,13 +1,17 @@
 package dev.psg4j.cli;
 
 import dev.psg4j.BadInputException;
+import dev.psg4j.ModelExecutionException;
 import dev.psg4j.check.GradSampler;
 import dev.psg4j.check.Loss;
 import dev.psg4j.check.PerSampleCheck;
 import dev.psg4j.check.Reduction;
+import dev.psg4j.check.Threads;
 import dev.psg4j.check.Tolerance;
 import dev.psg4j.engine.Engines;
 import dev.psg4j.engine.Randomness;
+import dev.psg4j.engine.TensorContainer;
+import dev.psg4j.engine.TensorFile;
 import dev.psg4j.engine.TensorMaps;
 import dev.psg4j.model.Model;
 import dev.psg4j.model.Models;
@@ -23,7 +27,6 @@ import picocli.CommandLine.Spec;
 
 import java.io.PrintWriter;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
@@ -110,7 +113,7 @@ final class CheckCommand implements Callable<Integer> {
 
         try (Model m = Models.torchScript(source.model)) {
             List<Tensor> inputs = source.inputs();
-            List<Tensor> targets = target == null ? List.of() : new ArrayList<>(TensorMaps.load(target).values());
+            List<Tensor> targets = target == null ? List.of() : ModelBatchOptions.batchTensors(target, "--target");
             GradSampler sampler = candidate == null ? engine()
                     : Engines.precomputed(candidate.getFileName().toString(), reductions.get(0), candidateGrads());
             PerSampleCheck.Builder builder = PerSampleCheck.builder().model(m).inputs(inputs).targets(targets)
@@ -126,6 +129,8 @@ final class CheckCommand implements Callable<Integer> {
             CheckReport report;
             try (PerSampleCheck check = builder.build()) {
                 report = check.run(sampler);
+            } catch (ModelExecutionException e) {
+                throw source.explainDtype(m, inputs, e);
             }
             if (json != null) {
                 Failures.writing(json, "--json", () -> report.writeJson(json));
@@ -176,6 +181,9 @@ final class CheckCommand implements Callable<Integer> {
             throw new BadInputException("--candidate holds gradients for one reduction: say which with "
                     + "--reduction sum or --reduction mean");
         }
+        if (threads != null) {
+            Threads.checked(threads, "--threads");
+        }
         Failures.requireFolderOf(json, "--json");
         Failures.requireFolderOf(html, "--html");
         if (target == null && (lossFn == Loss.MSE || lossFn == Loss.CROSS_ENTROPY)) {
@@ -185,11 +193,12 @@ final class CheckCommand implements Callable<Integer> {
     }
 
     private Map<String, Tensor> candidateGrads() {
-        Map<String, Tensor> grads = TensorMaps.load(candidate);
-        if (grads.containsKey("")) {
-            throw new BadInputException(candidate + " holds a single tensor: save a dict {parameter name: "
-                    + "Tensor[B, *shape]} with torch.save");
+        TensorFile grads = TensorMaps.read(candidate);
+        if (grads.container() != TensorContainer.DICT) {
+            throw new BadInputException("--candidate " + candidate + " holds " + grads.describe() + ", not a dict: save "
+                    + "a dict {name: tensor}, {parameter name: Tensor[B, *shape]}, with torch.save (e.g. "
+                    + "{n: p.grad_sample for n, p in model.named_parameters()})");
         }
-        return grads;
+        return grads.entries();
     }
 }

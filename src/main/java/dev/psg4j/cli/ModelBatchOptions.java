@@ -1,6 +1,12 @@
 package dev.psg4j.cli;
 
+import dev.psg4j.BadInputException;
+import dev.psg4j.ModelExecutionException;
+import dev.psg4j.UnsupportedModelException;
+import dev.psg4j.engine.TensorContainer;
+import dev.psg4j.engine.TensorFile;
 import dev.psg4j.engine.TensorMaps;
+import dev.psg4j.model.Model;
 
 import org.bytedeco.pytorch.Tensor;
 
@@ -9,6 +15,8 @@ import picocli.CommandLine.Option;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Set;
+import java.util.TreeSet;
 
 /** The options naming the model and the batch, shared by the commands that run a model on one. */
 final class ModelBatchOptions {
@@ -26,6 +34,50 @@ final class ModelBatchOptions {
 
     /** The model's inputs, in forward-argument order. */
     List<Tensor> inputs() {
-        return new ArrayList<>(TensorMaps.load(input).values());
+        return batchTensors(input, "--input");
+    }
+
+    /**
+     * The tensors of a batch file given with {@code option}, in file order: a tensor, or a
+     * tuple/list of them. A dict is refused: it holds named tensors (a candidate's gradients, most
+     * likely), whose order is no forward's argument order.
+     */
+    static List<Tensor> batchTensors(Path file, String option) {
+        TensorFile saved = TensorMaps.read(file);
+        if (saved.container() == TensorContainer.DICT) {
+            throw new BadInputException(option + " " + file + " holds " + saved.describe() + " {name: tensor} (per-sample "
+                    + "gradients, for --candidate?): give torch.save of a tensor, or of a tuple/list of tensors");
+        }
+        if (saved.entries().isEmpty()) {
+            throw new BadInputException(option + " " + file + " holds " + saved.describe() + ": save at least one tensor");
+        }
+        return new ArrayList<>(saved.tensors());
+    }
+
+    /**
+     * What to throw for {@code failure} of {@code model} on {@code inputs}: where a floating-point
+     * input has another dtype than the model's floating-point parameters (most often a float64
+     * batch made from NumPy data for a float32 model), a BadInputException saying so, with the
+     * model's own message; else {@code failure} itself. Only after a failure: a model may convert
+     * its inputs itself.
+     */
+    RuntimeException explainDtype(Model model, List<Tensor> inputs, ModelExecutionException failure) {
+        Set<String> parameterTypes = new TreeSet<>();
+        model.trainableParameters().values().stream().filter(Tensor::is_floating_point)
+                .forEach(p -> parameterTypes.add(p.scalar_type().toString()));
+        if (failure instanceof UnsupportedModelException || parameterTypes.size() != 1) {
+            return failure;
+        }
+        String parameterType = parameterTypes.iterator().next();
+        for (int k = 0; k < inputs.size(); k++) {
+            Tensor x = inputs.get(k);
+            if (x.is_floating_point() && !x.scalar_type().toString().equals(parameterType)) {
+                return new BadInputException("--input " + input + ": input " + k + " is " + x.scalar_type()
+                        + " but the model's parameters are " + parameterType + ": save the batch in the model's "
+                        + "dtype (x.float() for Float) or the model in the batch's (the model failed: "
+                        + Failures.oneLine(failure.getMessage()) + ")", failure);
+            }
+        }
+        return failure;
     }
 }

@@ -33,6 +33,10 @@ public final class Engines {
      * handles; {@code gradients} stay yours); asking for another reduction is a BadInputException.
      */
     public static GradSampler precomputed(String name, Reduction reduction, Map<String, Tensor> gradients) {
+        BadInputException.requireNonNull(name, "name", "a name for the candidate, used in reports");
+        BadInputException.requireNonNull(reduction, "reduction", "the reduction the gradients are for, "
+                + "Reduction.SUM or Reduction.MEAN");
+        BadInputException.requireNonNull(gradients, "gradients", "a map {parameter name: Tensor[B, *shape]}");
         Map<String, Tensor> copy = new LinkedHashMap<>(gradients);
         return new GradSampler() {
             @Override

@@ -1,5 +1,6 @@
 package dev.psg4j.engine;
 
+import dev.psg4j.BadInputException;
 import dev.psg4j.bridge.NativeCore;
 import dev.psg4j.bridge.NativeCore.NamedTensorList;
 import dev.psg4j.bridge.Natives;
@@ -15,13 +16,23 @@ public final class TensorMaps {
     }
 
     /**
-     * Reads a file written by Python's torch.save: a tensor (one entry named ""), a tuple or list
-     * of tensors (entries "0", "1", ...) or a dict {name: tensor}, in file order. A missing or
-     * unreadable file is a BadInputException.
+     * Reads a file written by Python's torch.save: a tensor, a tuple or list of tensors or a dict
+     * {name: tensor}, and says which it held. A missing, empty or unreadable file, or a directory,
+     * is a BadInputException.
+     */
+    public static TensorFile read(Path file) {
+        BadInputException.requireNonNull(file, "file", "the path of a file written by torch.save");
+        try (NamedTensorList list = new NamedTensorList()) {
+            TensorContainer container = Natives.call(() -> NativeCore.load_tensor_file(file.toString(), list));
+            return new TensorFile(container, Natives.toMap(list));
+        }
+    }
+
+    /**
+     * The entries of {@link #read}, in file order: a tensor is one entry named "", a tuple or list
+     * entries "0", "1", ..., a dict its keys.
      */
     public static Map<String, Tensor> load(Path file) {
-        try (NamedTensorList list = Natives.call(() -> NativeCore.load_tensor_file(file.toString()))) {
-            return Natives.toMap(list);
-        }
+        return read(file).entries();
     }
 }

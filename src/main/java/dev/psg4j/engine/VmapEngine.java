@@ -9,7 +9,6 @@ import dev.psg4j.check.Reduction;
 import dev.psg4j.model.Model;
 import java.util.Locale;
 import java.util.Map;
-import java.util.Objects;
 import org.bytedeco.pytorch.Tensor;
 
 /**
@@ -45,7 +44,8 @@ public final class VmapEngine implements GradSampler {
 
     /** What random ops do; default {@link Randomness#ERROR}. */
     public VmapEngine randomness(Randomness mode) {
-        return new VmapEngine(chunkSize, Objects.requireNonNull(mode, "randomness"));
+        return new VmapEngine(chunkSize, BadInputException.requireNonNull(mode, "randomness",
+                "Randomness.ERROR, DIFFERENT or SAME"));
     }
 
     public long chunkSize() {

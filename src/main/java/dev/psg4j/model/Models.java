@@ -17,7 +17,6 @@ import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.Objects;
 
 /** Factories for {@link Model}. */
 public final class Models {
@@ -30,7 +29,7 @@ public final class Models {
      * caller's to close, at any time.
      */
     public static Model torchScript(JitModule module) {
-        Objects.requireNonNull(module, "module");
+        BadInputException.requireNonNull(module, "module", "a TorchScript module (Models.torchScript(Path) loads one)");
         return new Model(Natives.call(() -> NativeCore.torchscript_model(module)), List.of(), null, new Natives.CallbackFailure());
     }
 
@@ -46,6 +45,11 @@ public final class Models {
      * non-TorchScript file is a BadInputException.
      */
     public static JitModule loadTorchScript(Path file) {
+        BadInputException.requireNonNull(file, "file", "the path of a TorchScript file");
+        if (Files.isDirectory(file)) {
+            throw new BadInputException("model " + file + " is a directory: give the TorchScript file itself, "
+                    + "written by torch.jit.script(model).save(path)");
+        }
         if (!Files.isRegularFile(file)) {
             throw new BadInputException("model file " + file + " does not exist: give a TorchScript file "
                     + "written by torch.jit.script(model).save(path)");
@@ -71,7 +75,7 @@ public final class Models {
      * Flatten, Dropout) may sit in a Sequential. Its forward runs natively.
      */
     public static Model module(Module module) {
-        Objects.requireNonNull(module, "module");
+        BadInputException.requireNonNull(module, "module", "a C++-frontend module (a SequentialImpl, a LinearImpl, ...)");
         return new Model(Natives.call(() -> NativeCore.frontend_model(module)), List.of(), module, new Natives.CallbackFailure());
     }
 
@@ -82,10 +86,17 @@ public final class Models {
      * it once per chunk with its own.
      */
     public static Model function(String description, Map<String, Tensor> parameters, ForwardFunction forward) {
-        Objects.requireNonNull(forward, "forward");
+        BadInputException.requireNonNull(description, "description", "a name for the model, used in messages");
+        BadInputException.requireNonNull(forward, "forward", "the model's forward, (inputs, parameters) -> output");
+        BadInputException.requireNonNull(parameters, "parameters", "a map {name: tensor} of the model's parameters");
         if (parameters.isEmpty()) {
             throw new BadInputException("a function model needs at least one parameter tensor");
         }
+        parameters.forEach((name, tensor) -> {
+            BadInputException.requireNonNull(name, "a parameter name of " + description, "a name for each parameter");
+            BadInputException.requireNonNull(tensor, "parameter '" + name + "' of " + description,
+                    "a tensor (requires_grad for a trainable one)");
+        });
         Natives.CallbackFailure failure = new Natives.CallbackFailure();
         List<String> order = List.copyOf(parameters.keySet());
         NativeCore.ForwardCallback callback = new NativeCore.ForwardCallback() {
@@ -99,10 +110,7 @@ public final class Models {
                         byName.put(order.get(k), values[k]);
                     }
                     Tensor result = forward.forward(Arrays.asList(in.get()), byName);
-                    if (result == null) {
-                        throw new IllegalStateException("the forward of " + description + " returned null");
-                    }
-                    new Tensor(output).put(result);
+                    new Tensor(output).put(Natives.requireLiveResult(result, "the forward of " + description));
                     return 0;
                 } catch (Throwable t) {
                     failure.record(t);
