@@ -38,6 +38,7 @@ public final class PerSampleCheck implements AutoCloseable {
     private final List<Reduction> reductions;
     private final Tolerance tolerance;
     private final boolean probes;
+    private final int probeSamples;
 
     private PerSampleCheck(Builder b) {
         this.model = Objects.requireNonNull(b.model, "model: give the model to check (Models.torchScript(...), ...)");
@@ -49,6 +50,7 @@ public final class PerSampleCheck implements AutoCloseable {
         this.reductions = List.copyOf(b.reductions);
         this.tolerance = b.tolerance;
         this.probes = b.probes;
+        this.probeSamples = b.probeSamples;
         if (b.threads > 0) {
             org.bytedeco.pytorch.global.torch.set_num_threads(b.threads);
         }
@@ -85,7 +87,7 @@ public final class PerSampleCheck implements AutoCloseable {
      * batch-mixing or non-deterministic model has no per-sample gradients to verify.
      */
     public CheckReport run(GradSampler sampler) {
-        List<Diagnosis> diagnoses = probes ? Probes.diagnose(model, batch) : List.of();
+        List<Diagnosis> diagnoses = probes ? Probes.diagnose(model, batch, probeSamples) : List.of();
         if (!diagnoses.isEmpty()) {
             // Nothing to compare: the reference's one-sample batches would not be the model's
             // (and BatchNorm in train mode cannot even run one sample).
@@ -134,6 +136,7 @@ public final class PerSampleCheck implements AutoCloseable {
         private Tolerance tolerance = Tolerance.DEFAULT;
         private int threads;
         private boolean probes = true;
+        private int probeSamples = Probes.DEFAULT_PROBE_SAMPLES;
 
         private Builder() {
         }
@@ -213,6 +216,16 @@ public final class PerSampleCheck implements AutoCloseable {
         /** Whether {@link PerSampleCheck#run} probes the model first (default true). */
         public Builder probes(boolean probes) {
             this.probes = probes;
+            return this;
+        }
+
+        /**
+         * How many flagged samples the probes name sources for, one backward each (default
+         * {@link Probes#DEFAULT_PROBE_SAMPLES}, at most {@link Probes#MAX_PROBE_SAMPLES}); every sample is
+         * probed whatever it is.
+         */
+        public Builder probeSamples(int probeSamples) {
+            this.probeSamples = Probes.requireProbeSamples(probeSamples, "probeSamples");
             return this;
         }
 

@@ -52,8 +52,8 @@ final class BenchCommand implements Callable<Integer> {
             description = "LibTorch's intra-op threads; default ${DEFAULT-VALUE}")
     int threads;
 
-    @Option(names = "--methods", paramLabel = "LIST", defaultValue = "vmap,microbatch,check,backward",
-            description = "comma list of vmap, microbatch, check, backward; default all")
+    @Option(names = "--methods", paramLabel = "LIST", defaultValue = "vmap,microbatch,check,backward,probe",
+            description = "comma list of vmap, microbatch, check, backward, probe (the probes alone); default all")
     String methods;
 
     @Option(names = "--models", paramLabel = "DIR",
