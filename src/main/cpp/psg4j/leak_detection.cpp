@@ -106,6 +106,43 @@ std::vector<int64_t> LeakFinder::sources_of(const std::vector<int64_t>& targets)
   return found;
 }
 
+std::vector<int64_t> LeakFinder::targets_of(const std::vector<int64_t>& sources) {
+  if (!usable() || sources.empty()) return {};
+  const at::Tensor& out = forward_.output;
+  if (!dummy_cotangent_.defined()) {
+    dummy_cotangent_ = at::zeros_like(out).requires_grad_();
+    cotangent_gradients_ = torch::autograd::grad({out}, forward_.sources, {dummy_cotangent_}, /*retain_graph=*/true,
+                                                 /*create_graph=*/true, /*allow_unused=*/true);
+    ++vjps_;
+  }
+  auto generator = at::make_generator<at::CPUGeneratorImpl>(vjps_);
+  at::Tensor product;  // Σ_k <g_k(u), v_k>, whose gradient in u is J v
+  for (size_t k = 0; k < forward_.sources.size(); ++k) {
+    const at::Tensor& g = cotangent_gradients_[k];
+    if (!g.defined() || !g.requires_grad()) continue;
+    const at::Tensor tangent =
+        at::randn(g.sizes(), generator, g.options().device(at::kCPU).requires_grad(false)).to(g.device()) *
+        samples_mask(sources, batch_size_, forward_.source_dims[k], g.dim(), g.options());
+    const at::Tensor term = (g * tangent).sum();
+    product = product.defined() ? product + term : term;
+  }
+  if (!product.defined()) return {};
+  const std::vector<at::Tensor> jv = torch::autograd::grad({product}, {dummy_cotangent_}, {}, /*retain_graph=*/true,
+                                                           /*create_graph=*/false, /*allow_unused=*/true);
+  ++vjps_;
+  if (!jv[0].defined()) return {};
+  const std::vector<double> moved = per_sample_max_abs(jv[0], forward_.output_dim, batch_size_);
+  double scale = 1e-30;
+  for (double s : moved) scale = s > scale ? s : scale;
+  std::vector<bool> in_sources(batch_size_, false);
+  for (int64_t j : sources) in_sources[j] = true;
+  std::vector<int64_t> found;
+  for (int64_t i = 0; i < batch_size_; ++i) {
+    if (!in_sources[i] && moved[i] > tolerance_ * scale) found.push_back(i);
+  }
+  return found;
+}
+
 PartitionFindings partition_passes(LeakFinder& finder, int64_t batch_size) {
   PartitionFindings findings;
   for (int64_t bit = 0; bit < bits_for(batch_size); ++bit) {
@@ -123,10 +160,24 @@ PartitionFindings partition_passes(LeakFinder& finder, int64_t batch_size) {
   return findings;
 }
 
-bool explains_bits(int64_t source, uint64_t bits, const std::vector<int64_t>& targets) {
-  uint64_t explained = 0;
-  for (int64_t t : targets) explained |= static_cast<uint64_t>(source ^ t);
-  return explained == bits;
+std::optional<std::vector<int64_t>> partition_targets(LeakFinder& finder, int64_t batch_size) {
+  std::vector<bool> affected(batch_size, false);
+  try {
+    for (int64_t bit = 0; bit < bits_for(batch_size); ++bit) {
+      std::vector<int64_t> sides[2];
+      for (int64_t i = 0; i < batch_size; ++i) sides[(i >> bit) & 1].push_back(i);
+      for (const std::vector<int64_t>& side : sides) {
+        for (int64_t i : finder.targets_of(side)) affected[i] = true;
+      }
+    }
+  } catch (const std::exception&) {
+    return std::nullopt;  // an op without a double backward: the caller falls back on VJPs
+  }
+  std::vector<int64_t> out;
+  for (int64_t i = 0; i < batch_size; ++i) {
+    if (affected[i]) out.push_back(i);
+  }
+  return out;
 }
 
 }  // namespace psg4j

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <vector>
 
 namespace psg4j {
@@ -47,6 +48,11 @@ class LeakFinder {
   bool usable() const;
   // The samples outside `targets` that the outputs of `targets` depend on: one VJP.
   std::vector<int64_t> sources_of(const std::vector<int64_t>& targets);
+  // The transposed question: the samples outside `sources` whose outputs depend on one of
+  // `sources`, as a product J v with tangents v on `sources` (a double backward of the VJP, whose
+  // graph is built on the first call). Throws where an op has no double backward.
+  std::vector<int64_t> targets_of(const std::vector<int64_t>& sources);
+  // Backward passes run so far (each VJP, and each J v).
   int64_t vjps() const { return vjps_; }
 
  private:
@@ -54,6 +60,8 @@ class LeakFinder {
   int64_t batch_size_;
   double tolerance_;
   at::Tensor weights_;
+  at::Tensor dummy_cotangent_;                  // u of the VJP g(u) = uᵀ J, linear in u
+  std::vector<at::Tensor> cotangent_gradients_;  // g(u), with its graph
   int64_t vjps_ = 0;
 };
 
@@ -70,7 +78,9 @@ struct PartitionFindings {
 // The 2⌈log₂B⌉ bit-partition VJPs.
 PartitionFindings partition_passes(LeakFinder& finder, int64_t batch_size);
 
-// Whether the pairs source -> t for t in `targets` account for every bit of `bits`.
-bool explains_bits(int64_t source, uint64_t bits, const std::vector<int64_t>& targets);
+// The same partitions on the target side (LeakFinder::targets_of): every sample whose output
+// depends on another sample, exactly, for 2⌈log₂B⌉ + 1 backward passes; none where an op of the
+// model has no double backward.
+std::optional<std::vector<int64_t>> partition_targets(LeakFinder& finder, int64_t batch_size);
 
 }  // namespace psg4j

@@ -72,24 +72,18 @@ Determinism determinism_of(const at::Tensor& first, const at::Tensor& second, co
   return {false, diff};
 }
 
-// The samples to name sources for: with evidence of samples alone, the ones that differ alone
-// and those the partition passes decode; without it, the decoded ones, then others spread over
-// the batch. At most `bound`.
-std::vector<int64_t> samples_to_report(const PartitionFindings& partition, const AloneFindings& alone,
-                                       int64_t batch_size, int64_t bound, bool* all_candidates) {
-  std::set<int64_t> candidates(alone.differing.begin(), alone.differing.end());
-  for (const auto& entry : partition.decoded_targets) candidates.insert(entry.second);
-  std::vector<int64_t> chosen = spread(sorted(candidates), bound);
-  *all_candidates = chosen.size() == candidates.size();
-  if (alone.route != AloneRoute::None) return chosen;
-  std::vector<int64_t> others;
-  for (int64_t i = 0; i < batch_size; ++i) {
-    if (!candidates.count(i)) others.push_back(i);
+// Every sample some source may leak into: the source XOR each nonzero subset of its differing
+// bits (a source with several targets shows only the union of their differences).
+std::set<int64_t> possible_targets(const PartitionFindings& partition, int64_t batch_size) {
+  std::set<int64_t> out;
+  for (const auto& [source, bits] : partition.differing_bits) {
+    for (uint64_t subset = bits; subset != 0; subset = (subset - 1) & bits) {
+      const int64_t target = source ^ static_cast<int64_t>(subset);
+      if (target < batch_size) out.insert(target);
+      if (static_cast<int64_t>(out.size()) == batch_size) return out;
+    }
   }
-  for (int64_t i : spread(others, bound - static_cast<int64_t>(chosen.size()))) chosen.push_back(i);
-  std::sort(chosen.begin(), chosen.end());
-  *all_candidates = static_cast<int64_t>(chosen.size()) == batch_size;
-  return chosen;
+  return out;
 }
 
 // Each source leaks into exactly the one target its bits name, and every reported target's
@@ -111,6 +105,46 @@ bool decoded_exactly(const PartitionFindings& partition, const std::map<int64_t,
   return true;
 }
 
+// Names the sources of the flagged samples, one VJP each, at most `bound` of them: first those that
+// differ alone and those the partition passes decode; where the decoding does not account for
+// every leak, then the affected samples the target side finds.
+void name_sources(LeakFinder& finder, const PartitionFindings& partition, const AloneFindings& alone,
+                  int64_t batch_size, int64_t bound, BatchIndependence& result) {
+  std::set<int64_t> named;
+  const auto name = [&](const std::vector<int64_t>& samples) {
+    for (int64_t i : samples) {
+      if (!named.insert(i).second) continue;
+      std::vector<int64_t> sources = finder.sources_of({i});
+      if (!sources.empty()) result.leaks[i] = std::move(sources);
+    }
+  };
+  std::set<int64_t> flagged(alone.differing.begin(), alone.differing.end());
+  for (const auto& entry : partition.decoded_targets) flagged.insert(entry.second);
+  name(spread(sorted(flagged), bound));
+  bool complete = named.size() == flagged.size();
+  const bool decoded = decoded_exactly(partition, result.leaks);
+  std::set<int64_t> affected(alone.differing.begin(), alone.differing.end());
+  if (!decoded) {
+    // The partition passes do not tell the pairs: the target side tells every affected sample
+    // (or, where the model has no double backward, every sample a source may leak into).
+    const std::optional<std::vector<int64_t>> targets = partition_targets(finder, batch_size);
+    if (targets) affected.insert(targets->begin(), targets->end());
+    std::vector<int64_t> others;
+    for (int64_t i : targets ? std::set<int64_t>(targets->begin(), targets->end())
+                             : possible_targets(partition, batch_size)) {
+      if (!named.count(i)) others.push_back(i);
+    }
+    const int64_t room = std::max<int64_t>(0, bound - static_cast<int64_t>(named.size()));
+    const std::vector<int64_t> more = spread(others, room);
+    name(more);
+    complete = complete && more.size() == others.size();
+  }
+  for (const auto& entry : result.leaks) affected.insert(entry.first);
+  result.affected = sorted(affected);
+  result.dense = !decoded || !complete;
+  result.leaks_complete = complete;
+}
+
 std::string mixing_module_of(const Model& model, const Batch& batch, const at::Tensor& output,
                              const BatchIndependence& found, const ProbeOptions& options) {
   const LocalizationOptions localization{options.tolerance, options.seed};
@@ -129,7 +163,8 @@ BatchIndependence find_mixing(const Model& model, const Batch& batch, const Forw
   LeakFinder finder(graph, batch_size, options.tolerance, options.seed);
   const PartitionFindings partition = partition_passes(finder, batch_size);
   const AloneFindings alone = compare_alone(forward, batch, output, output_dim);
-  (alone.route == AloneRoute::PerSample ? cost.sample_forwards : cost.vmapped_forwards) += alone.forwards;
+  cost.vmapped_forwards += alone.vmapped_forwards;
+  cost.sample_forwards += alone.sample_forwards;
   BatchIndependence result;
   result.method = !finder.usable() ? "value" : graph.from_intermediate ? "intermediate_gradient" : "input_gradient";
   result.alone_route = route_name(alone.route);
@@ -137,17 +172,7 @@ BatchIndependence find_mixing(const Model& model, const Batch& batch, const Forw
   result.differs_alone = alone.differing;
   result.independent = partition.sources.empty() && alone.differing.empty();
   if (!result.independent) {
-    bool all_candidates = true;
-    for (int64_t i : samples_to_report(partition, alone, batch_size, options.probe_samples, &all_candidates)) {
-      std::vector<int64_t> sources = finder.sources_of({i});
-      if (!sources.empty()) result.leaks[i] = std::move(sources);
-    }
-    std::set<int64_t> affected(alone.differing.begin(), alone.differing.end());
-    for (const auto& entry : result.leaks) affected.insert(entry.first);
-    result.affected = sorted(affected);
-    const bool decoded = decoded_exactly(partition, result.leaks);
-    result.dense = !decoded || !all_candidates;
-    result.leaks_complete = all_candidates || (alone.route == AloneRoute::None && decoded);
+    name_sources(finder, partition, alone, batch_size, options.probe_samples, result);
     result.mixing_module = mixing_module_of(model, batch, output, result, options);
   }
   cost.vjps += finder.vjps();

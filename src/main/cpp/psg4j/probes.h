@@ -4,8 +4,9 @@
 // sample and every pair j -> i, at a cost that does not grow with the number of samples reported:
 //   gradient route (leak_detection.h): 2⌈log₂B⌉ batched input-VJPs, exact;
 //   value route (run_alone.h): every sample alone, one vmapped forward (or B one-sample forwards);
-// the flagged samples' sources are then named with one VJP each (at most probe_samples of them),
-// and localization.h says where the mixing starts.
+// the flagged samples' sources are then named with one VJP each (at most probe_samples of them);
+// where the partition passes do not decode the pairs (dense mixing), 2⌈log₂B⌉ + 1 more backward
+// passes on the target side find every affected sample; localization.h says where mixing starts.
 #pragma once
 
 #include "psg4j/batch.h"
@@ -42,8 +43,9 @@ struct BatchIndependence {
   // Reported samples -> every other sample its output depends on (from one VJP each); at most
   // probe_samples entries, only samples whose output depends on others.
   std::map<int64_t, std::vector<int64_t>> leaks;
-  // Every sample whose output is known to depend on other samples: those that differ alone and
-  // those a VJP named sources for.
+  // Every sample whose output depends on other samples: those that differ alone, those a VJP
+  // named sources for and, for dense mixing, those the target-side passes found (exact where the
+  // model has double backwards).
   std::vector<int64_t> affected;
   // Every sample that some other sample's output depends on (gradient route, exact).
   std::vector<int64_t> sources;

@@ -92,10 +92,10 @@ AloneFindings compare_alone(const Forward& forward, const Batch& batch, const at
   const int64_t batch_size = batch_output.size(output_dim);
   AloneFindings findings;
   std::optional<at::Tensor> alone = vmapped_alone(forward, batch, batch_size);
-  findings.forwards = 1;
+  findings.vmapped_forwards = 1;
   findings.route = AloneRoute::Vmap;
   if (!alone) {
-    alone = per_sample_alone(forward, batch, batch_size, &findings.forwards);
+    alone = per_sample_alone(forward, batch, batch_size, &findings.sample_forwards);
     findings.route = AloneRoute::PerSample;
   }
   if (!alone) {

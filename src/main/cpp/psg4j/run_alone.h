@@ -25,7 +25,8 @@ std::string route_name(AloneRoute route);
 struct AloneFindings {
   AloneRoute route = AloneRoute::None;
   std::vector<int64_t> differing;  // samples whose output alone differs from theirs in the batch
-  int64_t forwards = 0;            // forwards this route ran
+  int64_t vmapped_forwards = 0;    // the vmapped forward (1, also when it failed)
+  int64_t sample_forwards = 0;     // one-sample forwards (where vmap could not run the model)
 };
 
 // Batched and one-sample kernels may round differently (GEMM blocking, vectorized reductions):

@@ -74,10 +74,10 @@ public final class Probes {
             List<String> findings = new ArrayList<>();
             if (!leaksComplete || affected.size() > LEAKS_IN_MESSAGE) {
                 findings.add("the outputs of " + affected.size() + " of " + batchSize + " samples depend on other samples"
-                        + (affected.isEmpty() ? "" : " (" + samples(affected) + ")"));
+                        + (affected.isEmpty() ? "" : " (" + describeSamples(affected) + ")"));
             }
             leaks.entrySet().stream().limit(LEAKS_IN_MESSAGE).forEach(e ->
-                    findings.add("sample " + e.getKey() + "'s output depends on " + samples(e.getValue())));
+                    findings.add("sample " + e.getKey() + "'s output depends on " + describeSamples(e.getValue())));
             if (leaks.size() > LEAKS_IN_MESSAGE) {
                 findings.add("... (" + (leaks.size() - LEAKS_IN_MESSAGE) + " more in the report)");
             }
@@ -89,7 +89,7 @@ public final class Probes {
             if (!onlyAlone.isEmpty()) {
                 findings.add(onlyAlone.size() == 1
                         ? "sample " + onlyAlone.get(0) + "'s output changes when it runs alone"
-                        : "the outputs of " + samples(onlyAlone) + " change when they run alone");
+                        : "the outputs of " + describeSamples(onlyAlone) + " change when they run alone");
             }
             String where = mixingModule.map(m -> " Mixing starts in submodule '" + m + "'.").orElse("");
             String message = "batch mixing: " + String.join("; ", findings) + "." + where
@@ -118,7 +118,7 @@ public final class Probes {
     public record NonFinite(String where, List<Integer> samples) {
         /** A {@code non_finite} diagnosis naming the samples. */
         public Diagnosis diagnosis() {
-            String which = samples.size() == 1 ? "sample " + samples.get(0) : samples(samples);
+            String which = samples.size() == 1 ? "sample " + samples.get(0) : describeSamples(samples);
             String fix = where.equals("input")
                     ? "fix or drop those samples before checking"
                     : "the model produces them (a log or division of zero, an overflow): fix the model or the inputs";
@@ -244,7 +244,7 @@ public final class Probes {
     }
 
     /** "sample 3", "samples 1, 2, 5", or for many "12 samples (0, 1, ..., 31)". */
-    static String samples(List<Integer> samples) {
+    static String describeSamples(List<Integer> samples) {
         if (samples.size() == 1) {
             return "sample " + samples.get(0);
         }

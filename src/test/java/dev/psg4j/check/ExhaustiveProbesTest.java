@@ -118,11 +118,15 @@ class ExhaustiveProbesTest {
         }
     }
 
-    /** Attention over the batch masked to |i - j| <= 1: what a packing bug that lets neighbours see each other does. */
+    /**
+     * Attention over the batch masked to |i - j| <= 1, scores scaled by 1/sqrt(d) as attention does:
+     * what a packing bug that lets neighbouring sequences see each other does.
+     */
     private static Model neighbourAttention(long batch) {
         Tensor band = torch.ones(batch, batch).triu(-1).tril(1);
         Tensor bias = band.sub(new Scalar(1.0)).mul(new Scalar(1e9));  // 0 on the band, -1e9 elsewhere
-        return model("neighbour attention", batch, h -> h.matmul(h.t()).add(bias).softmax(1).matmul(h));
+        return model("neighbour attention", batch,
+                h -> h.matmul(h.t()).div(new Scalar(Math.sqrt(3.0))).add(bias).softmax(1).matmul(h));
     }
 
     @ParameterizedTest(name = "B={0}")
