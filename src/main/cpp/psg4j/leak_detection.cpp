@@ -34,6 +34,33 @@ int64_t bits_for(int64_t batch_size) {
   return bits;
 }
 
+// For each bit of the sample index, the samples with it set and the others: 2⌈log₂B⌉ sides, and
+// any two samples are on different sides of some bit.
+std::vector<std::vector<int64_t>> bit_partitions(int64_t batch_size) {
+  std::vector<std::vector<int64_t>> sides;
+  for (int64_t bit = 0; bit < bits_for(batch_size); ++bit) {
+    std::vector<int64_t> pair[2];
+    for (int64_t i = 0; i < batch_size; ++i) pair[(i >> bit) & 1].push_back(i);
+    sides.push_back(std::move(pair[0]));
+    sides.push_back(std::move(pair[1]));
+  }
+  return sides;
+}
+
+// The samples not in `excluded` whose `magnitude` is above `tolerance` × the largest one.
+std::vector<int64_t> samples_above(const std::vector<double>& magnitude, const std::vector<int64_t>& excluded,
+                                   double tolerance) {
+  double scale = 1e-30;
+  for (double m : magnitude) scale = m > scale ? m : scale;  // NaN never wins
+  std::vector<bool> skip(magnitude.size(), false);
+  for (int64_t i : excluded) skip[i] = true;
+  std::vector<int64_t> found;
+  for (size_t i = 0; i < magnitude.size(); ++i) {
+    if (!skip[i] && magnitude[i] > tolerance * scale) found.push_back(static_cast<int64_t>(i));
+  }
+  return found;
+}
+
 }  // namespace
 
 DifferentiableForward differentiable_forward(const Forward& forward, const std::vector<at::Tensor>& inputs,
@@ -95,15 +122,7 @@ std::vector<int64_t> LeakFinder::sources_of(const std::vector<int64_t>& targets)
     const std::vector<double> m = per_sample_max_abs(grads[k], forward_.source_dims[k], batch_size_);
     for (int64_t j = 0; j < batch_size_; ++j) sensitivity[j] = std::max(sensitivity[j], m[j]);
   }
-  double scale = 1e-30;
-  for (double s : sensitivity) scale = s > scale ? s : scale;  // NaN never wins
-  std::vector<bool> in_targets(batch_size_, false);
-  for (int64_t i : targets) in_targets[i] = true;
-  std::vector<int64_t> found;
-  for (int64_t j = 0; j < batch_size_; ++j) {
-    if (!in_targets[j] && sensitivity[j] > tolerance_ * scale) found.push_back(j);
-  }
-  return found;
+  return samples_above(sensitivity, targets, tolerance_);
 }
 
 std::vector<int64_t> LeakFinder::targets_of(const std::vector<int64_t>& sources) {
@@ -131,26 +150,15 @@ std::vector<int64_t> LeakFinder::targets_of(const std::vector<int64_t>& sources)
                                                            /*create_graph=*/false, /*allow_unused=*/true);
   ++vjps_;
   if (!jv[0].defined()) return {};
-  const std::vector<double> moved = per_sample_max_abs(jv[0], forward_.output_dim, batch_size_);
-  double scale = 1e-30;
-  for (double s : moved) scale = s > scale ? s : scale;
-  std::vector<bool> in_sources(batch_size_, false);
-  for (int64_t j : sources) in_sources[j] = true;
-  std::vector<int64_t> found;
-  for (int64_t i = 0; i < batch_size_; ++i) {
-    if (!in_sources[i] && moved[i] > tolerance_ * scale) found.push_back(i);
-  }
-  return found;
+  return samples_above(per_sample_max_abs(jv[0], forward_.output_dim, batch_size_), sources, tolerance_);
 }
 
 PartitionFindings partition_passes(LeakFinder& finder, int64_t batch_size) {
   PartitionFindings findings;
-  for (int64_t bit = 0; bit < bits_for(batch_size); ++bit) {
-    std::vector<int64_t> sides[2];
-    for (int64_t i = 0; i < batch_size; ++i) sides[(i >> bit) & 1].push_back(i);
-    for (const std::vector<int64_t>& side : sides) {
-      for (int64_t j : finder.sources_of(side)) findings.differing_bits[j] |= uint64_t{1} << bit;
-    }
+  const std::vector<std::vector<int64_t>> sides = bit_partitions(batch_size);
+  for (size_t k = 0; k < sides.size(); ++k) {
+    const uint64_t bit = uint64_t{1} << (k / 2);  // sides come in pairs, one pair per bit
+    for (int64_t j : finder.sources_of(sides[k])) findings.differing_bits[j] |= bit;
   }
   for (const auto& [source, bits] : findings.differing_bits) {
     findings.sources.push_back(source);
@@ -163,12 +171,8 @@ PartitionFindings partition_passes(LeakFinder& finder, int64_t batch_size) {
 std::optional<std::vector<int64_t>> partition_targets(LeakFinder& finder, int64_t batch_size) {
   std::vector<bool> affected(batch_size, false);
   try {
-    for (int64_t bit = 0; bit < bits_for(batch_size); ++bit) {
-      std::vector<int64_t> sides[2];
-      for (int64_t i = 0; i < batch_size; ++i) sides[(i >> bit) & 1].push_back(i);
-      for (const std::vector<int64_t>& side : sides) {
-        for (int64_t i : finder.targets_of(side)) affected[i] = true;
-      }
+    for (const std::vector<int64_t>& side : bit_partitions(batch_size)) {
+      for (int64_t i : finder.targets_of(side)) affected[i] = true;
     }
   } catch (const std::exception&) {
     return std::nullopt;  // an op without a double backward: the caller falls back on VJPs

@@ -59,10 +59,12 @@ std::vector<int64_t> differing_samples(const at::Tensor& alone, const at::Tensor
   if (!mine.sizes().equals(theirs.sizes())) return all;
   const double rtol = alone_rtol(batch_output.scalar_type());
   const at::Tensor scale = at::clamp_min(theirs.abs().amax(1), theirs.abs().max().item<double>());
-  const at::Tensor differs = ((mine - theirs).abs().amax(1) > rtol * scale) | (mine.isnan() != theirs.isnan()).any(1);
+  const at::Tensor differs =
+      (((mine - theirs).abs().amax(1) > rtol * scale) | (mine.isnan() != theirs.isnan()).any(1)).cpu().contiguous();
+  const bool* flags = differs.data_ptr<bool>();
   std::vector<int64_t> out;
   for (int64_t i = 0; i < batch_size; ++i) {
-    if (differs[i].item<bool>()) out.push_back(i);
+    if (flags[i]) out.push_back(i);
   }
   return out;
 }

@@ -45,17 +45,20 @@ std::vector<int64_t> non_finite_samples(const at::Tensor& t, int64_t dim, int64_
   std::vector<int64_t> out;
   if (!at::isFloatingType(t.scalar_type()) && !at::isComplexType(t.scalar_type())) return out;
   if (t.numel() == 0) return out;
-  const at::Tensor bad = (~at::isfinite(t.detach())).movedim(dim, 0).reshape({batch_size, -1}).any(1).cpu();
+  const at::Tensor bad =
+      (~at::isfinite(t.detach())).movedim(dim, 0).reshape({batch_size, -1}).any(1).cpu().contiguous();
+  const bool* flags = bad.data_ptr<bool>();
   for (int64_t i = 0; i < batch_size; ++i) {
-    if (bad[i].item<bool>()) out.push_back(i);
+    if (flags[i]) out.push_back(i);
   }
   return out;
 }
 
 at::Tensor samples_mask(const std::vector<int64_t>& indices, int64_t batch_size, int64_t dim, int64_t rank,
                         const at::TensorOptions& options) {
-  at::Tensor mask = at::zeros({batch_size}, options.dtype(at::kBool).device(at::kCPU));
-  for (int64_t i : indices) mask[i] = true;
+  at::Tensor mask = at::zeros({batch_size}, at::TensorOptions().dtype(at::kBool));
+  bool* flags = mask.data_ptr<bool>();
+  for (int64_t i : indices) flags[i] = true;  // one write each, not one tensor op each
   std::vector<int64_t> shape(rank, 1);
   shape[dim] = batch_size;
   return mask.reshape(shape).to(options.device());

@@ -159,6 +159,23 @@ class ExhaustiveProbesTest {
     }
 
     @Test
+    void neighboursWhoseOutputsMoveBelowTheRoundingToleranceAreStillAllAffected() {
+        torch.manual_seed(20);
+        long batch = 20;
+        Tensor band = torch.ones(batch, batch).triu(-1).tril(1);
+        Tensor bias = band.sub(new Scalar(1.0)).mul(new Scalar(1e9));
+        // unscaled scores: most samples attend almost only to themselves (weights ~1e-6 on neighbours)
+        try (Model m = model("sharp neighbour attention", batch, h -> h.matmul(h.t()).add(bias).softmax(1).matmul(h))) {
+            ProbeReport report = probe(m, batch, 3);
+            assertTrue(report.differsAlone().size() < batch, "the value route alone misses some: " + report.toJson());
+            assertEquals(batch, report.affectedSamples().size(), report::toJson);
+            assertEquals(batch, report.sourceSamples().size(), report::toJson);
+            // 2 log2(B) partition VJPs, 3 naming sources, 1 + 2 log2(B) on the target side
+            assertEquals(10 + 3 + 11, report.passes().vjps(), report::toJson);
+        }
+    }
+
+    @Test
     void aBatchMeanIsDenseEverySampleAffectedAndAFewNamed() {
         torch.manual_seed(3);
         long batch = 32;
