@@ -22,9 +22,10 @@ import java.util.concurrent.Callable;
 
 /** {@code psg4j probe}: is the model batch-independent and deterministic on this batch? */
 @Command(name = "probe", mixinStandardHelpOptions = true, sortOptions = false,
-        description = {"Probes a model on a batch: does any sample's output depend on other samples (batch mixing:",
-                "batch statistics, attention or sums across the batch, a reshape that folds the batch), and do two",
-                "forwards agree? For a chain of submodules it names the first one that mixes."},
+        description = {"Probes a model on a batch: NaN/Inf in the inputs or the output, two forwards that disagree, and",
+                "whether any sample's output depends on another sample (batch mixing: batch statistics, attention or",
+                "sums across the batch, a reshape that folds the batch), for every sample and every pair, at",
+                "2 log2(B) + 3 passes. It names which samples leak into which and the first submodule that mixes."},
         exitCodeListHeading = "%nExit status:%n",
         exitCodeList = {"0:batch-independent and deterministic", "1:batch mixing or a non-deterministic forward found",
                 "2:bad usage or bad input"})
