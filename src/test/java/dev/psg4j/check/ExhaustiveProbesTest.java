@@ -265,6 +265,26 @@ class ExhaustiveProbesTest {
     }
 
     @Test
+    void tokenIdsTakeTheGradientRouteFromTheEmbeddingsOutput() {
+        torch.manual_seed(11);
+        long batch = 16;
+        Tensor table = torch.randn(20, 3).requires_grad_(true);
+        Tensor m = torch.zeros(batch, batch);
+        m.select(0, 3).select(0, 11).fill_(new Scalar(1.0));
+        try (Model model = Models.function("embedding, sample 3 gets sample 11's", Map.of("table", table), (in, p) -> {
+                 Tensor h = torch.embedding(p.get("table"), in.get(0)).sum(1);  // [B, 3]
+                 return h.size(0) == batch ? h.add(m.matmul(h)) : h;
+             });
+             Batch ids = Batch.of(torch.randint(20, new long[] {batch, 4}))) {
+            ProbeReport report = Probes.report(model, ids, 8);
+            assertEquals("intermediate_gradient", report.method(), report::toJson);
+            assertEquals(Map.of(3, List.of(11)), report.leaks(), report::toJson);
+            assertEquals(List.of(11), report.sourceSamples());
+            assertFalse(report.dense());
+        }
+    }
+
+    @Test
     void nanInAnInputSampleIsNonFiniteNamingTheSampleNotNonDeterministic() {
         torch.manual_seed(7);
         try (Model m = model("linear", 6, h -> h)) {
