@@ -298,37 +298,61 @@ ComparisonView compare_with_reference(const NativeModel& model, const NativeBatc
   });
 }
 
-IndependenceView::IndependenceView(BatchIndependence result) : result_(std::move(result)) {
-  for (const auto& entry : result_.leaks) probed_.push_back(entry.first);
+namespace {
+
+int64_t element(const std::vector<int64_t>& items, int64_t k, const char* what) {
+  if (k < 0 || k >= static_cast<int64_t>(items.size())) {
+    bad_input(std::string(what) + " index " + std::to_string(k) + " out of range [0, " +
+              std::to_string(items.size()) + ")");
+  }
+  return items[k];
 }
 
-int64_t IndependenceView::probed_sample(int64_t k) const {
+}  // namespace
+
+ProbeView::ProbeView(ProbeResult result) : result_(std::move(result)) {
+  for (const auto& entry : independence().leaks) targets_.push_back(entry.first);
+}
+
+const BatchIndependence& ProbeView::independence() const {
+  static const BatchIndependence none;
+  return result_.independence ? *result_.independence : none;
+}
+
+int64_t ProbeView::non_finite_sample(int64_t k) const {
+  return translated([&] { return element(result_.non_finite.samples, k, "non-finite sample"); });
+}
+
+int64_t ProbeView::leak_target(int64_t k) const {
+  return translated([&] { return element(targets_, k, "reported sample"); });
+}
+
+int64_t ProbeView::leak_source_count(int64_t k) const {
+  return translated([&] { return static_cast<int64_t>(independence().leaks.at(leak_target(k)).size()); });
+}
+
+int64_t ProbeView::leak_source(int64_t k, int64_t m) const {
+  return translated([&] { return element(independence().leaks.at(leak_target(k)), m, "leak source"); });
+}
+
+int64_t ProbeView::affected(int64_t k) const {
+  return translated([&] { return element(independence().affected, k, "affected sample"); });
+}
+
+int64_t ProbeView::source(int64_t k) const {
+  return translated([&] { return element(independence().sources, k, "source sample"); });
+}
+
+int64_t ProbeView::differs_alone(int64_t k) const {
+  return translated([&] { return element(independence().differs_alone, k, "differs-alone sample"); });
+}
+
+ProbeView probe(const NativeModel& model, const NativeBatch& batch, int64_t probe_samples, double tolerance) {
   return translated([&] {
-    if (k < 0 || k >= probed_count()) bad_input("probed sample index " + std::to_string(k) + " out of range");
-    return probed_[k];
-  });
-}
-
-int64_t IndependenceView::leak_count(int64_t k) const {
-  return translated([&] { return static_cast<int64_t>(result_.leaks.at(probed_sample(k)).size()); });
-}
-
-int64_t IndependenceView::leak(int64_t k, int64_t m) const {
-  return translated([&] { return result_.leaks.at(probed_sample(k)).at(m); });
-}
-
-int64_t IndependenceView::differs_alone(int64_t k) const {
-  return translated([&] { return result_.differs_alone.at(k); });
-}
-
-IndependenceView probe_batch_independence(const NativeModel& model, const NativeBatch& batch,
-                                          int64_t probe_samples, double tolerance) {
-  return translated([&] {
-    if (probe_samples < 1) bad_input("probe at least one sample, got " + std::to_string(probe_samples));
     ProbeOptions options;
     options.probe_samples = probe_samples;
     options.tolerance = tolerance;
-    return IndependenceView(psg4j::probe_batch_independence(model.get(), batch.get(), options));
+    return ProbeView(psg4j::probe(model.get(), batch.get(), options));
   });
 }
 

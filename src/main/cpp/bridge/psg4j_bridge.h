@@ -147,28 +147,51 @@ ComparisonView compare_with_reference(const NativeModel& model, const NativeBatc
                                       const NativeLoss& loss, int reduction,
                                       const NamedTensorList& candidate, double atol, double rtol);
 
-// What probe_batch_independence found, with plain accessors.
-class IndependenceView {
+// What probe() found, moved out of the core in one call, with plain accessors. The independence
+// accessors give empty findings when the probe stopped before them (has_independence() false).
+class ProbeView {
  public:
-  IndependenceView() = default;
-  explicit IndependenceView(BatchIndependence result);
-  bool independent() const { return result_.independent; }
-  std::string method() const { return result_.method; }
-  std::string mixing_module() const { return result_.mixing_module; }
-  int64_t probed_count() const { return static_cast<int64_t>(probed_.size()); }
-  int64_t probed_sample(int64_t k) const;
-  int64_t leak_count(int64_t k) const;
-  int64_t leak(int64_t k, int64_t m) const;
-  int64_t differs_alone_count() const { return static_cast<int64_t>(result_.differs_alone.size()); }
+  ProbeView() = default;
+  explicit ProbeView(ProbeResult result);
+  // NaN/Inf found first: "" (none), "input" or "output", and the samples holding them.
+  std::string non_finite_where() const { return result_.non_finite.where; }
+  int64_t non_finite_count() const { return static_cast<int64_t>(result_.non_finite.samples.size()); }
+  int64_t non_finite_sample(int64_t k) const;
+  bool deterministic() const { return result_.determinism.deterministic; }
+  double max_abs_diff() const { return result_.determinism.max_abs_diff; }
+  bool has_independence() const { return result_.independence.has_value(); }
+  bool independent() const { return independence().independent; }
+  std::string method() const { return independence().method; }
+  std::string alone_route() const { return independence().alone_route; }
+  std::string mixing_module() const { return independence().mixing_module; }
+  bool dense() const { return independence().dense; }
+  bool leaks_complete() const { return independence().leaks_complete; }
+  // The reported samples (k-th) and the samples each one's output depends on (m-th).
+  int64_t leak_target_count() const { return static_cast<int64_t>(targets_.size()); }
+  int64_t leak_target(int64_t k) const;
+  int64_t leak_source_count(int64_t k) const;
+  int64_t leak_source(int64_t k, int64_t m) const;
+  int64_t affected_count() const { return static_cast<int64_t>(independence().affected.size()); }
+  int64_t affected(int64_t k) const;
+  int64_t source_count() const { return static_cast<int64_t>(independence().sources.size()); }
+  int64_t source(int64_t k) const;
+  int64_t differs_alone_count() const { return static_cast<int64_t>(independence().differs_alone.size()); }
   int64_t differs_alone(int64_t k) const;
+  // What the probe spent.
+  int64_t batched_forwards() const { return result_.cost.batched_forwards; }
+  int64_t vjps() const { return result_.cost.vjps; }
+  int64_t vmapped_forwards() const { return result_.cost.vmapped_forwards; }
+  int64_t sample_forwards() const { return result_.cost.sample_forwards; }
+  double probe_ms() const { return result_.cost.ms; }
 
  private:
-  BatchIndependence result_;
-  std::vector<int64_t> probed_;
+  const BatchIndependence& independence() const;
+  ProbeResult result_;
+  std::vector<int64_t> targets_;
 };
 
-IndependenceView probe_batch_independence(const NativeModel& model, const NativeBatch& batch,
-                                          int64_t probe_samples, double tolerance);
+// All probes (psg4j::probe): probe_samples bounds the samples whose sources are named.
+ProbeView probe(const NativeModel& model, const NativeBatch& batch, int64_t probe_samples, double tolerance);
 // The largest difference between two forwards of the batch (0 when they are identical).
 double probe_determinism(const NativeModel& model, const NativeBatch& batch);
 

@@ -7,25 +7,6 @@
 namespace psg4j {
 namespace {
 
-int64_t normalized_dim(const at::Tensor& t, int64_t dim, const std::string& what) {
-  if (!t.defined()) bad_input(what + " is an undefined tensor");
-  if (t.layout() != at::kStrided) {
-    bad_input(what + " is a sparse tensor (layout " + c10::str(t.layout()) + "): give dense tensors (x.to_dense())");
-  }
-  const int64_t rank = t.dim();
-  if (rank == 0) {
-    bad_input(what + " is a scalar (shape []): give a batch, a tensor whose batch dimension holds the samples");
-  }
-  if (dim < -rank || dim >= rank) {
-    std::ostringstream msg;
-    msg << "batch dimension " << dim << " is out of range for " << what << " of shape "
-        << t.sizes() << " (rank " << rank << "): pass a batch dimension in [" << -rank << ", "
-        << rank - 1 << "]";
-    bad_input(msg.str());
-  }
-  return dim < 0 ? dim + rank : dim;
-}
-
 int64_t common_batch_size(const std::vector<at::Tensor>& tensors, int64_t dim,
                           const std::string& kind, int64_t expected) {
   for (size_t k = 0; k < tensors.size(); ++k) {
@@ -47,11 +28,30 @@ int64_t common_batch_size(const std::vector<at::Tensor>& tensors, int64_t dim,
 std::vector<at::Tensor> narrow_all(const std::vector<at::Tensor>& tensors, int64_t dim, int64_t i) {
   std::vector<at::Tensor> out;
   out.reserve(tensors.size());
-  for (const auto& t : tensors) out.push_back(t.narrow(dim < 0 ? dim + t.dim() : dim, i, 1));
+  for (const auto& t : tensors) out.push_back(t.narrow(normalized_dim(t, dim), i, 1));
   return out;
 }
 
 }  // namespace
+
+int64_t normalized_dim(const at::Tensor& t, int64_t dim, const std::string& what) {
+  if (!t.defined()) bad_input(what + " is an undefined tensor");
+  if (t.layout() != at::kStrided) {
+    bad_input(what + " is a sparse tensor (layout " + c10::str(t.layout()) + "): give dense tensors (x.to_dense())");
+  }
+  const int64_t rank = t.dim();
+  if (rank == 0) {
+    bad_input(what + " is a scalar (shape []): give a batch, a tensor whose batch dimension holds the samples");
+  }
+  if (dim < -rank || dim >= rank) {
+    std::ostringstream msg;
+    msg << "batch dimension " << dim << " is out of range for " << what << " of shape "
+        << t.sizes() << " (rank " << rank << "): pass a batch dimension in [" << -rank << ", "
+        << rank - 1 << "]";
+    bad_input(msg.str());
+  }
+  return dim < 0 ? dim + rank : dim;
+}
 
 int64_t Batch::validate() const {
   if (inputs.empty()) bad_input("the batch has no input tensor: give at least one input");

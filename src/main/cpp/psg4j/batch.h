@@ -3,6 +3,7 @@
 
 #include <ATen/ATen.h>
 
+#include <string>
 #include <vector>
 
 namespace psg4j {
@@ -20,6 +21,10 @@ struct Batch {
   std::vector<at::Tensor> sample_inputs(int64_t i) const;
   std::vector<at::Tensor> sample_targets(int64_t i) const;
 };
+
+// `dim` of `t` counted from the front (a negative dimension counts from the end). Throws a
+// BadInput Error naming `what` when `t` has no such dimension.
+int64_t normalized_dim(const at::Tensor& t, int64_t dim, const std::string& what = "the tensor");
 
 // Copies of `tensors`: what a forward gets when it must not be able to write into the caller's
 // batch (a model may write into its inputs in place).

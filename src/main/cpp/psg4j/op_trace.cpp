@@ -1,7 +1,5 @@
 #include "psg4j/op_trace.h"
 
-#include <ATen/record_function.h>
-
 #include <exception>
 
 namespace psg4j {
@@ -31,14 +29,19 @@ void on_op_end(const at::RecordFunction&, at::ObserverContext*) {
 
 }  // namespace
 
+OpObserverScope::OpObserverScope(StartFn on_start, EndFn on_end, bool needs_inputs, bool needs_outputs)
+    : handle_(at::addThreadLocalCallback(at::RecordFunctionCallback(on_start, on_end)
+                                             .needsInputs(needs_inputs)
+                                             .needsOutputs(needs_outputs)
+                                             .scopes({at::RecordScope::FUNCTION}))) {}
+
+OpObserverScope::~OpObserverScope() { at::removeCallback(handle_); }
+
 OpTrace::OpTrace() {
   trace_state = TraceState{};
   trace_state.exceptions_in_flight = std::uncaught_exceptions();
-  handle_ = at::addThreadLocalCallback(
-      at::RecordFunctionCallback(on_op_start, on_op_end).scopes({at::RecordScope::FUNCTION}));
+  observer_ = std::make_unique<OpObserverScope>(on_op_start, on_op_end);
 }
-
-OpTrace::~OpTrace() { at::removeCallback(handle_); }
 
 const std::vector<std::string>& OpTrace::failing_ops() const { return trace_state.failing; }
 

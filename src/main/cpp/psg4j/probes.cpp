@@ -1,357 +1,239 @@
 #include "psg4j/probes.h"
 
 #include "psg4j/error.h"
+#include "psg4j/leak_detection.h"
+#include "psg4j/localization.h"
+#include "psg4j/run_alone.h"
+#include "psg4j/samples_layout.h"
 
-#include <ATen/CPUGeneratorImpl.h>
-#include <ATen/record_function.h>
-#include <torch/csrc/jit/runtime/graph_executor.h>
-#include <torch/csrc/jit/runtime/interpreter.h>
 #include <c10/core/GradMode.h>
 #include <c10/util/Exception.h>
-#include <torch/csrc/autograd/autograd.h>
 
 #include <algorithm>
-#include <functional>
+#include <chrono>
+#include <limits>
+#include <set>
 
 namespace psg4j {
 namespace {
 
-using Forward = std::function<at::Tensor(const std::vector<at::Tensor>&)>;
-using Leaks = std::map<int64_t, std::vector<int64_t>>;
-
-int64_t physical_dim(int64_t dim, const at::Tensor& t) { return dim < 0 ? dim + t.dim() : dim; }
-
-// Where a tensor computed from the batch keeps its samples: in the inputs' batch dimension, or
-// else in dimension 0.
-int64_t samples_dim(const at::Tensor& t, int64_t batch_dim, int64_t batch_size, const std::string& what) {
-  if (t.dim() > batch_dim && t.size(batch_dim) == batch_size) return batch_dim;
-  if (t.dim() > 0 && t.size(0) == batch_size) return 0;
-  bad_input("the " + what + " has shape " + c10::str(t.sizes()) + ", with no dimension of the batch size " +
-            std::to_string(batch_size) + " where the samples should be (dimension " +
-            std::to_string(batch_dim) + " or 0): the batch-independence probe needs per-sample outputs");
-}
-
-// The first and the last sample and evenly spaced ones between: a few, not all B.
-std::vector<int64_t> probed_samples(int64_t batch_size, int64_t count) {
+// `count` of `pool` (sorted): the first, the last and evenly spaced ones between.
+std::vector<int64_t> spread(const std::vector<int64_t>& pool, int64_t count) {
+  if (static_cast<int64_t>(pool.size()) <= count) return pool;
   std::vector<int64_t> out;
-  count = std::max<int64_t>(1, std::min(count, batch_size));
+  const int64_t n = static_cast<int64_t>(pool.size());
   for (int64_t k = 0; k < count; ++k) {
-    const int64_t i = count == 1 ? 0 : (k * (batch_size - 1)) / (count - 1);
-    if (out.empty() || out.back() != i) out.push_back(i);
+    const int64_t at = count == 1 ? 0 : (k * (n - 1)) / (count - 1);
+    if (out.empty() || out.back() != pool[at]) out.push_back(pool[at]);
   }
   return out;
 }
 
-bool all_floating(const std::vector<at::Tensor>& tensors) {
-  return std::all_of(tensors.begin(), tensors.end(),
-                     [](const at::Tensor& t) { return at::isFloatingType(t.scalar_type()); });
-}
+std::vector<int64_t> sorted(const std::set<int64_t>& s) { return {s.begin(), s.end()}; }
 
-// Each sample's largest |value| of `t` (samples in dimension `dim`), as B doubles.
-std::vector<double> per_sample_max_abs(const at::Tensor& t, int64_t dim, int64_t batch_size) {
-  const at::Tensor m = t.detach().abs().movedim(dim, 0).reshape({batch_size, -1}).amax(1).to(at::kDouble).cpu();
-  return std::vector<double>(m.data_ptr<double>(), m.data_ptr<double>() + batch_size);
-}
-
-std::vector<int64_t> leaking_samples(const std::vector<double>& sensitivity, int64_t sample, double tolerance) {
-  const double scale = std::max(*std::max_element(sensitivity.begin(), sensitivity.end()), 1e-30);
-  std::vector<int64_t> from;
-  for (size_t j = 0; j < sensitivity.size(); ++j) {
-    if (static_cast<int64_t>(j) != sample && sensitivity[j] > tolerance * scale) from.push_back(j);
+NonFinite non_finite_inputs(const Batch& batch, int64_t batch_size) {
+  std::set<int64_t> samples;
+  for (const at::Tensor& x : batch.inputs) {
+    for (int64_t i : non_finite_samples(x, normalized_dim(x, batch.batch_dim), batch_size)) samples.insert(i);
   }
-  return from;
+  return {samples.empty() ? "" : "input", sorted(samples)};
 }
 
-// Exact for float inputs: sample i's output (under fixed random weights, so no cancellation)
-// differentiated with respect to every input; a nonzero gradient on sample j's slice is a leak.
-Leaks gradient_leaks(const Forward& forward, const std::vector<at::Tensor>& inputs, int64_t batch_dim,
-                     int64_t batch_size, const ProbeOptions& options) {
-  c10::AutoGradMode grad_mode(true);
-  std::vector<at::Tensor> leaves;
-  for (const at::Tensor& x : inputs) leaves.push_back(x.detach().clone().requires_grad_());
-  const at::Tensor out = forward(leaves);
-  const int64_t out_dim = samples_dim(out, batch_dim, batch_size, "output");
-  auto generator = at::make_generator<at::CPUGeneratorImpl>(options.seed);
-  const at::Tensor weights = at::randn(out.sizes(), generator, out.options().device(at::kCPU).requires_grad(false)).to(out.device());
-  Leaks leaks;
-  for (int64_t i : probed_samples(batch_size, options.probe_samples)) {
-    const at::Tensor score = (out.select(out_dim, i) * weights.select(out_dim, i)).sum();
-    if (!score.requires_grad()) continue;  // the output does not depend on the inputs at all
-    const std::vector<at::Tensor> grads = torch::autograd::grad({score}, leaves, {}, /*retain_graph=*/true,
-                                                                /*create_graph=*/false, /*allow_unused=*/true);
-    std::vector<double> sensitivity(batch_size, 0.0);
-    for (size_t k = 0; k < grads.size(); ++k) {
-      if (!grads[k].defined()) continue;
-      const std::vector<double> m = per_sample_max_abs(grads[k], physical_dim(batch_dim, leaves[k]), batch_size);
-      for (int64_t j = 0; j < batch_size; ++j) sensitivity[j] = std::max(sensitivity[j], m[j]);
-    }
-    leaks[i] = leaking_samples(sensitivity, i, options.tolerance);
-  }
-  return leaks;
+void require_floating_output(const at::Tensor& output, const Model& model) {
+  if (!output.defined()) bad_input("the forward of " + model.describe() + " returned no tensor: return the model's output");
+  if (at::isFloatingType(output.scalar_type())) return;
+  bad_input("the output of " + model.describe() + " is " + std::string(c10::toString(output.scalar_type())) +
+            ": per-sample gradients need a floating-point output (return the logits or scores, not argmax, "
+            "class indices or a comparison)");
 }
 
-// Sample j's slices replaced by those of another sample that differs (integer data), or moved
-// by noise (float data).
-std::vector<at::Tensor> with_sample_changed(const std::vector<at::Tensor>& inputs, int64_t batch_dim,
-                                            int64_t j, int64_t batch_size, at::Generator& generator) {
-  std::vector<at::Tensor> out;
-  for (const at::Tensor& x : inputs) {
-    const int64_t d = physical_dim(batch_dim, x);
-    at::Tensor changed = x.clone();
-    at::Tensor slice = changed.select(d, j);
-    if (at::isFloatingType(x.scalar_type())) {
-      slice.add_(at::randn(slice.sizes(), generator, slice.options().device(at::kCPU)).to(slice.device()));
-    } else {
-      for (int64_t k = 1; k < batch_size; ++k) {
-        const at::Tensor donor = x.select(d, (j + k) % batch_size);
-        if (!at::equal(donor, slice)) {
-          slice.copy_(donor);
-          break;
-        }
-      }
+bool same_values(const at::Tensor& a, const at::Tensor& b) {
+  if (!a.sizes().equals(b.sizes())) return false;
+  const at::Tensor x = a.detach(), y = b.detach();
+  return ((x == y) | (x.isnan() & y.isnan())).all().item<bool>();
+}
+
+double max_abs_diff(const at::Tensor& a, const at::Tensor& b) {
+  if (!a.sizes().equals(b.sizes())) return std::numeric_limits<double>::infinity();
+  return (a.detach().to(at::kDouble) - b.detach().to(at::kDouble)).abs().nan_to_num(0.0).max().item<double>();
+}
+
+// `first` (no grad) and `second` (grad mode, the gradient route's) of the same batch. Grad mode
+// may take other kernels than no-grad mode, so where they differ a third no-grad forward decides.
+Determinism determinism_of(const at::Tensor& first, const at::Tensor& second, const std::function<at::Tensor()>& again,
+                           ProbeCost& cost) {
+  if (same_values(first, second)) return {};
+  const at::Tensor third = again();
+  ++cost.batched_forwards;
+  if (!same_values(first, third)) return {false, max_abs_diff(first, third)};
+  const double diff = max_abs_diff(first, second);
+  const double scale = first.detach().abs().nan_to_num(0.0).max().item<double>();
+  if (diff <= alone_rtol(first.scalar_type()) * scale) return {};  // rounding, not randomness
+  return {false, diff};
+}
+
+// Every sample some source may leak into: the source XOR each nonzero subset of its differing
+// bits (a source with several targets shows only the union of their differences).
+std::set<int64_t> possible_targets(const PartitionFindings& partition, int64_t batch_size) {
+  std::set<int64_t> out;
+  for (const auto& [source, bits] : partition.differing_bits) {
+    for (uint64_t subset = bits; subset != 0; subset = (subset - 1) & bits) {
+      const int64_t target = source ^ static_cast<int64_t>(subset);
+      if (target < batch_size) out.insert(target);
+      if (static_cast<int64_t>(out.size()) == batch_size) return out;
     }
-    out.push_back(changed);
   }
   return out;
 }
 
-// For integer inputs (token ids), which need no input gradient: change one other sample at a
-// time and watch the probed sample's output.
-Leaks perturbation_leaks(const Forward& forward, const std::vector<at::Tensor>& inputs, int64_t batch_dim,
-                         int64_t batch_size, const ProbeOptions& options) {
-  c10::NoGradGuard no_grad;
-  const at::Tensor base = forward(inputs);
-  const int64_t out_dim = samples_dim(base, batch_dim, batch_size, "output");
-  auto generator = at::make_generator<at::CPUGeneratorImpl>(options.seed);
-  const std::vector<int64_t> probed = probed_samples(batch_size, options.probe_samples);
-  Leaks leaks;
-  for (int64_t i : probed) leaks[i] = {};
-  for (int64_t j = 0; j < batch_size; ++j) {
-    const at::Tensor out = forward(with_sample_changed(inputs, batch_dim, j, batch_size, generator));
-    for (int64_t i : probed) {
-      if (i == j) continue;
-      const at::Tensor before = base.select(out_dim, i);
-      const at::Tensor after = out.select(out_dim, i);
-      const double scale = std::max(before.abs().max().item<double>(), 1e-30);
-      if ((after - before).abs().max().item<double>() > options.tolerance * scale) leaks[i].push_back(j);
+// Each source leaks into exactly the one target its bits name, and every reported target's
+// sources decode to it: the partition passes alone told which samples leak into which.
+bool decoded_exactly(const PartitionFindings& partition, const std::map<int64_t, std::vector<int64_t>>& leaks) {
+  for (const int64_t source : partition.sources) {
+    const auto decoded = partition.decoded_targets.find(source);
+    if (decoded == partition.decoded_targets.end()) return false;
+    const auto target = leaks.find(decoded->second);
+    if (target == leaks.end()) return false;
+    if (std::find(target->second.begin(), target->second.end(), source) == target->second.end()) return false;
+  }
+  for (const auto& [target, sources] : leaks) {
+    for (int64_t s : sources) {
+      const auto decoded = partition.decoded_targets.find(s);
+      if (decoded == partition.decoded_targets.end() || decoded->second != target) return false;
     }
   }
-  return leaks;
+  return true;
 }
 
-Leaks leaks_of(const Forward& forward, const std::vector<at::Tensor>& inputs, int64_t batch_dim,
-               int64_t batch_size, const ProbeOptions& options, std::string* method) {
-  if (all_floating(inputs)) {
-    *method = "input_gradient";
-    return gradient_leaks(forward, inputs, batch_dim, batch_size, options);
+// Names the sources of the flagged samples, one VJP each, at most `bound` of them: first those that
+// differ alone and those the partition passes decode; where the decoding does not account for
+// every leak, then the affected samples the target side finds.
+void name_sources(LeakFinder& finder, const PartitionFindings& partition, const AloneFindings& alone,
+                  int64_t batch_size, int64_t bound, BatchIndependence& result) {
+  std::set<int64_t> named;
+  const auto name = [&](const std::vector<int64_t>& samples) {
+    for (int64_t i : samples) {
+      if (!named.insert(i).second) continue;
+      std::vector<int64_t> sources = finder.sources_of({i});
+      if (!sources.empty()) result.leaks[i] = std::move(sources);
+    }
+  };
+  std::set<int64_t> flagged(alone.differing.begin(), alone.differing.end());
+  for (const auto& entry : partition.decoded_targets) flagged.insert(entry.second);
+  name(spread(sorted(flagged), bound));
+  bool complete = named.size() == flagged.size();
+  const bool decoded = decoded_exactly(partition, result.leaks);
+  std::set<int64_t> affected(alone.differing.begin(), alone.differing.end());
+  if (!decoded) {
+    // The partition passes do not tell the pairs: the target side tells every affected sample
+    // (or, where the model has no double backward, every sample a source may leak into).
+    const std::optional<std::vector<int64_t>> targets = partition_targets(finder, batch_size);
+    if (targets) affected.insert(targets->begin(), targets->end());
+    std::vector<int64_t> others;
+    for (int64_t i : targets ? std::set<int64_t>(targets->begin(), targets->end())
+                             : possible_targets(partition, batch_size)) {
+      if (!named.count(i)) others.push_back(i);
+    }
+    const int64_t room = std::max<int64_t>(0, bound - static_cast<int64_t>(named.size()));
+    const std::vector<int64_t> more = spread(others, room);
+    name(more);
+    complete = complete && more.size() == others.size();
   }
-  *method = "perturbation";
-  return perturbation_leaks(forward, inputs, batch_dim, batch_size, options);
+  for (const auto& entry : result.leaks) affected.insert(entry.first);
+  result.affected = sorted(affected);
+  result.dense = !decoded || !complete;
+  result.leaks_complete = complete;
 }
 
-// Probed samples whose output alone (a one-sample batch, as the reference runs it) differs from
-// their output in the batch. A model that cannot run one sample (BatchNorm in train mode) gives
-// no evidence here; the other routes judge it.
-std::vector<int64_t> samples_differing_alone(const Model& model, const Batch& batch, const at::Tensor& full,
-                                             int64_t batch_dim, int64_t batch_size, const ProbeOptions& options) {
-  c10::NoGradGuard no_grad;
-  const int64_t out_dim = samples_dim(full, batch_dim, batch_size, "output");
-  std::vector<int64_t> differing;
-  for (int64_t i : probed_samples(batch_size, options.probe_samples)) {
-    at::Tensor alone;
-    try {
-      alone = model.forward(copies_of(batch.sample_inputs(i)));
-    } catch (const std::exception&) {
-      continue;
-    }
-    const at::Tensor in_batch = full.select(out_dim, i);
-    if (alone.dim() <= out_dim || alone.size(out_dim) != 1 || !alone.select(out_dim, 0).sizes().equals(in_batch.sizes())) {
-      differing.push_back(i);
-      continue;
-    }
-    // Loose: a one-sample batch may take other kernels (GEMM blocking) than the full batch.
-    const double scale = std::max(in_batch.abs().max().item<double>(), 1e-30);
-    if ((alone.select(out_dim, 0) - in_batch).abs().max().item<double>() > 1e-4 * scale) differing.push_back(i);
-  }
-  return differing;
-}
-
-// An op's output seen during a forward, with the TorchScript submodule that ran the op.
-struct OpOutput {
-  std::string module;  // dotted instance path below the top module ("" for the top module itself)
-  at::Tensor value;
-};
-
-thread_local std::vector<OpOutput>* op_outputs = nullptr;
-
-// "TOP(Net)::forward", "block(Block)::forward", "norm(LayerNorm)::forward", "::helper" -> "block.norm"
-std::string module_path(const std::vector<std::string>& hierarchy) {
-  std::string path;
-  for (size_t k = 1; k < hierarchy.size(); ++k) {
-    const std::string& frame = hierarchy[k];
-    const size_t paren = frame.find('(');
-    if (paren == std::string::npos || paren == 0) continue;  // a function, not a submodule
-    path += (path.empty() ? "" : ".") + frame.substr(0, paren);
-  }
-  return path;
-}
-
-void record_op_output(const at::RecordFunction& fn, at::ObserverContext*) {
-  if (op_outputs == nullptr) return;
-  const std::vector<std::string> hierarchy = torch::jit::currentModuleHierarchy();
-  if (hierarchy.empty()) return;
-  for (const c10::IValue& out : fn.outputs()) {
-    if (out.isTensor() && out.toTensor().defined() && out.toTensor().requires_grad()) {
-      op_outputs->push_back({module_path(hierarchy), out.toTensor()});
-    }
-  }
-}
-
-// Does sample `i` of `t` (an op's output) depend on sample `j` of the inputs? Outputs without a
-// dimension of samples (a transposed weight, a batch folded into features) say nothing either way:
-// they count as not mixing, so the bisection lands on an op whose output is per sample.
-bool output_mixes(const at::Tensor& t, const std::vector<at::Tensor>& leaves, int64_t batch_dim, int64_t batch_size,
-                  int64_t i, int64_t j, double tolerance) {
-  int64_t dim;
-  try {
-    dim = samples_dim(t, batch_dim, batch_size, "op output");
-  } catch (const Error&) {
-    return false;
-  }
-  const at::Tensor slice = t.select(dim, i);
-  if (!slice.requires_grad()) return false;
-  const at::Tensor weights = at::randn_like(slice, slice.options().requires_grad(false));
-  const std::vector<at::Tensor> grads = torch::autograd::grad({(slice * weights).sum()}, leaves, {},
-                                                              /*retain_graph=*/true, false, /*allow_unused=*/true);
-  std::vector<double> sensitivity(batch_size, 0.0);
-  for (size_t k = 0; k < grads.size(); ++k) {
-    if (!grads[k].defined()) continue;
-    const std::vector<double> m = per_sample_max_abs(grads[k], physical_dim(batch_dim, leaves[k]), batch_size);
-    for (int64_t s = 0; s < batch_size; ++s) sensitivity[s] = std::max(sensitivity[s], m[s]);
-  }
-  const double scale = std::max(*std::max_element(sensitivity.begin(), sensitivity.end()), 1e-30);
-  return sensitivity[j] > tolerance * scale;
-}
-
-// For a TorchScript model whose forward is not a plain chain: records every op's output with
-// the submodule that ran it, and finds by bisection the first output where sample i already
-// depends on sample j; that op's submodule is where mixing starts.
-std::string first_mixing_op_module(const Model& model, const Batch& batch, int64_t batch_dim, int64_t batch_size,
-                                   int64_t i, int64_t j, const ProbeOptions& options) {
-  if (!all_floating(batch.inputs)) return "";
-  c10::AutoGradMode grad_mode(true);
-  torch::jit::GraphOptimizerEnabledGuard plain_interpreter(false);  // every op autograd-tracked
-  std::vector<at::Tensor> leaves;
-  for (const at::Tensor& x : batch.inputs) leaves.push_back(x.detach().clone().requires_grad_());
-  std::vector<OpOutput> outputs;
-  op_outputs = &outputs;
-  const auto handle = at::addThreadLocalCallback(
-      at::RecordFunctionCallback(nullptr, record_op_output).needsOutputs(true).scopes({at::RecordScope::FUNCTION}));
-  try {
-    model.forward(copies_of(leaves));
-  } catch (...) {
-    op_outputs = nullptr;
-    at::removeCallback(handle);
-    return "";
-  }
-  op_outputs = nullptr;
-  at::removeCallback(handle);
-  if (outputs.empty() ||
-      !output_mixes(outputs.back().value, leaves, batch_dim, batch_size, i, j, options.tolerance)) {
-    return "";
-  }
-  size_t low = 0, high = outputs.size() - 1;  // outputs[high] mixes
-  while (low < high) {
-    const size_t mid = (low + high) / 2;
-    if (output_mixes(outputs[mid].value, leaves, batch_dim, batch_size, i, j, options.tolerance)) {
-      high = mid;
-    } else {
-      low = mid + 1;
-    }
-  }
-  return outputs[high].module;
-}
-
-bool any_leak(const Leaks& leaks) {
-  return std::any_of(leaks.begin(), leaks.end(), [](const auto& entry) { return !entry.second.empty(); });
-}
-
-// The first step of a chain whose own probe finds mixing, descending into its children; "" if
-// the steps do not reproduce `expected` (the forward is not this chain) or none mixes.
-std::string first_mixing_step(const std::vector<ModelStep>& steps, const at::Tensor& x, const at::Tensor& expected,
-                              int64_t batch_dim, int64_t batch_size, const ProbeOptions& options) {
-  if (steps.empty()) return "";
-  std::vector<at::Tensor> step_inputs;
-  at::Tensor h = x;
-  try {
-    c10::NoGradGuard no_grad;
-    for (const ModelStep& step : steps) {
-      step_inputs.push_back(h);
-      h = step.run(h);
-    }
-    if (!h.sizes().equals(expected.sizes()) || !at::allclose(h, expected.detach(), 1e-4, 1e-5)) return "";
-  } catch (const std::exception&) {
-    return "";  // a step that cannot run alone: the forward is more than a chain
-  }
-  for (size_t k = 0; k < steps.size(); ++k) {
-    const at::Tensor& input = step_inputs[k];
-    int64_t dim;
-    try {
-      dim = samples_dim(input, batch_dim, batch_size, "input of " + steps[k].name);
-    } catch (const Error&) {
-      return steps[k].name;  // the samples are no longer separable here: mixing starts at this step
-    }
-    std::string method;
-    const Forward run = [&](const std::vector<at::Tensor>& in) { return steps[k].run(in[0]); };
-    bool mixes;
-    try {
-      mixes = any_leak(leaks_of(run, {input}, dim, batch_size, options, &method));
-    } catch (const Error&) {
-      return steps[k].name;  // its output has lost the per-sample layout
-    }
-    if (!mixes) continue;
-    at::Tensor step_output;
-    {
-      c10::NoGradGuard no_grad;
-      step_output = steps[k].run(input);
-    }
-    const std::string deeper = first_mixing_step(steps[k].children(), input, step_output, dim, batch_size, options);
-    return deeper.empty() ? steps[k].name : deeper;
+std::string mixing_module_of(const Model& model, const Batch& batch, const at::Tensor& output,
+                             const BatchIndependence& found, const ProbeOptions& options) {
+  const LocalizationOptions localization{options.tolerance, options.seed};
+  std::string module = first_mixing_step(model, batch, output, localization);
+  if (!module.empty()) return module;
+  for (const auto& [target, sources] : found.leaks) {
+    return first_mixing_op_module(model, batch, target, sources.front(), localization);
   }
   return "";
 }
 
+BatchIndependence find_mixing(const Model& model, const Batch& batch, const Forward& forward, const at::Tensor& output,
+                              int64_t output_dim, const DifferentiableForward& graph, const ProbeOptions& options,
+                              ProbeCost& cost) {
+  const int64_t batch_size = output.size(output_dim);
+  LeakFinder finder(graph, batch_size, options.tolerance, options.seed);
+  const PartitionFindings partition = partition_passes(finder, batch_size);
+  const AloneFindings alone = compare_alone(forward, batch, output, output_dim);
+  cost.vmapped_forwards += alone.vmapped_forwards;
+  cost.sample_forwards += alone.sample_forwards;
+  BatchIndependence result;
+  result.method = !finder.usable() ? "value" : graph.from_intermediate ? "intermediate_gradient" : "input_gradient";
+  result.alone_route = route_name(alone.route);
+  result.sources = partition.sources;
+  result.differs_alone = alone.differing;
+  result.independent = partition.sources.empty() && alone.differing.empty();
+  if (!result.independent) {
+    name_sources(finder, partition, alone, batch_size, options.probe_samples, result);
+    result.mixing_module = mixing_module_of(model, batch, output, result, options);
+  }
+  cost.vjps += finder.vjps();
+  return result;
+}
+
 }  // namespace
 
-BatchIndependence probe_batch_independence(const Model& model, const Batch& batch, const ProbeOptions& options) {
+ProbeResult probe(const Model& model, const Batch& batch, const ProbeOptions& options) {
+  const auto start = std::chrono::steady_clock::now();
   const int64_t batch_size = batch.validate();
-  const int64_t batch_dim = physical_dim(batch.batch_dim, batch.inputs[0]);
+  const int64_t batch_dim = normalized_dim(batch.inputs[0], batch.batch_dim, "input 0");
+  if (options.probe_samples < 1 || options.probe_samples > kMaxProbeSamples) {
+    bad_input("probe samples must be in [1, " + std::to_string(kMaxProbeSamples) + "], got " +
+              std::to_string(options.probe_samples));
+  }
   // Every probe forward gets copies: a model may write into its inputs in place.
   const Forward forward = [&](const std::vector<at::Tensor>& inputs) { return model.forward(copies_of(inputs)); };
-  BatchIndependence result;
+  const auto no_grad_forward = [&] {
+    c10::NoGradGuard no_grad;
+    return forward(batch.inputs);
+  };
+  ProbeResult result;
   try {
-    result.leaks = leaks_of(forward, batch.inputs, batch_dim, batch_size, options, &result.method);
-    at::Tensor output;  // the batch's output, which the other routes compare with
-    {
-      c10::NoGradGuard no_grad;
-      output = forward(batch.inputs);
-    }
-    result.differs_alone = samples_differing_alone(model, batch, output, batch_dim, batch_size, options);
-    result.independent = !any_leak(result.leaks) && result.differs_alone.empty();
-    if (!result.independent && batch.inputs.size() == 1) {
-      result.mixing_module = first_mixing_step(model.steps(), batch.inputs[0], output, batch_dim, batch_size, options);
-    }
-    if (!result.independent && result.mixing_module.empty()) {
-      for (const auto& [i, from] : result.leaks) {
-        if (from.empty()) continue;
-        result.mixing_module = first_mixing_op_module(model, batch, batch_dim, batch_size, i, from.front(), options);
-        break;
+    result.non_finite = non_finite_inputs(batch, batch_size);
+    if (result.non_finite.samples.empty()) {
+      const at::Tensor output = no_grad_forward();
+      ++result.cost.batched_forwards;
+      require_floating_output(output, model);
+      const int64_t output_dim = require_samples_dim(output, batch_dim, batch_size, "output of " + model.describe());
+      const std::vector<int64_t> bad = non_finite_samples(output, output_dim, batch_size);
+      if (!bad.empty()) {
+        result.non_finite = {"output", bad};
+      } else {
+        const DifferentiableForward graph =
+            differentiable_forward(forward, batch.inputs, batch_dim, batch_size, output_dim);
+        ++result.cost.batched_forwards;
+        result.determinism = determinism_of(output, graph.output, no_grad_forward, result.cost);
+        if (result.determinism.deterministic) {
+          result.independence = find_mixing(model, batch, forward, output, output_dim, graph, options, result.cost);
+        }
       }
     }
   } catch (const c10::Error& e) {
     throw Error(ErrorKind::ModelFailure, "probing " + model.describe() + " failed: " + e.what_without_backtrace());
   }
+  result.cost.ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   return result;
+}
+
+BatchIndependence probe_batch_independence(const Model& model, const Batch& batch, const ProbeOptions& options) {
+  ProbeResult result = probe(model, batch, options);
+  if (!result.non_finite.samples.empty()) {
+    bad_input("the " + result.non_finite.where + " of samples " + list_of(result.non_finite.samples) +
+              " holds NaN or Inf: the batch-independence probe needs finite values; fix or drop those samples");
+  }
+  if (!result.independence) {
+    bad_input("two forwards of the same batch differ: the batch-independence probe needs a deterministic "
+              "forward; put the model in eval mode (dropout) or fix the seed");
+  }
+  return *result.independence;
 }
 
 Determinism probe_determinism(const Model& model, const Batch& batch) {
@@ -360,15 +242,8 @@ Determinism probe_determinism(const Model& model, const Batch& batch) {
   try {
     const at::Tensor first = model.forward(copies_of(batch.inputs));
     const at::Tensor second = model.forward(copies_of(batch.inputs));
-    Determinism result;
-    if (!first.sizes().equals(second.sizes())) {
-      result.deterministic = false;
-      result.max_abs_diff = std::numeric_limits<double>::infinity();
-      return result;
-    }
-    result.max_abs_diff = (first.to(at::kDouble) - second.to(at::kDouble)).abs().max().item<double>();
-    result.deterministic = at::equal(first, second);
-    return result;
+    if (same_values(first, second)) return {};
+    return {false, max_abs_diff(first, second)};
   } catch (const c10::Error& e) {
     throw Error(ErrorKind::ModelFailure, "running " + model.describe() + " twice failed: " + e.what_without_backtrace());
   }

@@ -53,6 +53,16 @@ at::Tensor VmapLevel::add_batch_dim(const at::Tensor& tensor, int64_t dim) const
   return ft::addBatchDim(tensor, dim, id_);
 }
 
+std::vector<at::Tensor> one_sample_batches(const VmapLevel& vmap, const std::vector<at::Tensor>& tensors,
+                                           int64_t dim) {
+  std::vector<at::Tensor> out;
+  for (const at::Tensor& t : tensors) {
+    const int64_t d = normalized_dim(t, dim);
+    out.push_back(vmap.add_batch_dim(t, d).unsqueeze(d));
+  }
+  return out;
+}
+
 Unbatched unbatch(const at::Tensor& result, int64_t level) {
   const ft::BatchedTensorImpl* batched = ft::maybeGetBatchedImpl(result);
   if (batched == nullptr || batched->level() != level) return {result, std::nullopt};

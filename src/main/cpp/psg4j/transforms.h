@@ -6,6 +6,7 @@
 #include <ATen/ATen.h>
 
 #include <optional>
+#include <vector>
 
 namespace psg4j {
 
@@ -29,6 +30,12 @@ class VmapLevel {
   int64_t id_;
   bool pushed_ = true;
 };
+
+// What a model sees for one sample under `vmap`: dimension `dim` of each tensor (negative counts
+// from the end) vectorized away, then put back with size 1, so the model runs on a one-sample
+// batch as in the reference.
+std::vector<at::Tensor> one_sample_batches(const VmapLevel& vmap, const std::vector<at::Tensor>& tensors,
+                                           int64_t dim);
 
 // The physical tensor behind a result of a vmap level, and its batch dimension (none when the
 // result does not depend on the batched inputs). Taken before the level is popped.

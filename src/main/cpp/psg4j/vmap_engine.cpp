@@ -23,26 +23,10 @@ struct Chunk {
 // from the parameters alone (GRU's first hidden state, for one) work too.
 enum class ParameterMode { Shared, PerSample };
 
-int64_t physical_dim(int64_t dim, const at::Tensor& tensor) {
-  return dim < 0 ? dim + tensor.dim() : dim;
-}
-
 // Plain tensors holding the chunk's samples, made before any level is pushed.
 std::vector<at::Tensor> chunk_of(const std::vector<at::Tensor>& tensors, int64_t dim, Chunk chunk) {
   std::vector<at::Tensor> out;
   for (const at::Tensor& t : tensors) out.push_back(t.narrow(dim, chunk.start, chunk.size));
-  return out;
-}
-
-// What the model sees for one sample: the batch dimension vectorized away by vmap, then put
-// back with size 1, so the model runs on a one-sample batch as in the reference.
-std::vector<at::Tensor> one_sample_batches(const VmapLevel& vmap, const std::vector<at::Tensor>& tensors,
-                                           int64_t dim) {
-  std::vector<at::Tensor> out;
-  for (const at::Tensor& t : tensors) {
-    const int64_t d = physical_dim(dim, t);
-    out.push_back(vmap.add_batch_dim(t, d).unsqueeze(d));
-  }
   return out;
 }
 

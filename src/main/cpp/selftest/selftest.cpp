@@ -19,8 +19,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
+#include <limits>
 #include <map>
 #include <string>
+#include <tuple>
 
 namespace {
 
@@ -249,6 +251,24 @@ void vmap_checks(const torch::Device device) {
   });
 }
 
+// A model whose sample `target`'s output gets sample `source`'s features added: mixing confined to
+// one pair, invisible to any probe that does not look at both samples.
+std::shared_ptr<Model> pair_mixing_model(const at::Tensor& w, int64_t target, int64_t source) {
+  return function_model({{"w", w}}, [=](const std::vector<at::Tensor>& in, const std::vector<at::Tensor>& p) {
+    const at::Tensor h = torch::matmul(in[0], p[0].t());
+    if (h.size(0) <= std::max(target, source)) return h;  // a one-sample batch runs clean
+    at::Tensor leak = torch::zeros_like(h);
+    leak.select(0, target).copy_(h.select(0, source));
+    return h + leak;
+  }, "pair mixing");
+}
+
+int64_t partition_vjps(int64_t batch_size) {
+  int64_t bits = 0;
+  while ((int64_t{1} << bits) < batch_size) ++bits;
+  return 2 * bits;
+}
+
 void probe_checks(const torch::Device device) {
   namespace nn = torch::nn;
   torch::manual_seed(2);
@@ -258,14 +278,42 @@ void probe_checks(const torch::Device device) {
   batch.inputs = {x};
   const ProbeOptions options;
 
-  run_case("a clean model is batch-independent and deterministic", [&] {
+  run_case("a clean model is batch-independent and deterministic, at 2 + 2log2(B) + 1 passes", [&] {
     nn::Sequential mlp(nn::Linear(5, 4), nn::ReLU(), nn::Linear(4, 3));
     mlp->to(device);
     auto model = frontend_model(mlp.ptr().get());
-    const BatchIndependence result = probe_batch_independence(*model, batch, options);
-    expect(result.independent && result.method == "input_gradient" && result.leaks.size() == 3,
-           "mlp: no leaks from 3 probed samples");
+    const ProbeResult result = probe(*model, batch, options);
+    const BatchIndependence& found = *result.independence;
+    expect(found.independent && found.method == "input_gradient" && found.leaks.empty() && found.affected.empty() &&
+               found.alone_route == "vmap",
+           "mlp: no leaks, samples alone through vmap");
+    expect(result.cost.batched_forwards == 2 && result.cost.vjps == partition_vjps(B) &&
+               result.cost.vmapped_forwards == 1 && result.cost.sample_forwards == 0,
+           "mlp: 2 forwards, " + std::to_string(result.cost.vjps) + " VJPs, 1 vmapped forward");
     expect(probe_determinism(*model, batch).deterministic, "mlp: deterministic");
+  });
+
+  run_case("mixing confined to one pair is found at any position", [&] {
+    bool all_found = true;
+    std::string missed;
+    for (const auto& [size, target, source] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{
+             {8, 5, 6}, {8, 0, 7}, {16, 1, 4}, {33, 32, 0}, {64, 17, 40}}) {
+      Batch wide;
+      wide.inputs = {torch::randn({size, 5}, device)};
+      const at::Tensor w = torch::randn({3, 5}, device).requires_grad_();
+      const ProbeResult result = probe(*pair_mixing_model(w, target, source), wide, options);
+      const BatchIndependence& found = *result.independence;
+      const bool ok = !found.independent && found.leaks.size() == 1 && found.leaks.count(target) &&
+                      found.leaks.at(target) == std::vector<int64_t>{source} &&
+                      found.affected == std::vector<int64_t>{target} && found.sources == std::vector<int64_t>{source} &&
+                      !found.dense && found.leaks_complete && result.cost.vjps == partition_vjps(size) + 1;
+      if (!ok) {
+        all_found = false;
+        missed += " B=" + std::to_string(size) + " " + std::to_string(target) + "<-" + std::to_string(source);
+      }
+    }
+    expect(all_found, "pairs (target <- source) found exactly, decoded from the partition passes:" +
+                          (missed.empty() ? std::string(" all") : missed + " missed"));
   });
 
   run_case("BatchNorm in train mode mixes, localized to its layer", [&] {
@@ -274,8 +322,9 @@ void probe_checks(const torch::Device device) {
     seq->train();
     auto model = frontend_model(seq.ptr().get());
     const BatchIndependence result = probe_batch_independence(*model, batch, options);
-    expect(!result.independent && result.leaks.at(0).size() == B - 1 && result.mixing_module == "1",
-           "BatchNorm1d train: every sample leaks into sample 0, module '" + result.mixing_module + "'");
+    expect(!result.independent && result.leaks.at(0).size() == B - 1 && result.mixing_module == "1" &&
+               result.dense && result.alone_route == "none" && result.affected.size() == B,
+           "BatchNorm1d train: every sample leaks into every other, module '" + result.mixing_module + "'");
     seq->eval();
     expect(probe_batch_independence(*model, batch, options).independent, "BatchNorm1d eval: independent");
   });
@@ -286,10 +335,12 @@ void probe_checks(const torch::Device device) {
       return torch::matmul(in[0] - in[0].mean(0, true), p[0].t());
     }, "centering");
     const BatchIndependence result = probe_batch_independence(*model, batch, options);
-    expect(!result.independent && result.mixing_module.empty(), "centering: flagged, not localizable");
+    expect(!result.independent && result.mixing_module.empty() && result.dense && result.affected.size() == B &&
+               result.differs_alone.size() == B,
+           "centering: flagged densely, all samples differ alone, not localizable");
   });
 
-  run_case("integer inputs take the perturbation route", [&] {
+  run_case("integer inputs take the gradient route from the embedding's output", [&] {
     nn::Sequential emb(nn::Embedding(20, 4), nn::Flatten(), nn::Linear(12, 2));
     emb->to(device);
     auto model = frontend_model(emb.ptr().get());
@@ -299,12 +350,13 @@ void probe_checks(const torch::Device device) {
     const at::Tensor table = torch::randn({20, 4}, device).requires_grad_();
     auto mixing = function_model({{"table", table}}, [](const std::vector<at::Tensor>& in, const std::vector<at::Tensor>& p) {
       const at::Tensor e = torch::embedding(p[0], in[0]);
-      return e - e.mean(0, true);
-    }, "embedding minus batch mean");
+      return e + e.roll(1, 0);
+    }, "embedding plus its neighbour");
     const BatchIndependence mixed = probe_batch_independence(*mixing, ids, options);
-    expect(clean.independent && clean.method == "perturbation" && !mixed.independent &&
-               mixed.leaks.at(B - 1).size() == B - 1,
-           "ids: clean Embedding independent, batch-mean one flagged");
+    expect(clean.independent && clean.method == "intermediate_gradient" && !mixed.independent &&
+               mixed.method == "intermediate_gradient" && mixed.leaks.at(1) == std::vector<int64_t>{0} &&
+               mixed.leaks.at(0) == std::vector<int64_t>{B - 1} && !mixed.dense,
+           "ids: clean Embedding independent, neighbour leak sample 0 -> 1 ... B-1 -> 0 decoded");
   });
 
   run_case("cumsum over the batch leaks earlier samples only", [&] {
@@ -313,7 +365,47 @@ void probe_checks(const torch::Device device) {
       return torch::matmul(in[0], p[0].t()).cumsum(0);
     }, "cumsum");
     const BatchIndependence result = probe_batch_independence(*model, batch, options);
-    expect(result.leaks.at(0).empty() && result.leaks.at(B - 1).size() == B - 1, "cumsum: 0 clean, last from all");
+    expect(!result.leaks.count(0) && result.leaks.at(B - 1).size() == B - 1 && result.affected.size() == B - 1,
+           "cumsum: 0 clean, last from all");
+  });
+
+  run_case("NaN in an input or the output is non_finite, before determinism", [&] {
+    nn::Sequential mlp(nn::Linear(5, 3));
+    mlp->to(device);
+    auto model = frontend_model(mlp.ptr().get());
+    Batch poisoned;
+    poisoned.inputs = {x.clone()};
+    poisoned.inputs[0][2][1] = std::numeric_limits<float>::quiet_NaN();
+    const ProbeResult input = probe(*model, poisoned, options);
+    auto logs = function_model({}, [](const std::vector<at::Tensor>& in, const std::vector<at::Tensor>&) {
+      return torch::log(in[0].select(1, 0).unsqueeze(1));  // NaN where the first feature is negative
+    }, "log");
+    const ProbeResult output = probe(*logs, batch, options);
+    const at::Tensor negative = (x.select(1, 0) < 0).nonzero().flatten().cpu();
+    const std::vector<int64_t> expected(negative.data_ptr<int64_t>(), negative.data_ptr<int64_t>() + negative.numel());
+    expect(input.non_finite.where == "input" && input.non_finite.samples == std::vector<int64_t>{2} &&
+               !input.independence && output.non_finite.where == "output" && output.non_finite.samples == expected &&
+               !expected.empty() && output.determinism.deterministic,
+           "NaN input names sample 2; NaN output names the samples with a negative first feature");
+  });
+
+  run_case("the output's samples: batch dimension, else its one dimension of size B", [&] {
+    const at::Tensor w = torch::randn({3, 5}, device).requires_grad_();
+    auto transposed = function_model({{"w", w}}, [](const std::vector<at::Tensor>& in, const std::vector<at::Tensor>& p) {
+      return torch::matmul(in[0], p[0].t()).t();  // [3, B]
+    }, "transposed");
+    auto ambiguous = function_model({{"w", w}}, [](const std::vector<at::Tensor>& in, const std::vector<at::Tensor>& p) {
+      const at::Tensor h = torch::matmul(in[0], p[0].t());
+      return torch::matmul(h, h.t()).unsqueeze(0);  // [1, B, B]
+    }, "ambiguous");
+    auto argmax = function_model({{"w", w}}, [](const std::vector<at::Tensor>& in, const std::vector<at::Tensor>& p) {
+      return torch::matmul(in[0], p[0].t()).argmax(1);
+    }, "argmax");
+    const bool found_dim_1 = probe_batch_independence(*transposed, batch, options).independent;
+    const std::string two_dims = error_of(ErrorKind::BadInput, [&] { probe(*ambiguous, batch, options); });
+    const std::string integer = error_of(ErrorKind::BadInput, [&] { probe(*argmax, batch, options); });
+    const bool refused = contains(two_dims, "[1, 6, 6]") && contains(integer, "floating-point output");
+    expect(found_dim_1 && refused, "[3, B] probed along dim 1; [1, B, B] and an integer output are bad input");
   });
 
   run_case("dropout in train mode is non-deterministic", [&] {
@@ -323,6 +415,7 @@ void probe_checks(const torch::Device device) {
     auto model = frontend_model(seq.ptr().get());
     const Determinism result = probe_determinism(*model, batch);
     expect(!result.deterministic && result.max_abs_diff > 0, "dropout: two forwards differ");
+    expect(!probe(*model, batch, options).determinism.deterministic, "dropout: probe() finds it too");
   });
 }
 

@@ -15,7 +15,9 @@ public enum BenchMethod {
     /** A full check of the vmap engine, one reduction, probes included. */
     CHECK,
     /** One plain batched backward, no per-sample gradients: the floor the others are measured against. */
-    BACKWARD;
+    BACKWARD,
+    /** The probes alone (finite values, determinism, exhaustive batch independence): 2⌈log₂B⌉ VJPs and 3 forwards. */
+    PROBE;
 
     /** The name used on the command line, in reports and as the benchmark method's name. */
     public String label() {

@@ -41,7 +41,8 @@ public record BenchResult(long batch, int threads, String device, String models,
     public static final List<Ratio> RATIOS = List.of(
             new Ratio(BenchMethod.VMAP, BenchMethod.BACKWARD),
             new Ratio(BenchMethod.MICROBATCH, BenchMethod.VMAP),
-            new Ratio(BenchMethod.CHECK, BenchMethod.VMAP));
+            new Ratio(BenchMethod.CHECK, BenchMethod.VMAP),
+            new Ratio(BenchMethod.PROBE, BenchMethod.BACKWARD));
 
     private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
 

@@ -4,6 +4,7 @@ import dev.psg4j.check.Batch;
 import dev.psg4j.check.GradSampler;
 import dev.psg4j.check.Loss;
 import dev.psg4j.check.PerSampleCheck;
+import dev.psg4j.check.Probes;
 import dev.psg4j.check.Reduction;
 import dev.psg4j.engine.Engines;
 import dev.psg4j.report.CheckReport;
@@ -104,6 +105,14 @@ public class SuiteBenchmark {
                      .loss(Loss.L1).reduction(Reduction.SUM).build()) {
             CheckReport report = check.run(vmapEngine);
             return report.passed();
+        }
+    }
+
+    /** The probes a check runs first, alone: every sample and pair of the batch, clean on the suite. */
+    @Benchmark
+    public boolean probe() {
+        try (PointerScope scope = new PointerScope()) {
+            return Probes.report(model.model(), samples, Probes.DEFAULT_PROBE_SAMPLES).passed();
         }
     }
 

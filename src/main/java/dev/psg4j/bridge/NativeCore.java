@@ -129,35 +129,72 @@ public final class NativeCore {
         public native @StdString String alias(@Cast("int64_t") long k, @Cast("int64_t") long m);
     }
 
-    @Name("IndependenceView")
-    public static class IndependenceView extends Pointer {
+    /** The peer of {@code ProbeView}: everything one probe found, read by accessor. */
+    @Name("ProbeView")
+    public static class ProbeView extends Pointer {
         static {
             Loader.load();
         }
 
-        public IndependenceView() {
+        public ProbeView() {
             allocate();
         }
 
         private native void allocate();
 
+        public native @StdString String non_finite_where();
+
+        public native @Cast("int64_t") long non_finite_count();
+
+        public native @Cast("int64_t") long non_finite_sample(@Cast("int64_t") long k);
+
+        public native @Cast("bool") boolean deterministic();
+
+        public native double max_abs_diff();
+
+        public native @Cast("bool") boolean has_independence();
+
         public native @Cast("bool") boolean independent();
 
         public native @StdString String method();
 
+        public native @StdString String alone_route();
+
         public native @StdString String mixing_module();
 
-        public native @Cast("int64_t") long probed_count();
+        public native @Cast("bool") boolean dense();
 
-        public native @Cast("int64_t") long probed_sample(@Cast("int64_t") long k);
+        public native @Cast("bool") boolean leaks_complete();
 
-        public native @Cast("int64_t") long leak_count(@Cast("int64_t") long k);
+        public native @Cast("int64_t") long leak_target_count();
 
-        public native @Cast("int64_t") long leak(@Cast("int64_t") long k, @Cast("int64_t") long m);
+        public native @Cast("int64_t") long leak_target(@Cast("int64_t") long k);
+
+        public native @Cast("int64_t") long leak_source_count(@Cast("int64_t") long k);
+
+        public native @Cast("int64_t") long leak_source(@Cast("int64_t") long k, @Cast("int64_t") long m);
+
+        public native @Cast("int64_t") long affected_count();
+
+        public native @Cast("int64_t") long affected(@Cast("int64_t") long k);
+
+        public native @Cast("int64_t") long source_count();
+
+        public native @Cast("int64_t") long source(@Cast("int64_t") long k);
 
         public native @Cast("int64_t") long differs_alone_count();
 
         public native @Cast("int64_t") long differs_alone(@Cast("int64_t") long k);
+
+        public native @Cast("int64_t") long batched_forwards();
+
+        public native @Cast("int64_t") long vjps();
+
+        public native @Cast("int64_t") long vmapped_forwards();
+
+        public native @Cast("int64_t") long sample_forwards();
+
+        public native double probe_ms();
     }
 
     @Name("ComparisonView")
@@ -268,8 +305,8 @@ public final class NativeCore {
             @Const @ByRef NativeBatch batch, @Const @ByRef NativeLoss loss, int reduction, long chunkSize,
             int randomness);
 
-    public static native @ByVal IndependenceView probe_batch_independence(@Const @ByRef NativeModel model,
-            @Const @ByRef NativeBatch batch, @Cast("int64_t") long probeSamples, double tolerance);
+    public static native @ByVal ProbeView probe(@Const @ByRef NativeModel model, @Const @ByRef NativeBatch batch,
+            @Cast("int64_t") long probeSamples, double tolerance);
 
     public static native double probe_determinism(@Const @ByRef NativeModel model, @Const @ByRef NativeBatch batch);
 

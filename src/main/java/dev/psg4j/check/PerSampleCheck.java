@@ -48,6 +48,7 @@ public final class PerSampleCheck implements AutoCloseable {
     private final boolean probes;
     private final int threads;
     private final CloseGuard guard = new CloseGuard("PerSampleCheck");
+    private final int probeSamples;
 
     private PerSampleCheck(Builder b) {
         this.model = BadInputException.requireNonNull(b.model, "model", Builder.A_MODEL);
@@ -60,6 +61,7 @@ public final class PerSampleCheck implements AutoCloseable {
         this.tolerance = b.tolerance;
         this.probes = b.probes;
         this.threads = b.threads;
+        this.probeSamples = b.probeSamples;
     }
 
     public static Builder builder() {
@@ -102,7 +104,7 @@ public final class PerSampleCheck implements AutoCloseable {
     }
 
     private CheckReport runProbedCheck(GradSampler sampler) {
-        List<Diagnosis> diagnoses = probes ? Probes.diagnose(model, batch) : List.of();
+        List<Diagnosis> diagnoses = probes ? Probes.diagnose(model, batch, probeSamples) : List.of();
         if (!diagnoses.isEmpty()) {
             // Nothing to compare: the reference's one-sample batches would not be the model's
             // (and BatchNorm in train mode cannot even run one sample).
@@ -158,6 +160,7 @@ public final class PerSampleCheck implements AutoCloseable {
         private Tolerance tolerance = Tolerance.DEFAULT;
         private int threads;
         private boolean probes = true;
+        private int probeSamples = Probes.DEFAULT_PROBE_SAMPLES;
 
         private Builder() {
         }
@@ -243,6 +246,16 @@ public final class PerSampleCheck implements AutoCloseable {
         /** Whether {@link PerSampleCheck#run} probes the model first (default true). */
         public Builder probes(boolean probes) {
             this.probes = probes;
+            return this;
+        }
+
+        /**
+         * How many flagged samples the probes name sources for, one backward each (default
+         * {@link Probes#DEFAULT_PROBE_SAMPLES}, at most {@link Probes#MAX_PROBE_SAMPLES}); every sample is
+         * probed whatever it is.
+         */
+        public Builder probeSamples(int probeSamples) {
+            this.probeSamples = Probes.requireProbeSamples(probeSamples, "probeSamples");
             return this;
         }
 

@@ -24,9 +24,9 @@ import java.util.concurrent.Callable;
 @Command(name = "bench", mixinStandardHelpOptions = true, sortOptions = false,
         description = {"Times per-sample gradients on the benchmark suite with JMH.",
                 "Per model (l1 loss, reduction sum): vmap (the vmap engine), microbatch (the",
-                "reference engine), check (a full check of the vmap engine, probes included, one reduction) and",
-                "backward (one plain batched backward); prints the median (p50) ms per call",
-                "and the ratios vmap/backward, microbatch/vmap, check/vmap.",
+                "reference engine), check (a full check of the vmap engine, probes included, one reduction),",
+                "backward (one plain batched backward) and probe (the probes alone); prints the median (p50) ms",
+                "per call and the ratios vmap/backward, microbatch/vmap, check/vmap, probe/backward.",
                 "  mlp  Linear(784,256)-ReLU-Linear(256,10)                    x [B,784]",
                 "  cnn  Conv2d(1,16,5)-ReLU-MaxPool2d(2)-Conv2d(16,32,5)-ReLU-",
                 "       MaxPool2d(2)-Flatten-Linear(512,10)                    x [B,1,28,28]",
@@ -52,8 +52,8 @@ final class BenchCommand implements Callable<Integer> {
             description = "LibTorch's intra-op threads; default ${DEFAULT-VALUE}")
     int threads;
 
-    @Option(names = "--methods", paramLabel = "LIST", defaultValue = "vmap,microbatch,check,backward",
-            description = "comma list of vmap, microbatch, check, backward; default all")
+    @Option(names = "--methods", paramLabel = "LIST", defaultValue = "vmap,microbatch,check,backward,probe",
+            description = "comma list of vmap, microbatch, check, backward, probe (the probes alone); default all")
     String methods;
 
     @Option(names = "--models", paramLabel = "DIR",

@@ -74,6 +74,9 @@ final class CheckCommand implements Callable<Integer> {
             description = "vmap: what random ops do: error, different (per sample) or same; default ${DEFAULT-VALUE}")
     String randomness;
 
+    @Mixin
+    ProbeSampleOptions probing;
+
     @Option(names = "--no-probes", negatable = false,
             description = "skip the determinism and batch-independence probes run before comparing")
     boolean noProbes;
@@ -125,7 +128,7 @@ final class CheckCommand implements Callable<Integer> {
             if (threads != null) {
                 builder.threads(threads);
             }
-            builder.probes(!noProbes);
+            builder.probes(!noProbes).probeSamples(probing.probeSamples());
             CheckReport report;
             try (PerSampleCheck check = builder.build()) {
                 report = check.run(sampler);
@@ -171,6 +174,7 @@ final class CheckCommand implements Callable<Integer> {
 
     private void checkOptions(List<Reduction> reductions, Loss lossFn) {
         engine();
+        probing.probeSamples();
         switch (device.toLowerCase(Locale.ROOT)) {
             case "cpu" -> { }
             case "cuda" -> throw new BadInputException("--device cuda is not supported yet: this release checks on "

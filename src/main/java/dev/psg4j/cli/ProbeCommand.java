@@ -1,6 +1,5 @@
 package dev.psg4j.cli;
 
-import dev.psg4j.BadInputException;
 import dev.psg4j.check.Batch;
 import dev.psg4j.check.Probes;
 import dev.psg4j.model.Model;
@@ -17,15 +16,16 @@ import picocli.CommandLine.Spec;
 import java.io.PrintWriter;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
-import java.util.stream.Collectors;
 
 /** {@code psg4j probe}: is the model batch-independent and deterministic on this batch? */
 @Command(name = "probe", mixinStandardHelpOptions = true, sortOptions = false,
-        description = {"Probes a model on a batch: does any sample's output depend on other samples (batch mixing:",
-                "batch statistics, attention or sums across the batch, a reshape that folds the batch), and do two",
-                "forwards agree? For a chain of submodules it names the first one that mixes."},
+        description = {"Probes a model on a batch: NaN/Inf in the inputs or the output, two forwards that disagree, and",
+                "whether any sample's output depends on another sample (batch mixing: batch statistics, attention or",
+                "sums across the batch, a reshape that folds the batch), for every sample and every pair, at",
+                "2 log2(B) + 3 passes. It names which samples leak into which and the first submodule that mixes."},
         exitCodeListHeading = "%nExit status:%n",
         exitCodeList = {"0:batch-independent and deterministic", "1:batch mixing or a non-deterministic forward found",
                 "2:bad usage or bad input"})
@@ -36,9 +36,8 @@ final class ProbeCommand implements Callable<Integer> {
     @Mixin
     ModelBatchOptions source;
 
-    @Option(names = "--probe-samples", paramLabel = "K", defaultValue = "3",
-            description = "how many samples to probe (the first, the last and ones between); default ${DEFAULT-VALUE}")
-    int probeSamples;
+    @Mixin
+    ProbeSampleOptions probing;
 
     @Option(names = "--json", paramLabel = "REPORT.json", description = "also write the findings as JSON")
     Path json;
@@ -49,9 +48,7 @@ final class ProbeCommand implements Callable<Integer> {
     }
 
     private int probe() {
-        if (probeSamples < 1) {
-            throw new BadInputException("--probe-samples must be at least 1, got " + probeSamples);
-        }
+        int probeSamples = probing.probeSamples();
         Failures.requireFolderOf(json, "--json");
         try (Model m = Models.torchScript(source.model);
              Batch batch = new Batch(source.inputs(), List.of(), source.batchDim, source.batchDim)) {
@@ -70,16 +67,26 @@ final class ProbeCommand implements Callable<Integer> {
     private static String describe(ProbeReport report) {
         StringBuilder out = new StringBuilder();
         out.append(report.passed() ? "PASSED" : "FAILED").append(": B = ").append(report.batchSize()).append('\n');
-        out.append("  deterministic: ").append(report.deterministic() ? "yes" : "NO").append('\n');
+        if (report.nonFiniteIn() != null) {
+            out.append("  finite: NO (").append(report.nonFiniteIn()).append(" of samples ")
+                    .append(report.nonFiniteSamples()).append(")\n");
+        } else {
+            out.append("  deterministic: ").append(report.deterministic() ? "yes" : "NO").append('\n');
+        }
         if (report.batchIndependent() != null) {
             out.append("  batch-independent: ").append(report.batchIndependent() ? "yes" : "NO")
-                    .append(" (").append(report.method().replace('_', ' ')).append(", probed samples ")
-                    .append(report.leaks().keySet().stream().map(String::valueOf).collect(Collectors.joining(", ")))
-                    .append(")\n");
+                    .append(" (every sample and pair; ").append(report.method().replace('_', ' '))
+                    .append(", samples alone: ").append(report.aloneRoute().replace('_', ' ')).append(")\n");
+            if (!report.batchIndependent()) {
+                out.append("    affected samples: ").append(report.affectedSamples())
+                        .append(report.dense() ? " (dense mixing)" : "").append('\n');
+            }
             for (Map.Entry<Integer, List<Integer>> e : report.leaks().entrySet()) {
-                if (!e.getValue().isEmpty()) {
-                    out.append("    sample ").append(e.getKey()).append(" <- samples ").append(e.getValue()).append('\n');
-                }
+                out.append("    sample ").append(e.getKey()).append(" <- samples ").append(e.getValue()).append('\n');
+            }
+            if (!report.leaksComplete()) {
+                out.append("    (sources named for ").append(report.leaks().size())
+                        .append(" samples; --probe-samples names more)\n");
             }
             if (!report.differsAlone().isEmpty()) {
                 out.append("    samples whose output changes when run alone: ").append(report.differsAlone()).append('\n');
@@ -88,6 +95,7 @@ final class ProbeCommand implements Callable<Integer> {
                 out.append("  mixing starts in submodule: ").append(report.mixingModule()).append('\n');
             }
         }
+        out.append(String.format(Locale.ROOT, "  cost: %s, %.1f ms%n", report.passes(), report.probeMs()));
         for (Diagnosis d : report.diagnoses()) {
             out.append("  * ").append(d.message()).append('\n');
         }

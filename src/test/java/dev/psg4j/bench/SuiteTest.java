@@ -1,9 +1,12 @@
 package dev.psg4j.bench;
 
 import dev.psg4j.BadInputException;
+import dev.psg4j.check.Batch;
 import dev.psg4j.check.PerSampleCheck;
+import dev.psg4j.check.Probes;
 import dev.psg4j.engine.Engines;
 import dev.psg4j.report.CheckReport;
+import dev.psg4j.report.ProbeReport;
 
 import org.bytedeco.pytorch.Tensor;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -48,6 +51,18 @@ class SuiteTest {
         try (Suite suite = Suite.build("emb", 16)) {
             assertArrayEquals(new long[] {16, 8}, new long[] {suite.input().size(0), suite.input().size(1)});
             assertTrue(suite.input().max().item_long() < 1000 && suite.input().min().item_long() >= 0);
+        }
+    }
+
+    /** The probes the bench times: clean on every suite model, at the documented passes, whatever B. */
+    @ParameterizedTest
+    @CsvSource({"mlp, 32", "cnn, 32", "seq, 32", "emb, 32", "mlp, 256", "cnn, 256", "seq, 256", "emb, 256"})
+    void theSuiteIsCleanUnderTheProbesAtTwoForwardsTheBitPartitionVjpsAndOneVmappedForward(String name, long batch) {
+        try (Suite suite = Suite.build(name, batch); Batch samples = Batch.of(suite.input())) {
+            ProbeReport report = Probes.report(suite.model(), samples, Probes.DEFAULT_PROBE_SAMPLES);
+            assertTrue(report.passed(), report::toJson);
+            long vjps = 2L * (64 - Long.numberOfLeadingZeros(batch - 1));
+            assertEquals(new ProbeReport.Passes(2, vjps, 1, 0), report.passes(), report::toJson);
         }
     }
 

@@ -32,7 +32,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * The probes on models no engine test uses: every mixing model of make_probe_fixtures.py is
- * flagged with the right samples and the right submodule (a chain of submodules run one by one,
+ * flagged with the right samples (all of them, and the sources of every one the manifest lists)
+ * and the right submodule (a chain of submodules run one by one,
  * or, for other TorchScript forwards, the submodule of the first op whose output mixes); no
  * clean one is flagged, nor any model of the vmap layer matrix; dropout is found
  * non-deterministic.
@@ -72,12 +73,17 @@ class ProbesTest {
         }
         boolean mixes = entry.get("mixes").asBoolean();
         assertEquals(!mixes, report.batchIndependent(), report::toJson);
-        int last = entry.get("batch_size").asInt() - 1;
-        for (int sample : List.of(0, last)) {
+        int batchSize = entry.get("batch_size").asInt();
+        entry.get("leaks").fields().forEachRemaining(leak -> {
             List<Integer> expected = new ArrayList<>();
-            entry.get("leaks").get(String.valueOf(sample)).forEach(j -> expected.add(j.asInt()));
-            assertEquals(expected, report.leaks().get(sample), () -> "leaks into sample " + sample + ": " + report.toJson());
-        }
+            leak.getValue().forEach(j -> expected.add(j.asInt()));
+            int sample = Integer.parseInt(leak.getKey());
+            assertEquals(expected, report.leaks().getOrDefault(sample, List.of()),
+                    () -> "leaks into sample " + sample + ": " + report.toJson());
+        });
+        assertEquals(affectedByPattern(entry.get("leak_pattern").asText(), batchSize), report.affectedSamples(),
+                report::toJson);
+        assertTrue(report.leaksComplete(), "B <= probe samples: every flagged sample named: " + report.toJson());
         if (!mixes) {
             assertTrue(report.diagnoses().isEmpty(), report::toJson);
             return;
@@ -87,6 +93,21 @@ class ProbesTest {
         assertEquals(entry.get("mixing_module").asText(), report.mixingModule(), report::toJson);
         assertEquals(report.mixingModule(), diagnosis.param());
         assertTrue(diagnosis.message().contains("submodule '" + report.mixingModule() + "'"), diagnosis::message);
+    }
+
+    /** The samples whose output depends on others, for a manifest's leak pattern over all B samples. */
+    private static List<Integer> affectedByPattern(String pattern, int batchSize) {
+        List<Integer> out = new ArrayList<>();
+        int first = switch (pattern) {
+            case "none" -> batchSize;
+            case "all" -> 0;
+            case "earlier" -> 1;
+            default -> throw new IllegalArgumentException("leak pattern " + pattern);
+        };
+        for (int i = first; i < batchSize; i++) {
+            out.add(i);
+        }
+        return out;
     }
 
     @ParameterizedTest(name = "{0}")

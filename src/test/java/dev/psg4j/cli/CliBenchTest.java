@@ -20,8 +20,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** {@code psg4j bench} in this JVM (--forks 0) with the shortest JMH settings: the table, the JSON, bad options. */
 class CliBenchTest {
-    private static final List<String> METHODS = List.of("vmap", "microbatch", "check", "backward");
-    private static final List<String> RATIOS = List.of("vmap/backward", "microbatch/vmap", "check/vmap");
+    private static final List<String> METHODS = List.of("vmap", "microbatch", "check", "backward", "probe");
+    private static final List<String> RATIOS = List.of("vmap/backward", "microbatch/vmap", "check/vmap", "probe/backward");
 
     @BeforeAll
     static void shareTheJmhLock() {
