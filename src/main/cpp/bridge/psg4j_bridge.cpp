@@ -8,6 +8,14 @@
 
 #include <stdexcept>
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
 namespace psg4j {
 namespace bridge {
 namespace {
@@ -226,6 +234,12 @@ NamedTensorList vmap_gradients(const NativeModel& model, const NativeBatch& batc
     return NamedTensorList(
         psg4j::vmap_gradients(problem, VmapOptions{chunk_size, static_cast<Randomness>(randomness)}));
   });
+}
+
+void release_free_native_memory() {
+#if defined(__GLIBC__)
+  malloc_trim(0);
+#endif
 }
 
 TensorContainer load_tensor_file(const std::string& path, NamedTensorList* entries) {

@@ -297,6 +297,9 @@ public final class NativeCore {
 
     public static native @ByVal ParameterAliases parameter_aliases(@Const @ByRef NativeModel model);
 
+    /** glibc's malloc_trim(0): returns the allocator's free pages to the system. */
+    public static native void release_free_native_memory();
+
     public static native @ByVal NamedTensorList microbatch_gradients(@Const @ByRef NativeModel model,
             @Const @ByRef NativeBatch batch, @Const @ByRef NativeLoss loss, int reduction);
 

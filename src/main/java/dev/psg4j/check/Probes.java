@@ -1,6 +1,7 @@
 package dev.psg4j.check;
 
 import dev.psg4j.BadInputException;
+import dev.psg4j.bridge.CloseGuard;
 import dev.psg4j.bridge.NativeCore;
 import dev.psg4j.bridge.NativeCore.ProbeView;
 import dev.psg4j.bridge.Natives;
@@ -151,9 +152,11 @@ public final class Probes {
     }
 
     public static Determinism determinism(Model model, Batch batch) {
-        double diff = Natives.call(List.of(model.callbackFailure()),
-                () -> NativeCore.probe_determinism(model.handle(), batch.handle()));
-        return new Determinism(diff == 0.0, diff);
+        try (CloseGuard.Use use = model.use()) {
+            double diff = Natives.call(List.of(model.callbackFailure()),
+                    () -> NativeCore.probe_determinism(model.handle(), batch.handle()));
+            return new Determinism(diff == 0.0, diff);
+        }
     }
 
     /** The diagnoses of the probes (empty when the model passes them), with {@link #DEFAULT_PROBE_SAMPLES}. */
@@ -214,8 +217,10 @@ public final class Probes {
 
     private static ProbeView run(Model model, Batch batch, int probeSamples) {
         requireProbeSamples(probeSamples, "probe samples");
-        return Natives.call(List.of(model.callbackFailure()),
-                () -> NativeCore.probe(model.handle(), batch.handle(), probeSamples, TOLERANCE));
+        try (CloseGuard.Use use = model.use()) {
+            return Natives.call(List.of(model.callbackFailure()),
+                    () -> NativeCore.probe(model.handle(), batch.handle(), probeSamples, TOLERANCE));
+        }
     }
 
     private static NonFinite nonFinite(ProbeView view) {

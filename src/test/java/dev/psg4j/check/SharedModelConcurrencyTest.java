@@ -1,0 +1,177 @@
+package dev.psg4j.check;
+
+import dev.psg4j.Fixtures;
+import dev.psg4j.bench.Suite;
+import dev.psg4j.engine.Engines;
+import dev.psg4j.engine.TensorMaps;
+import dev.psg4j.model.Model;
+import dev.psg4j.model.Models;
+import dev.psg4j.report.CheckReport;
+import dev.psg4j.report.ParamReport;
+
+import org.bytedeco.pytorch.IValue;
+import org.bytedeco.pytorch.IValueVector;
+import org.bytedeco.pytorch.JitModule;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.global.torch;
+import org.junit.jupiter.api.Test;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * A Model shared by threads and engines gives exactly the single-threaded verdicts: 4 threads ×
+ * 250 mixed checks (vmap, microbatch, precomputed good and bad candidates) on one Model, every
+ * max_abs_err compared bit for bit with a single-threaded run, while the caller's own thread runs
+ * the caller's module and must never see another parameter.
+ */
+class SharedModelConcurrencyTest {
+    private static final int THREADS = 4;
+    private static final int CHECKS_PER_THREAD = 250;
+
+    /** What must not change: the verdict and every parameter's max_abs_err, per reduction. */
+    private record Fingerprint(boolean passed, List<Double> maxAbsErrors) {
+        static Fingerprint of(CheckReport report) {
+            List<Double> errors = new ArrayList<>();
+            report.reductions().forEach(r -> r.params().stream().map(ParamReport::maxAbsErr).forEach(errors::add));
+            return new Fingerprint(report.passed(), errors);
+        }
+    }
+
+    private static final class Workload {
+        final Model model;
+        final List<Tensor> inputs;
+        final List<Tensor> targets;
+        final Loss loss;
+        final List<GradSampler> samplers;
+
+        Workload(Model model, List<Tensor> inputs, List<Tensor> targets, Loss loss, List<GradSampler> samplers) {
+            this.model = model;
+            this.inputs = inputs;
+            this.targets = targets;
+            this.loss = loss;
+            this.samplers = samplers;
+        }
+
+        Fingerprint check(int k) {
+            // One intra-op thread: the same kernels, so the same roundings, in every thread.
+            try (PerSampleCheck check = PerSampleCheck.builder().model(model).inputs(inputs).targets(targets)
+                    .loss(loss).reduction(Reduction.SUM).threads(1).build()) {
+                return Fingerprint.of(check.run(samplers.get(k % samplers.size())));
+            }
+        }
+    }
+
+    /** Runs every check of the workload single-threaded, then concurrently; returns how many differ. */
+    private static int differingVerdicts(Workload work, int threads, int checksPerThread, Runnable alongside)
+            throws Exception {
+        List<Fingerprint> expected = new ArrayList<>();
+        for (int k = 0; k < work.samplers.size(); k++) {
+            expected.add(work.check(k));
+        }
+        assertTrue(expected.get(0).passed() && !expected.get(expected.size() - 1).passed(),
+                "the workload mixes passing and failing checks: " + expected);
+        AtomicInteger differing = new AtomicInteger();
+        AtomicBoolean running = new AtomicBoolean(true);
+        ExecutorService pool = Executors.newFixedThreadPool(threads + 1);
+        try {
+            Future<?> user = pool.submit(() -> {
+                while (running.get()) {
+                    alongside.run();
+                }
+            });
+            List<Future<?>> workers = new ArrayList<>();
+            for (int t = 0; t < threads; t++) {
+                int offset = t;
+                workers.add(pool.submit(() -> {
+                    for (int k = 0; k < checksPerThread; k++) {
+                        int which = (k + offset) % work.samplers.size();
+                        if (!work.check(which).equals(expected.get(which))) {
+                            differing.incrementAndGet();
+                        }
+                    }
+                    return null;
+                }));
+            }
+            for (Future<?> w : workers) {
+                w.get(10, TimeUnit.MINUTES);
+            }
+            running.set(false);
+            user.get(1, TimeUnit.MINUTES);
+        } finally {
+            running.set(false);
+            pool.shutdownNow();
+        }
+        return differing.get();
+    }
+
+    @Test
+    void aTorchScriptModelSharedByFourThreadsGivesTheSingleThreadedVerdictsAndNeverSwapsTheCallersModule()
+            throws Exception {
+        torch.set_num_threads(1);
+        List<Tensor> x = new ArrayList<>(TensorMaps.load(Fixtures.file("mlp", "x.pt")).values());
+        List<Tensor> y = new ArrayList<>(TensorMaps.load(Fixtures.file("mlp", "y.pt")).values());
+        try (JitModule callers = Models.loadTorchScript(Fixtures.file("mlp", "model.pt"));
+             Model model = Models.torchScript(callers)) {
+            List<GradSampler> samplers = List.of(Engines.vmap(), Engines.microbatch(),
+                    Engines.precomputed("func", Reduction.SUM, TensorMaps.load(Fixtures.file("mlp", "grads_func_sum.pt"))),
+                    Engines.precomputed("swapped", Reduction.SUM, TensorMaps.load(Fixtures.file("mlp", "bug_swapped.pt"))));
+            Tensor before = forward(callers, x.get(0));
+            AtomicInteger changed = new AtomicInteger();
+            Runnable callersOwnForward = () -> {
+                if (!torch.equal(forward(callers, x.get(0)), before)) {
+                    changed.incrementAndGet();
+                }
+            };
+            int differing = differingVerdicts(new Workload(model, x, y, Loss.CROSS_ENTROPY, samplers), THREADS,
+                    CHECKS_PER_THREAD, callersOwnForward);
+            assertEquals(0, differing, "verdicts of " + THREADS * CHECKS_PER_THREAD + " shared-model checks that differ");
+            assertEquals(0, changed.get(), "forwards of the caller's module that saw other parameters");
+        }
+    }
+
+    @Test
+    void aJavaBuiltModelSharedByFourThreadsGivesTheSingleThreadedVerdicts() throws Exception {
+        torch.set_num_threads(1);
+        torch.manual_seed(7);
+        try (Suite mlp = Suite.build("mlp", 8)) {
+            Model model = mlp.model();
+            List<Tensor> x = List.of(mlp.input());
+            GradSampler broken = dev.psg4j.cli.demo.Sabotage.perturb(Engines.vmap(), "0.weight", 3, 1e-2);
+            List<GradSampler> samplers = List.of(Engines.vmap(), Engines.microbatch(), Engines.vmap().chunkSize(3), broken);
+            int differing = differingVerdicts(new Workload(model, x, List.of(), Loss.L1, samplers), THREADS, 25, () -> { });
+            assertEquals(0, differing);
+        }
+    }
+
+    @Test
+    void aCheckLeavesTheThreadCountAndTheRandomStreamAsItFoundThem() {
+        int threads = torch.get_num_threads();
+        torch.manual_seed(11);
+        Tensor expected = torch.randn(4);
+        torch.manual_seed(11);
+        try (Suite mlp = Suite.build("mlp", 4);
+             PerSampleCheck check = PerSampleCheck.builder().model(mlp.model()).inputs(mlp.input())
+                     .threads(threads == 1 ? 2 : 1).build()) {
+            assertTrue(check.run(Engines.vmap()).passed());
+        }
+        assertEquals(threads, torch.get_num_threads(), "intra-op threads after a check with threads(n)");
+        assertTrue(torch.equal(torch.randn(4), expected), "the default generator moved");
+    }
+
+    private static Tensor forward(JitModule module, Tensor x) {
+        try (IValueVector args = new IValueVector(new IValue(x))) {
+            return module.forward(args).toTensor();
+        }
+    }
+}
