@@ -157,21 +157,30 @@ class SharedModelConcurrencyTest {
     @Test
     void aCheckLeavesTheThreadCountAndTheRandomStreamAsItFoundThem() {
         int threads = torch.get_num_threads();
-        torch.manual_seed(11);
-        Tensor expected = torch.randn(4);
-        torch.manual_seed(11);
-        try (Suite mlp = Suite.build("mlp", 4);
-             PerSampleCheck check = PerSampleCheck.builder().model(mlp.model()).inputs(mlp.input())
-                     .threads(threads == 1 ? 2 : 1).build()) {
-            assertTrue(check.run(Engines.vmap()).passed());
+        try (Suite mlp = Suite.build("mlp", 4)) {
+            org.bytedeco.pytorch.SequentialImpl seq = new org.bytedeco.pytorch.SequentialImpl();
+            seq.push_back("fc", new org.bytedeco.pytorch.LinearImpl(784, 10));
+            torch.manual_seed(11);
+            Tensor expected = torch.randn(4);
+            torch.manual_seed(11);
+            // A new Model clones the layers (which re-initializes them randomly) and checks run
+            // the probes and both engines: none of it may move the caller's random stream.
+            try (Model fresh = Models.module(seq);
+                 PerSampleCheck check = PerSampleCheck.builder().model(mlp.model()).inputs(mlp.input())
+                         .threads(threads == 1 ? 2 : 1).build()) {
+                assertFalse(fresh.trainableParameters().isEmpty());
+                assertTrue(check.run(Engines.vmap()).passed());
+                assertTrue(check.run(Engines.microbatch()).passed());
+            }
+            assertEquals(threads, torch.get_num_threads(), "intra-op threads after a check with threads(n)");
+            assertTrue(torch.equal(torch.randn(4), expected), "the default generator moved");
         }
-        assertEquals(threads, torch.get_num_threads(), "intra-op threads after a check with threads(n)");
-        assertTrue(torch.equal(torch.randn(4), expected), "the default generator moved");
     }
 
     private static Tensor forward(JitModule module, Tensor x) {
-        try (IValueVector args = new IValueVector(new IValue(x))) {
-            return module.forward(args).toTensor();
+        // toTensor() refers into the IValue: copy the handle out before the IValue is freed.
+        try (IValue input = new IValue(x); IValueVector args = new IValueVector(input); IValue out = module.forward(args)) {
+            return new Tensor(out.toTensor());
         }
     }
 }
