@@ -63,6 +63,10 @@ final class SoakCommand implements Callable<Integer> {
             description = "sample memory after every K checks; the first sample is the baseline; default ${DEFAULT-VALUE}")
     long every;
 
+    @Option(names = "--warmup", paramLabel = "W", defaultValue = "0",
+            description = "checks to run before the first interval, unsampled; default ${DEFAULT-VALUE}")
+    long warmup;
+
     @Option(names = "--shared-model", negatable = false,
             description = "load the model once and share it by all checks (default: a new Model per check)")
     boolean sharedModel;
@@ -91,7 +95,7 @@ final class SoakCommand implements Callable<Integer> {
                     }
                 }
             };
-            result = Soak.run(checks, every, check, s -> {
+            result = Soak.run(warmup, checks, every, check, s -> {
                 out.printf(Locale.ROOT, "%8d  %12.1f  %12.1f  %12.1f  %9d%n", s.checks(), s.residentBytes() / MB,
                         s.committedHeapBytes() / MB, s.nativeBytes() / MB, s.pointers());
                 out.flush();

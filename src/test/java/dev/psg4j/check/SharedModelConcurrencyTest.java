@@ -72,9 +72,15 @@ class SharedModelConcurrencyTest {
         }
     }
 
-    /** Runs every check of the workload single-threaded, then concurrently; returns how many differ. */
+    /**
+     * Runs every check of the workload single-threaded, then concurrently; returns how many differ
+     * (and prints, per sampler, how many ran and how many differed).
+     */
     private static int differingVerdicts(Workload work, int threads, int checksPerThread, Runnable alongside)
             throws Exception {
+        int[] ran = new int[work.samplers.size()];
+        AtomicInteger[] differed = new AtomicInteger[work.samplers.size()];
+        java.util.Arrays.setAll(differed, k -> new AtomicInteger());
         List<Fingerprint> expected = new ArrayList<>();
         for (int k = 0; k < work.samplers.size(); k++) {
             expected.add(work.check(k));
@@ -96,8 +102,12 @@ class SharedModelConcurrencyTest {
                 workers.add(pool.submit(() -> {
                     for (int k = 0; k < checksPerThread; k++) {
                         int which = (k + offset) % work.samplers.size();
+                        synchronized (ran) {
+                            ran[which]++;
+                        }
                         if (!work.check(which).equals(expected.get(which))) {
                             differing.incrementAndGet();
+                            differed[which].incrementAndGet();
                         }
                     }
                     return null;
@@ -108,6 +118,10 @@ class SharedModelConcurrencyTest {
             }
             running.set(false);
             user.get(1, TimeUnit.MINUTES);
+            for (int k = 0; k < ran.length; k++) {
+                System.out.printf("shared model, %d threads: %-12s %4d checks, %d differ from one thread%n", threads,
+                        work.samplers.get(k).name(), ran[k], differed[k].get());
+            }
         } finally {
             running.set(false);
             pool.shutdownNow();
