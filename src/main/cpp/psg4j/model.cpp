@@ -2,6 +2,7 @@
 
 #include "psg4j/error.h"
 #include "psg4j/frontend_layers.h"
+#include "psg4j/frontend_replica.h"
 #include "psg4j/replicas.h"
 
 #include <ATen/CPUGeneratorImpl.h>
@@ -71,15 +72,6 @@ std::vector<std::pair<std::string, size_t>> slot_names(const TrainableParameters
     for (const std::string& alias : parameters[k].aliases) names.emplace_back(alias, k);
   }
   return names;
-}
-
-// Runs `make` as if no functorch transform were active: a replica may be made while an engine's
-// vmap/grad levels are pushed (the pool grows inside a call), and its tensors must be plain.
-template <typename Make>
-auto outside_transforms(const Make& make) {
-  c10::impl::ExcludeDispatchKeyGuard plain(c10::DispatchKeySet(
-      {c10::DispatchKey::FuncTorchDynamicLayerFrontMode, c10::DispatchKey::FuncTorchDynamicLayerBackMode}));
-  return make();
 }
 
 // Restores the default CPU generator's state when it ends: cloning a C++-frontend layer
@@ -295,116 +287,6 @@ class TorchScriptModel final : public SlotModel<torch::jit::Module> {
   torch::jit::Module module_;  // the caller's: read, never written
 };
 
-// Full parameter name -> the member of `module` that the owning layer's forward reads it from.
-std::map<std::string, at::Tensor*> parameter_slots_by_name(torch::nn::Module& module) {
-  std::map<std::string, at::Tensor*> slots;
-  const auto add = [&slots](torch::nn::Module& layer, const std::string& prefix) {
-    if (layer.named_parameters(/*recurse=*/false).is_empty()) return;
-    for (const auto& [local, slot] : parameter_slots(layer)) {
-      slots[prefix.empty() ? local : prefix + "." + local] = slot;
-    }
-  };
-  // The module itself by reference: named_modules(include_self=true) needs it owned by a
-  // shared_ptr, and bytedeco makes some layers (BatchNorm*, InstanceNorm*) without one.
-  add(module, "");
-  for (const auto& item : module.named_modules(/*name_prefix=*/"", /*include_self=*/false)) {
-    add(*item.value(), item.key());
-  }
-  return slots;
-}
-
-bool any_in_training(torch::nn::Module& module) {
-  if (module.is_training()) return true;
-  for (const auto& child : module.modules(/*include_self=*/false)) {
-    if (child->is_training()) return true;
-  }
-  return false;
-}
-
-// Points a clone of a standard layer (and its children, e.g. MultiheadAttention's out_proj) at
-// `original`'s tensors: its forward then reads the very parameters of `original`, and the
-// registered copies share their storage (no second |θ| of memory), as do the buffers
-// (FrontendModel::follow gives the clone copies of its own in train mode).
-void share_tensors(torch::nn::Module& clone, torch::nn::Module& original) {
-  c10::NoGradGuard no_grad;
-  const auto own = original.named_parameters(/*recurse=*/false);
-  for (const auto& copy : clone.named_parameters(/*recurse=*/false)) {
-    if (const at::Tensor* p = own.find(copy.key())) copy.value().set_data(*p);
-  }
-  if (has_parameter_slots(clone)) {
-    for (const auto& [name, slot] : parameter_slots(clone)) {
-      if (const at::Tensor* p = own.find(name)) *slot = *p;
-    }
-  }
-  const auto buffers = original.named_buffers(/*recurse=*/false);
-  for (const auto& copy : clone.named_buffers(/*recurse=*/false)) {
-    if (const at::Tensor* b = buffers.find(copy.key())) copy.value().set_data(*b);
-  }
-  const auto children = original.named_children();
-  for (const auto& child : clone.named_children()) {
-    if (const auto* twin = children.find(child.key())) share_tensors(*child.value(), **twin);
-  }
-}
-
-// A clone can stand in for a layer when its forward will read the layer's own parameters: the
-// registry knows where the layer keeps them, or it has none.
-bool replaceable(torch::nn::Module& layer) {
-  return has_parameter_slots(layer) || layer.named_parameters(/*recurse=*/true).is_empty();
-}
-
-// A clone of a sequence entry pointed at its tensors, or the entry itself when it cannot be replaced.
-torch::nn::AnyModule replica_of(const torch::nn::AnyModule& any) {
-  if (!replaceable(*any.ptr())) return any;
-  try {
-    torch::nn::AnyModule clone = any.clone();
-    share_tensors(*clone.ptr(), *any.ptr());
-    return clone;
-  } catch (const std::exception&) {
-    return any;  // not Cloneable
-  }
-}
-
-// A copy of `module`'s structure for psg4j's own swaps: Sequentials rebuilt with the same names,
-// replaceable layers cloned and pointed at the original's tensors. Other layers are shared as
-// they are: no swap can target them (parameter_slots refuses them before anything is swapped).
-std::shared_ptr<torch::nn::Module> replicate(const std::shared_ptr<torch::nn::Module>& module) {
-  auto* sequential = dynamic_cast<torch::nn::SequentialImpl*>(module.get());
-  if (sequential == nullptr) {
-    if (!replaceable(*module)) return module;
-    try {
-      std::shared_ptr<torch::nn::Module> clone = module->clone();
-      share_tensors(*clone, *module);
-      return clone;
-    } catch (const std::exception&) {
-      return module;  // not Cloneable
-    }
-  }
-  auto copy = std::make_shared<torch::nn::SequentialImpl>();
-  // A layer may sit in the sequence twice (tied parameters): its names in order, and one clone.
-  std::map<const torch::nn::Module*, std::vector<std::string>> names;
-  for (const auto& child : sequential->named_children()) names[child.value().get()].push_back(child.key());
-  std::map<const torch::nn::Module*, size_t> placed;
-  std::map<const torch::nn::Module*, torch::nn::AnyModule> clones;
-  for (torch::nn::AnyModule& any : *sequential) {
-    const torch::nn::Module* original = any.ptr().get();
-    const std::string name = names.at(original).at(placed[original]++);
-    auto done = clones.find(original);
-    if (done == clones.end()) done = clones.emplace(original, replica_of(any)).first;
-    copy->push_back(name, done->second);
-  }
-  for (const auto& child : sequential->named_children()) {  // registered but not in the sequence
-    if (placed.count(child.value().get()) == 0) copy->register_module(child.key(), replicate(child.value()));
-  }
-  return copy;
-}
-
-// The modules of a C++-frontend tree by dotted name, the root as "".
-std::map<std::string, torch::nn::Module*> modules_by_name(torch::nn::Module& root) {
-  std::map<std::string, torch::nn::Module*> out{{"", &root}};
-  for (const auto& item : root.named_modules(/*name_prefix=*/"", /*include_self=*/false)) out[item.key()] = item.value().get();
-  return out;
-}
-
 class FrontendModel final : public SlotModel<std::shared_ptr<torch::nn::Module>> {
  public:
   explicit FrontendModel(torch::nn::Module* module)
@@ -436,31 +318,7 @@ class FrontendModel final : public SlotModel<std::shared_ptr<torch::nn::Module>>
   }
 
  private:
-  void follow(std::shared_ptr<torch::nn::Module>& replica) const override {
-    const std::map<std::string, torch::nn::Module*> own = modules_by_name(*module_);
-    const std::map<std::string, torch::nn::Module*> copies = modules_by_name(*replica);
-    // Parents first: train() also sets the children, which then get their own mode.
-    for (const auto& [name, copy] : copies) {
-      auto original = own.find(name);
-      if (original != own.end() && original->second != copy && copy->is_training() != original->second->is_training()) {
-        copy->train(original->second->is_training());
-      }
-    }
-    const bool training = any_in_training(*module_);
-    c10::NoGradGuard no_grad;
-    for (const auto& [name, copy] : copies) {
-      auto original = own.find(name);
-      if (original == own.end() || original->second == copy) continue;
-      const auto buffers = original->second->named_buffers(/*recurse=*/false);
-      for (const auto& b : copy->named_buffers(/*recurse=*/false)) {
-        const at::Tensor* mine = buffers.find(b.key());
-        if (mine == nullptr) continue;
-        const bool shared = b.value().is_alias_of(*mine);
-        if (training && shared) b.value().set_data(outside_transforms([&] { return mine->clone(); }));
-        if (!training && !shared) b.value().set_data(*mine);
-      }
-    }
-  }
+  void follow(std::shared_ptr<torch::nn::Module>& replica) const override { follow_mode(*module_, *replica); }
 
   void swap_in(std::shared_ptr<torch::nn::Module>& replica, const std::vector<std::pair<std::string, size_t>>& slots,
                const std::vector<at::Tensor>& parameters, SwappedParameters* swapped) const override {

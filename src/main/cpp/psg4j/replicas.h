@@ -3,12 +3,23 @@
 // ever seeing them: the caller's module is never written.
 #pragma once
 
+#include <c10/core/impl/LocalDispatchKeySet.h>
+
 #include <functional>
 #include <mutex>
 #include <utility>
 #include <vector>
 
 namespace psg4j {
+
+// Runs `make` as if no functorch transform were active: a replica may be made while an engine's
+// vmap/grad levels are pushed (the pool grows inside a call), and its tensors must be plain.
+template <typename Make>
+auto outside_transforms(const Make& make) {
+  c10::impl::ExcludeDispatchKeyGuard plain(c10::DispatchKeySet(
+      {c10::DispatchKey::FuncTorchDynamicLayerFrontMode, c10::DispatchKey::FuncTorchDynamicLayerBackMode}));
+  return make();
+}
 
 template <typename Replica>
 class ReplicaPool {

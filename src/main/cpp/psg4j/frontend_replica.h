@@ -1,0 +1,31 @@
+// Replicas of C++-frontend modules (see replicas.h): a copy of a module's structure whose forward
+// reads the caller's own parameter tensors, for psg4j's own parameter swaps.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <map>
+#include <memory>
+#include <string>
+
+namespace torch {
+namespace nn {
+class Module;
+}
+}  // namespace torch
+
+namespace psg4j {
+
+// Sequentials rebuilt with the same names, replaceable layers (the registry knows where they keep
+// their parameters, or they have none) cloned and pointed at the original's tensors; other layers
+// shared as they are: no swap can target them (parameter_slots refuses them first).
+std::shared_ptr<torch::nn::Module> replicate(const std::shared_ptr<torch::nn::Module>& module);
+
+// Brings `replica` to `original`'s current train/eval mode, with buffers sharing `original`'s in
+// eval mode and copies of the replica's own in train mode (where forwards write them).
+void follow_mode(torch::nn::Module& original, torch::nn::Module& replica);
+
+// Full parameter name -> the member of `module` that the owning layer's forward reads it from.
+std::map<std::string, at::Tensor*> parameter_slots_by_name(torch::nn::Module& module);
+
+}  // namespace psg4j
