@@ -117,11 +117,11 @@ NamedTensorList microbatch_gradients(const NativeModel& model, const NativeBatch
 NamedTensorList vmap_gradients(const NativeModel& model, const NativeBatch& batch,
                                const NativeLoss& loss, int reduction, int64_t chunk_size,
                                int randomness);
-// Fills `entries` with the tensors of a torch.save file and says what container held them.
 // Returns the allocator's free pages to the system (glibc's malloc_trim; a no-op elsewhere), so
 // that a memory measurement sees what the process holds rather than what malloc keeps cached.
 void release_free_native_memory();
 
+// Fills `entries` with the tensors of a torch.save file and says what container held them.
 TensorContainer load_tensor_file(const std::string& path, NamedTensorList* entries);
 
 class ComparisonView {

@@ -159,31 +159,28 @@ std::vector<at::Tensor> gradients_either_way(const Problem& problem, const Named
 class QuietFallbackWarnings {
  public:
   QuietFallbackWarnings() {
-    std::lock_guard<std::mutex> lock(mutex());
-    if (active()++ == 0) {
-      saved() = at::functorch::isVmapFallbackWarningEnabled();
+    std::lock_guard<std::mutex> lock(state().mutex);
+    if (state().active++ == 0) {
+      state().saved = at::functorch::isVmapFallbackWarningEnabled();
       at::functorch::setVmapFallbackWarningEnabled(false);
     }
   }
   ~QuietFallbackWarnings() {
-    std::lock_guard<std::mutex> lock(mutex());
-    if (--active() == 0) at::functorch::setVmapFallbackWarningEnabled(saved());
+    std::lock_guard<std::mutex> lock(state().mutex);
+    if (--state().active == 0) at::functorch::setVmapFallbackWarningEnabled(state().saved);
   }
   QuietFallbackWarnings(const QuietFallbackWarnings&) = delete;
   QuietFallbackWarnings& operator=(const QuietFallbackWarnings&) = delete;
 
  private:
-  static std::mutex& mutex() {
-    static std::mutex m;
-    return m;
-  }
-  static int& active() {
-    static int n = 0;
-    return n;
-  }
-  static bool& saved() {
-    static bool enabled = true;
-    return enabled;
+  struct State {
+    std::mutex mutex;
+    int active = 0;      // engine calls running
+    bool saved = true;   // the switch as the first of them found it
+  };
+  static State& state() {
+    static State shared;
+    return shared;
   }
 };
 

@@ -136,11 +136,11 @@ public final class Natives {
         return result;
     }
 
-    /** Native name and tensor vectors of {@code named}, index-aligned, checked as {@link #vector}. */
+    /** Native name and tensor vectors of {@code named}, index-aligned, each tensor checked live by name. */
     public static NativeCore.NamedTensorList namedList(Map<String, Tensor> named, String what) {
         named.forEach((name, tensor) -> requireLive(tensor, what + " '" + name + "'"));
         try (StringVector names = new StringVector(named.keySet().toArray(String[]::new));
-             TensorVector tensors = vector(named.values(), what)) {
+             TensorVector tensors = new TensorVector(named.values().toArray(Tensor[]::new))) {
             return call(() -> NativeCore.named_tensor_list(names, tensors));
         }
     }

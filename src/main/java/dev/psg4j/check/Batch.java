@@ -29,7 +29,6 @@ public final class Batch implements AutoCloseable {
     private final int targetBatchDim;
     private final long size;
     private final String device;
-    private boolean closed;
 
     public Batch(List<Tensor> inputs, List<Tensor> targets, int batchDim, int targetBatchDim) {
         this.batchDim = batchDim;
@@ -96,7 +95,7 @@ public final class Batch implements AutoCloseable {
 
     /** The native batch, for engines and checks of this library. */
     public NativeBatch handle() {
-        if (closed) {
+        if (handle.isNull()) {  // freed by close()
             throw new IllegalStateException("this Batch is closed: make a new one");
         }
         return handle;
@@ -104,8 +103,7 @@ public final class Batch implements AutoCloseable {
 
     @Override
     public void close() {
-        if (!closed) {
-            closed = true;
+        if (!handle.isNull()) {
             inputs.forEach(Tensor::close);
             targets.forEach(Tensor::close);
             handle.close();

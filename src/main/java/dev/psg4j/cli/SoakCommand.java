@@ -82,16 +82,19 @@ final class SoakCommand implements Callable<Integer> {
         PrintWriter out = spec.commandLine().getOut();
         out.printf(Locale.ROOT, "%8s  %12s  %12s  %12s  %9s%n", "checks", "resident MB", "heap MB", "native MB",
                 "pointers");
+        // The batch is read once: what is soaked is the checks, not the file reader.
+        List<Tensor> inputs = source.inputs();
+        List<Tensor> targets = target == null ? List.of() : new ArrayList<>(TensorMaps.load(target).values());
         Soak.Result result;
         try (Model shared = sharedModel ? Models.torchScript(source.model) : null) {
             long[] done = {0};
             Runnable check = () -> {
                 GradSampler sampler = samplers.get((int) (done[0]++ % samplers.size()));
                 if (shared != null) {
-                    runOnce(shared, lossFn, sampler);
+                    runOnce(shared, inputs, targets, lossFn, sampler);
                 } else {
                     try (Model model = Models.torchScript(source.model)) {
-                        runOnce(model, lossFn, sampler);
+                        runOnce(model, inputs, targets, lossFn, sampler);
                     }
                 }
             };
@@ -100,6 +103,9 @@ final class SoakCommand implements Callable<Integer> {
                         s.committedHeapBytes() / MB, s.nativeBytes() / MB, s.pointers());
                 out.flush();
             });
+        } finally {
+            inputs.forEach(Tensor::close);
+            targets.forEach(Tensor::close);
         }
         out.printf(Locale.ROOT, "native memory %.1f MB -> %.1f MB (x%.3f, limit x%.2f); live pointers %d -> %d (%+d, limit +%d): %s%n",
                 result.first().nativeBytes() / MB, result.last().nativeBytes() / MB, result.nativeGrowth(),
@@ -109,15 +115,10 @@ final class SoakCommand implements Callable<Integer> {
         return result.withinLimits() ? Psg4jCli.PASSED : Psg4jCli.FAILED;
     }
 
-    private void runOnce(Model model, Loss lossFn, GradSampler sampler) {
-        List<Tensor> inputs = source.inputs();
-        List<Tensor> targets = target == null ? List.of() : new ArrayList<>(TensorMaps.load(target).values());
+    private void runOnce(Model model, List<Tensor> inputs, List<Tensor> targets, Loss lossFn, GradSampler sampler) {
         try (PerSampleCheck check = PerSampleCheck.builder().model(model).inputs(inputs).targets(targets)
                 .batchDim(source.batchDim).loss(lossFn).build()) {
             check.run(sampler);
-        } finally {
-            inputs.forEach(Tensor::close);
-            targets.forEach(Tensor::close);
         }
     }
 

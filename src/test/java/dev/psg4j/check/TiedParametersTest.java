@@ -40,6 +40,18 @@ class TiedParametersTest {
                 .orElseThrow(() -> new AssertionError("no " + name + " in " + report.toJson()));
     }
 
+    /** Every engine given passes its check on the fixture's model and batch. */
+    private static void assertEnginesPass(String fixture, Reduction reduction, GradSampler... engines) {
+        try (Model model = Models.torchScript(TIED.file(fixture, "model.pt"));
+             PerSampleCheck check = PerSampleCheck.builder().model(model).inputs(TIED.inputs(fixture))
+                     .reduction(reduction).build()) {
+            for (GradSampler engine : engines) {
+                CheckReport report = check.run(engine);
+                assertTrue(report.passed(), () -> engine.name() + "\n" + report.table());
+            }
+        }
+    }
+
     private static CheckReport checkFile(String fixture, Reduction reduction, String candidate) {
         try (Model model = Models.torchScript(TIED.file(fixture, "model.pt"));
              PerSampleCheck check = PerSampleCheck.builder().model(model).inputs(TIED.inputs(fixture))
@@ -63,14 +75,7 @@ class TiedParametersTest {
         CheckReport func = checkFile("tied_linear", reduction, "grads_func_" + label + ".pt");
         assertTrue(func.passed(), func::table);
         assertEquals(List.of("b.weight"), param(func, "a.weight").aliases());
-        try (Model model = Models.torchScript(TIED.file("tied_linear", "model.pt"));
-             PerSampleCheck check = PerSampleCheck.builder().model(model).inputs(TIED.inputs("tied_linear"))
-                     .reduction(reduction).build()) {
-            for (GradSampler engine : List.of(Engines.vmap(), Engines.microbatch(), Engines.vmap().chunkSize(4))) {
-                CheckReport report = check.run(engine);
-                assertTrue(report.passed(), () -> engine.name() + "\n" + report.table());
-            }
-        }
+        assertEnginesPass("tied_linear", reduction, Engines.vmap(), Engines.microbatch(), Engines.vmap().chunkSize(4));
     }
 
     @ParameterizedTest(name = "{0}")
@@ -100,12 +105,7 @@ class TiedParametersTest {
             assertEquals(pythonNames, List.copyOf(model.trainableParameters().keySet()));
             assertEquals(4, model.aliases().size(), model.aliases()::toString);  // the LSTM's four tensors
         }
-        try (Model model = Models.torchScript(TIED.file("dplstm", "model.pt"));
-             PerSampleCheck check = PerSampleCheck.builder().model(model).inputs(TIED.inputs("dplstm"))
-                     .reduction(reduction).build()) {
-            CheckReport vmap = check.run(Engines.vmap());
-            assertTrue(vmap.passed(), vmap::table);
-        }
+        assertEnginesPass("dplstm", reduction, Engines.vmap());
     }
 
     @Test
