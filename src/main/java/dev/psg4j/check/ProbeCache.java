@@ -2,9 +2,12 @@ package dev.psg4j.check;
 
 import dev.psg4j.report.Diagnosis;
 
+import org.bytedeco.pytorch.LongArrayRef;
+import org.bytedeco.pytorch.LongVector;
 import org.bytedeco.pytorch.Tensor;
 
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.function.Function;
 
@@ -51,7 +54,9 @@ final class ProbeCache {
 
     private static void describe(List<Tensor> tensors, String role, List<String> key) {
         for (Tensor t : tensors) {
-            key.add(role + " " + t.scalar_type() + " " + java.util.Arrays.toString(t.sizes().vec().get()));
+            try (LongArrayRef sizes = t.sizes(); LongVector shape = sizes.vec()) {  // freed now, not by the GC
+                key.add(role + " " + t.scalar_type() + " " + Arrays.toString(shape.get()));
+            }
         }
     }
 }

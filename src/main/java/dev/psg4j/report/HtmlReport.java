@@ -73,6 +73,13 @@ public final class HtmlReport {
         item(h, "atol", ReportTable.number(r.atol()));
         item(h, "rtol", ReportTable.number(r.rtol()));
         item(h, "device", r.device());
+        item(h, "mode", r.mode() == null ? "exact" : r.mode());
+        if (r.sketch() != null) {
+            SketchSummary k = r.sketch();
+            item(h, "sketch", k.projections() + " projections, seed " + k.seed() + ", reference in "
+                    + k.referencePrecision() + ", " + k.exactParams() + " parameter(s) decided exactly (the others "
+                    + "passed by the sketch have no per-sample errors)");
+        }
         h.append("</dl>\n<p class=\"note\">An element matches when |candidate − reference| ≤ atol + rtol·|reference|"
                 + " (as torch.allclose); NaN or Inf never matches. Relative errors divide by max(|reference|, atol).</p>\n")
                 .append("</header>\n");
