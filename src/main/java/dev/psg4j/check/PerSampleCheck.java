@@ -3,9 +3,11 @@ package dev.psg4j.check;
 import dev.psg4j.BadInputException;
 import dev.psg4j.bridge.CloseGuard;
 import dev.psg4j.bridge.NativeCore;
+import dev.psg4j.bridge.NativeCore.ComparisonList;
 import dev.psg4j.bridge.NativeCore.ComparisonView;
 import dev.psg4j.bridge.NativeCore.NamedTensorList;
 import dev.psg4j.bridge.NativeCore.NativeLoss;
+import dev.psg4j.bridge.NativeCore.ReductionCandidates;
 import dev.psg4j.bridge.Natives;
 import dev.psg4j.model.Model;
 import dev.psg4j.report.CheckReport;
@@ -17,6 +19,8 @@ import org.bytedeco.pytorch.Tensor;
 
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
 
@@ -111,32 +115,57 @@ public final class PerSampleCheck implements AutoCloseable {
             return new CheckReport(false, sampler.name(), batch.size(), batch.device(), loss.name(), tolerance.atol(),
                     tolerance.rtol(), List.of(), List.of(), diagnoses);
         }
-        List<ReductionReport> reports = new ArrayList<>();
         List<Failure> failures = new ArrayList<>();
-        for (Reduction reduction : reductions) {
-            Map<String, Tensor> candidate = sampler.perSampleGradients(model, batch, loss, reduction);
-            if (candidate == null) {
-                throw new BadInputException("grad sampler '" + sampler.name() + "' returned null for reduction "
-                        + reduction.label() + ": return a map {parameter name: Tensor[B, *shape]}");
+        Map<Reduction, Map<String, Tensor>> candidates = new LinkedHashMap<>();
+        try {
+            for (Reduction reduction : reductions) {
+                candidates.put(reduction, candidateOf(sampler, reduction));
             }
-            try {
-                reports.add(compare(candidate, reduction, failures));
-            } finally {
-                Natives.closeAll(candidate);  // the check owns what a sampler returns
-            }
+            List<ReductionReport> reports = compareExact(candidates, failures);
+            boolean passed = reports.stream().allMatch(ReductionReport::passed) && diagnoses.isEmpty();
+            return new CheckReport(passed, sampler.name(), batch.size(), batch.device(), loss.name(), tolerance.atol(),
+                    tolerance.rtol(), reports, failures, diagnoses);
+        } finally {
+            candidates.values().forEach(Natives::closeAll);  // the check owns what a sampler returns
         }
-        boolean passed = reports.stream().allMatch(ReductionReport::passed) && diagnoses.isEmpty();
-        return new CheckReport(passed, sampler.name(), batch.size(), batch.device(), loss.name(), tolerance.atol(),
-                tolerance.rtol(), reports, failures, diagnoses);
     }
 
-    private ReductionReport compare(Map<String, Tensor> candidate, Reduction reduction, List<Failure> failures) {
-        try (NamedTensorList list = Natives.namedList(candidate, "candidate gradient");
-             NativeLoss lossHandle = loss.newHandle();
-             ComparisonView view = Natives.call(List.of(model.callbackFailure(), loss.callbackFailure()),
-                     () -> NativeCore.compare_with_reference(model.handle(), batch.handle(), lossHandle,
-                             reduction.code(), list, tolerance.atol(), tolerance.rtol()))) {
-            return Verdicts.read(view, reduction, failures);
+    private Map<String, Tensor> candidateOf(GradSampler sampler, Reduction reduction) {
+        Map<String, Tensor> candidate = sampler.perSampleGradients(model, batch, loss, reduction);
+        if (candidate == null) {
+            throw new BadInputException("grad sampler '" + sampler.name() + "' returned null for reduction "
+                    + reduction.label() + ": return a map {parameter name: Tensor[B, *shape]}");
+        }
+        return candidate;
+    }
+
+    /**
+     * The exact check of every reduction's candidate in one native call: the reference streams once,
+     * one sum backward per sample serving both reductions where the loss makes that exact, over
+     * {@link Builder#threads} sample workers. Reports and failures come in the candidates' order.
+     */
+    private List<ReductionReport> compareExact(Map<Reduction, Map<String, Tensor>> candidates, List<Failure> failures) {
+        List<NamedTensorList> lists = new ArrayList<>();
+        try (NativeLoss lossHandle = loss.newHandle(); ReductionCandidates natives = new ReductionCandidates()) {
+            for (Map.Entry<Reduction, Map<String, Tensor>> entry : candidates.entrySet()) {
+                NamedTensorList list = Natives.namedList(entry.getValue(), "candidate gradient");
+                lists.add(list);
+                natives.add(entry.getKey().code(), list);
+            }
+            try (ComparisonList comparisons = Natives.call(List.of(model.callbackFailure(), loss.callbackFailure()),
+                    () -> NativeCore.compare_reductions(model.handle(), batch.handle(), lossHandle, natives,
+                            tolerance.atol(), tolerance.rtol(), threads))) {
+                List<ReductionReport> reports = new ArrayList<>();
+                long k = 0;
+                for (Reduction reduction : candidates.keySet()) {
+                    try (ComparisonView view = comparisons.get(k++)) {
+                        reports.add(Verdicts.read(view, reduction, failures));
+                    }
+                }
+                return reports;
+            }
+        } finally {
+            lists.forEach(NamedTensorList::close);
         }
     }
 
@@ -224,7 +253,7 @@ public final class PerSampleCheck implements AutoCloseable {
             for (int k = 0; k < reductions.length; k++) {
                 BadInputException.requireNonNull(reductions[k], "reduction " + k, A_REDUCTION);
             }
-            this.reductions = List.of(reductions);
+            this.reductions = List.copyOf(new LinkedHashSet<>(Arrays.asList(reductions)));  // each checked once
             return this;
         }
 
@@ -234,9 +263,11 @@ public final class PerSampleCheck implements AutoCloseable {
         }
 
         /**
-         * LibTorch's intra-op thread count while this check runs (like torch.set_num_threads for
-         * the calling thread, restored after each run), at most {@link Threads#max()}; default:
-         * LibTorch's own.
+         * How many threads a run uses, at most {@link Threads#max()}; default: LibTorch's intra-op
+         * count. The reference spreads its samples over this many psg4j workers, each running its
+         * samples' ops on one intra-op thread (so verdicts and numbers are the same at every
+         * count); the probes and the sampler run with it as LibTorch's intra-op count of the
+         * calling thread. The caller's own settings are restored after each run.
          */
         public Builder threads(int threads) {
             this.threads = Threads.checked(threads, "threads");
