@@ -1,6 +1,7 @@
 #include "bridge/psg4j_bridge.h"
 
 #include "psg4j/error.h"
+#include "psg4j/sample_workers.h"
 #include "psg4j/tensor_io.h"
 
 #include <c10/util/Exception.h>
@@ -328,6 +329,12 @@ ComparisonList compare_reductions(const NativeModel& model, const NativeBatch& b
     if (workers < 0) bad_input("workers must be 0 (the intra-op thread count) or positive, got " + std::to_string(workers));
     return ComparisonList(psg4j::compare_with_reference(model.get(), batch.get(), loss.get(), candidates.get(),
                                                         Tolerance{atol, rtol}, Spread{workers}));
+  });
+}
+int set_intra_op_threads_of_this_thread(int threads) {
+  return translated([&] {
+    if (threads < 0) bad_input("threads must be 0 (leave the count) or positive, got " + std::to_string(threads));
+    return psg4j::set_intra_op_threads_of_this_thread(threads);
   });
 }
 // ---- end of the block ----

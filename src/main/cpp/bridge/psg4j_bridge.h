@@ -180,6 +180,9 @@ class ComparisonList {
 // workers, each on one intra-op thread (0: the calling thread's intra-op thread count).
 ComparisonList compare_reductions(const NativeModel& model, const NativeBatch& batch, const NativeLoss& loss,
                                   const ReductionCandidates& candidates, double atol, double rtol, int workers);
+// Sets the calling thread's intra-op thread count (its OpenMP count; 0 leaves it) and returns the
+// previous one: unlike at::set_num_threads, no process-wide default changes.
+int set_intra_op_threads_of_this_thread(int threads);
 // ---- end of the block ----
 
 // What probe() found, moved out of the core in one call, with plain accessors. The independence

@@ -172,6 +172,19 @@ void run_single_threaded(int workers, const std::function<void(int worker)>& wor
   if (failure) std::rethrow_exception(failure);
 }
 
+int set_intra_op_threads_of_this_thread(int threads) {
+  at::internal::lazy_init_num_threads();
+  const int previous = at::get_num_threads();
+  if (threads > 0 && threads != previous) {
+    if (openmp().empty()) {
+      at::set_num_threads(threads);
+    } else {
+      for (const ThreadSetting& s : openmp()) s.set(threads);
+    }
+  }
+  return previous;
+}
+
 int openmp_threads_of_this_thread() {
   return openmp().empty() ? 0 : openmp().front().get();
 }

@@ -28,6 +28,11 @@ int sample_workers(int requested);
 // exception a worker let escape, after all have ended; `work` is expected to catch its own.
 void run_single_threaded(int workers, const std::function<void(int worker)>& work);
 
+// Sets the calling thread's intra-op thread count (0: leaves it) and returns the one it had: the
+// thread's own OpenMP count, which ATen's parallel_for and oneDNN read, not at::set_num_threads's
+// process-wide default for threads started later (used where no OpenMP runtime is loaded).
+int set_intra_op_threads_of_this_thread(int threads);
+
 // The calling thread's OpenMP thread count and OpenBLAS's, for tests that they are restored
 // (0 where the library is not loaded).
 int openmp_threads_of_this_thread();

@@ -542,11 +542,13 @@ void exact_mode_checks(const torch::Device device) {
                                             two_pass.index({"...", at::indexing::Slice(3, 6)}));
       const at::Tensor max_abs_one = one_pass.index({"...", 0}), max_abs_two = two_pass.index({"...", 0});
       const double rounding = (max_abs_one - max_abs_two).abs().max().item<double>();
+      char rounding_text[32];
+      std::snprintf(rounding_text, sizeof rounding_text, "%.2g", rounding);
       expect(same_verdicts && same_counts && bad_samples(both[1].params[0]).size() == 1 &&
                  torch::equal(stats_tensor(both[0]), stats_tensor(sum_alone)) &&
                  torch::allclose(max_abs_one, max_abs_two, 1e-5, 1e-6),
              name + ": same verdicts, sum stats identical, mean counts identical and max |c - r| within " +
-                 std::to_string(rounding));
+                 rounding_text);
     });
   }
 

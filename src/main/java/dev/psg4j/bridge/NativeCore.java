@@ -279,6 +279,9 @@ public final class NativeCore {
             @Const @ByRef NativeBatch batch, @Const @ByRef NativeLoss loss,
             @Const @ByRef ReductionCandidates candidates, double atol, double rtol, int workers);
 
+    /** Sets the calling thread's intra-op count (its OpenMP count; 0 leaves it); returns the previous one. */
+    public static native int set_intra_op_threads_of_this_thread(int threads);
+
     // ---- end of the block ----
 
     /** A Java forward: fills {@code output} and returns 0, or returns non-zero after a throw. */
