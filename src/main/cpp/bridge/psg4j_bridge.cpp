@@ -1,6 +1,7 @@
 #include "bridge/psg4j_bridge.h"
 
 #include "psg4j/error.h"
+#include "psg4j/sample_workers.h"
 #include "psg4j/tensor_io.h"
 
 #include <c10/util/Exception.h>
@@ -302,6 +303,41 @@ double ComparisonView::stat(int64_t p, int64_t i, int f) const {
     bad_input("stat field " + std::to_string(f) + " out of range");
   });
 }
+
+void ComparisonView::stats(at::Tensor* out) const {
+  translated([&] {
+    if (out == nullptr) bad_input("stats needs a tensor to fill");
+    *out = psg4j::stats_tensor(comparison_);
+  });
+}
+
+// ---- Exact checks of several reductions at once (issue 9) ----
+void ReductionCandidates::add(int reduction, const NamedTensorList& candidate) {
+  translated([&] { items_.push_back(ReductionCandidate{reduction_of(reduction), candidate.get()}); });
+}
+
+ComparisonView ComparisonList::get(int64_t k) const {
+  return translated([&] {
+    if (k < 0 || k >= size()) bad_input("comparison index " + std::to_string(k) + " out of range");
+    return ComparisonView(comparisons_[k]);
+  });
+}
+
+ComparisonList compare_reductions(const NativeModel& model, const NativeBatch& batch, const NativeLoss& loss,
+                                  const ReductionCandidates& candidates, double atol, double rtol, int workers) {
+  return translated([&] {
+    if (workers < 0) bad_input("workers must be 0 (the intra-op thread count) or positive, got " + std::to_string(workers));
+    return ComparisonList(psg4j::compare_with_reference(model.get(), batch.get(), loss.get(), candidates.get(),
+                                                        Tolerance{atol, rtol}, Spread{workers}));
+  });
+}
+int set_intra_op_threads_of_this_thread(int threads) {
+  return translated([&] {
+    if (threads < 0) bad_input("threads must be 0 (leave the count) or positive, got " + std::to_string(threads));
+    return psg4j::set_intra_op_threads_of_this_thread(threads);
+  });
+}
+// ---- end of the block ----
 
 ComparisonView compare_with_reference(const NativeModel& model, const NativeBatch& batch,
                                       const NativeLoss& loss, int reduction,

@@ -142,6 +142,8 @@ class ComparisonView {
   // Field f (SampleStats order: max_abs, max_rel, max_tol_ratio, bad, candidate_non_finite,
   // reference_non_finite) of sample i.
   double stat(int64_t p, int64_t i, int f) const;
+  // Every stat at once: *out = [param_count, batch_size, 6] doubles, zeros where not compared.
+  void stats(at::Tensor* out) const;
   // Sketch mode: whether the sketch judged the parameter, its zone (a passed one has no
   // per-sample statistics) and its largest residual in units of the pass threshold.
   bool sketched(int64_t p) const;
@@ -181,6 +183,38 @@ SketchView sketch_compare(const NativeModel& model, const NativeBatch& batch, co
 ComparisonView compare_with_reference(const NativeModel& model, const NativeBatch& batch,
                                       const NativeLoss& loss, int reduction,
                                       const NamedTensorList& candidate, double atol, double rtol);
+
+// ---- Exact checks of several reductions at once (issue 9) ----
+// The candidates of the reductions one comparison call checks.
+class ReductionCandidates {
+ public:
+  void add(int reduction, const NamedTensorList& candidate);
+  const std::vector<ReductionCandidate>& get() const { return items_; }
+
+ private:
+  std::vector<ReductionCandidate> items_;
+};
+
+class ComparisonList {
+ public:
+  ComparisonList() = default;
+  explicit ComparisonList(std::vector<Comparison> comparisons) : comparisons_(std::move(comparisons)) {}
+  int64_t size() const { return static_cast<int64_t>(comparisons_.size()); }
+  ComparisonView get(int64_t k) const;
+
+ private:
+  std::vector<Comparison> comparisons_;
+};
+
+// One Comparison per candidate, in order, from one reference pass where that is exact (one sum
+// backward per sample serves both reductions of a built-in loss). workers: the reference's sample
+// workers, each on one intra-op thread (0: the calling thread's intra-op thread count).
+ComparisonList compare_reductions(const NativeModel& model, const NativeBatch& batch, const NativeLoss& loss,
+                                  const ReductionCandidates& candidates, double atol, double rtol, int workers);
+// Sets the calling thread's intra-op thread count (its OpenMP count; 0 leaves it) and returns the
+// previous one: unlike at::set_num_threads, no process-wide default changes.
+int set_intra_op_threads_of_this_thread(int threads);
+// ---- end of the block ----
 
 // What probe() found, moved out of the core in one call, with plain accessors. The independence
 // accessors give empty findings when the probe stopped before them (has_independence() false).

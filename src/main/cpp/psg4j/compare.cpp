@@ -89,18 +89,20 @@ namespace {
 // One pass over contiguous host memory, branch-free so the compiler vectorizes it: the hot loop
 // of a check on CPU. x - x == 0 holds exactly for finite x (it is NaN for NaN and Inf), and a NaN
 // difference fails `diff <= allowed`, so non-finite elements count as bad without a branch.
+// The reference is r × scale (a sum gradient standing in for the mean one; × 1 is exact).
 template <typename T>
-SampleStats compare_host(const T* c, const T* r, int64_t n, const Tolerance& tolerance) {
+SampleStats compare_host(const T* c, const T* r, int64_t n, const Tolerance& tolerance, double reference_scale) {
   using Acc = std::conditional_t<std::is_same_v<T, double>, double, float>;
   const Acc atol = static_cast<Acc>(tolerance.atol);
   const Acc rtol = static_cast<Acc>(tolerance.rtol);
+  const Acc scale = static_cast<Acc>(reference_scale);
   Acc max_abs = 0, max_rel = 0, max_ratio = 0;
   int64_t bad = 0, c_non_finite = 0, r_non_finite = 0;
 #pragma omp simd reduction(max : max_abs, max_rel, max_ratio) \
     reduction(+ : bad, c_non_finite, r_non_finite)
   for (int64_t k = 0; k < n; ++k) {
     const Acc cv = static_cast<Acc>(c[k]);
-    const Acc rv = static_cast<Acc>(r[k]);
+    const Acc rv = static_cast<Acc>(r[k]) * scale;
     const bool c_finite = (cv - cv) == 0;
     const bool r_finite = (rv - rv) == 0;
     const Acc abs_ref = std::abs(rv);
@@ -128,9 +130,9 @@ SampleStats compare_host(const T* c, const T* r, int64_t n, const Tolerance& tol
 
 // The same numbers with ATen ops, for tensors on an accelerator.
 SampleStats compare_on_device(const at::Tensor& candidate, const at::Tensor& reference,
-                              const Tolerance& tolerance) {
+                              const Tolerance& tolerance, double reference_scale) {
   SampleStats stats;
-  const at::Tensor r = reference.detach().to(at::kDouble);
+  const at::Tensor r = reference.detach().to(at::kDouble) * reference_scale;
   const at::Tensor c = candidate.detach().to(r.device(), at::kDouble);
   const at::Tensor c_finite = c.isfinite();
   const at::Tensor r_finite = r.isfinite();
@@ -158,10 +160,10 @@ SampleStats compare_on_device(const at::Tensor& candidate, const at::Tensor& ref
 }  // namespace
 
 SampleStats compare_sample(const at::Tensor& candidate, const at::Tensor& reference,
-                           const Tolerance& tolerance) {
+                           const Tolerance& tolerance, double reference_scale) {
   if (reference.numel() == 0) return SampleStats{};
   if (!reference.device().is_cpu() || !candidate.device().is_cpu()) {
-    return compare_on_device(candidate, reference, tolerance);
+    return compare_on_device(candidate, reference, tolerance, reference_scale);
   }
   // A candidate of another precision is compared in double, keeping both exact.
   const at::ScalarType common = candidate.scalar_type() == reference.scalar_type()
@@ -171,14 +173,15 @@ SampleStats compare_sample(const at::Tensor& candidate, const at::Tensor& refere
   const at::Tensor r = reference.detach().to(common).contiguous();
   SampleStats stats;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, common, "psg4j_compare_sample", [&] {
-    stats = compare_host(c.const_data_ptr<scalar_t>(), r.const_data_ptr<scalar_t>(), r.numel(), tolerance);
+    stats = compare_host(c.const_data_ptr<scalar_t>(), r.const_data_ptr<scalar_t>(), r.numel(), tolerance,
+                         reference_scale);
   });
   return stats;
 }
 
 void compare_exactly(const Problem& problem, const TrainableParameters& parameters,
                      const std::vector<ComparedCandidate>& which, const Tolerance& tolerance,
-                     Comparison& comparison) {
+                     Comparison& comparison, const Spread& spread) {
   if (which.empty()) return;
   // The leaves the reference differentiates: each parameter `which` needs, once.
   NamedTensors leaves;
@@ -194,17 +197,61 @@ void compare_exactly(const Problem& problem, const TrainableParameters& paramete
       comparison.params[c.entry].samples[i] =
           compare_sample(c.candidate.select(0, i), g[leaf_of.at(c.parameter)], tolerance);
     }
+  }, spread);
+}
+
+std::vector<Comparison> compare_with_reference(const Model& model, const Batch& batch, const Loss& loss,
+                                               const std::vector<ReductionCandidate>& candidates,
+                                               const Tolerance& tolerance, const Spread& spread) {
+  const int64_t batch_size = batch.validate();
+  const TrainableParameters parameters = model.parameters();
+  NamedTensors leaves;
+  for (const TrainableParameter& p : parameters) leaves.emplace_back(p.name, p.tensor);
+  std::vector<Comparison> comparisons(candidates.size());
+  std::vector<std::vector<ComparedCandidate>> compared;
+  std::vector<Reduction> reductions;
+  for (size_t k = 0; k < candidates.size(); ++k) {
+    compared.push_back(plan_comparison(comparisons[k], parameters, batch_size, candidates[k].candidate));
+    for (const ComparedCandidate& c : compared.back()) comparisons[k].params[c.entry].samples.resize(batch_size);
+    reductions.push_back(candidates[k].reduction);
+  }
+  for_each_reference_gradient(model, batch, loss, reductions, leaves, spread,
+                              [&](int64_t i, const ReferenceGradient& g) {
+    Comparison& comparison = comparisons[g.reduction];
+    for (const ComparedCandidate& c : compared[g.reduction]) {
+      comparison.params[c.entry].samples[i] =
+          compare_sample(c.candidate.select(0, i), g.grads[c.parameter], tolerance, g.scale);
+    }
   });
+  return comparisons;
 }
 
 Comparison compare_with_reference(const Problem& problem, const NamedTensors& candidate,
-                                  const Tolerance& tolerance) {
-  const int64_t batch_size = problem.batch.validate();
-  const TrainableParameters parameters = problem.model.parameters();
-  Comparison comparison;
-  const std::vector<ComparedCandidate> compared = plan_comparison(comparison, parameters, batch_size, candidate);
-  compare_exactly(problem, parameters, compared, tolerance, comparison);
-  return comparison;
+                                  const Tolerance& tolerance, const Spread& spread) {
+  std::vector<Comparison> one = compare_with_reference(problem.model, problem.batch, problem.loss,
+                                                       {ReductionCandidate{problem.reduction, candidate}}, tolerance,
+                                                       spread);
+  return std::move(one.front());
+}
+
+at::Tensor stats_tensor(const Comparison& comparison) {
+  const int64_t params = static_cast<int64_t>(comparison.params.size());
+  at::Tensor out = at::zeros({params, comparison.batch_size, SampleStats::kFields}, at::kDouble);
+  double* v = out.mutable_data_ptr<double>();
+  for (int64_t p = 0; p < params; ++p) {
+    const std::vector<SampleStats>& samples = comparison.params[p].samples;
+    for (size_t i = 0; i < samples.size(); ++i) {
+      const SampleStats& s = samples[i];
+      double* row = v + (p * comparison.batch_size + static_cast<int64_t>(i)) * SampleStats::kFields;
+      row[0] = s.max_abs_err;
+      row[1] = s.max_rel_err;
+      row[2] = s.max_tol_ratio;
+      row[3] = static_cast<double>(s.bad);
+      row[4] = static_cast<double>(s.candidate_non_finite);
+      row[5] = static_cast<double>(s.reference_non_finite);
+    }
+  }
+  return out;
 }
 
 }  // namespace psg4j

@@ -76,13 +76,33 @@ std::vector<ComparedCandidate> plan_comparison(Comparison& comparison, const Tra
 // into their entries' per-sample statistics.
 void compare_exactly(const Problem& problem, const TrainableParameters& parameters,
                      const std::vector<ComparedCandidate>& which, const Tolerance& tolerance,
-                     Comparison& comparison);
+                     Comparison& comparison, const Spread& spread = {});
 
+// Compares with reference × reference_scale (what a sum gradient is scaled by to stand in for
+// the mean one; 1 otherwise).
 SampleStats compare_sample(const at::Tensor& candidate, const at::Tensor& reference,
-                           const Tolerance& tolerance);
+                           const Tolerance& tolerance, double reference_scale = 1.0);
 
-// Streams the microbatch reference into the comparison: memory is the candidate's plus O(|θ|).
+// Streams the microbatch reference into the comparison: memory is the candidate's plus O(|θ|)
+// per worker.
 Comparison compare_with_reference(const Problem& problem, const NamedTensors& candidate,
-                                  const Tolerance& tolerance);
+                                  const Tolerance& tolerance, const Spread& spread = {});
+
+// The candidate of one reduction.
+struct ReductionCandidate {
+  Reduction reduction;
+  NamedTensors candidate;
+};
+
+// One Comparison per candidate, in their order, from one streaming pass of the reference where
+// that is exact: for the built-in losses one sum backward per sample serves both reductions (see
+// for_each_reference_gradient); a custom loss takes one backward per reduction.
+std::vector<Comparison> compare_with_reference(const Model& model, const Batch& batch, const Loss& loss,
+                                               const std::vector<ReductionCandidate>& candidates,
+                                               const Tolerance& tolerance, const Spread& spread = {});
+
+// A comparison's statistics as one tensor [params, B, SampleStats::kFields] of doubles (in
+// SampleStats order), zeros for the parameters not compared: read in one transfer.
+at::Tensor stats_tensor(const Comparison& comparison);
 
 }  // namespace psg4j

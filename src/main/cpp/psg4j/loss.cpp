@@ -4,6 +4,8 @@
 
 #include <ATen/core/Reduction.h>
 
+#include <limits>
+
 namespace psg4j {
 namespace {
 
@@ -126,6 +128,25 @@ at::Tensor Loss::operator()(const at::Tensor& output, const std::vector<at::Tens
     }
   }
   bad_input("unknown loss kind " + std::to_string(static_cast<int>(kind)));
+}
+
+double mean_per_sum(const Loss& loss, const at::Tensor& output, const std::vector<at::Tensor>& targets) {
+  const double none = std::numeric_limits<double>::quiet_NaN();
+  switch (loss.kind) {
+    case LossKind::L1:
+    case LossKind::MSE:
+      return output.numel() > 0 ? 1.0 / static_cast<double>(output.numel()) : none;
+    case LossKind::Sum:
+      return 1.0;
+    case LossKind::CrossEntropy: {
+      if (targets.size() != 1) return none;
+      const int64_t counted = targets[0].ne(kIgnoreIndex).sum().item<int64_t>();
+      return counted > 0 ? 1.0 / static_cast<double>(counted) : none;
+    }
+    case LossKind::Custom:
+      return none;
+  }
+  return none;
 }
 
 std::string to_string(Reduction reduction) { return reduction == Reduction::Sum ? "sum" : "mean"; }

@@ -33,6 +33,12 @@ struct Loss {
                         Reduction reduction, int64_t batch_size) const;
 };
 
+// What the mean loss of a one-sample batch is of its sum loss (so that one sum gradient serves
+// both reductions): 1/numel of the output for l1 and mse, 1 for sum, 1/(the positions whose
+// target is not ignored) for cross_entropy; NaN where there is no such multiple (a custom loss,
+// a cross_entropy sample whose every position is ignored: its mean is 0/0).
+double mean_per_sum(const Loss& loss, const at::Tensor& output, const std::vector<at::Tensor>& targets);
+
 // For cross_entropy: refuses a target class index outside [0, C) other than ignore_index -100
 // (C = output.size(1), the model's classes), naming the sample (first_sample plus its position
 // along batch_dim of the targets) and the value. `targets` must be plain tensors: a check of

@@ -106,6 +106,24 @@ class SlotModel : public Model {
     return run(lease.get(), inputs);
   }
 
+  // One lease for the bound forward's lifetime, the replica following the model's mode once.
+  std::unique_ptr<BoundForward> bind_forward() const final {
+    class Bound final : public BoundForward {
+     public:
+      explicit Bound(const SlotModel* model) : model_(model), lease_(model->replicas_.acquire()) {
+        model_->follow(lease_.get());
+      }
+      at::Tensor operator()(const std::vector<at::Tensor>& inputs) override {
+        return model_->run(lease_.get(), inputs);
+      }
+
+     private:
+      const SlotModel* model_;
+      typename ReplicaPool<Replica>::Lease lease_;
+    };
+    return std::make_unique<Bound>(this);
+  }
+
   at::Tensor functional_forward(const std::vector<at::Tensor>& inputs,
                                 const std::vector<at::Tensor>& parameters) const final {
     const TrainableParameters own = this->parameters();
@@ -410,6 +428,18 @@ TrainableParameters tie_by_identity(const NamedTensors& all) {
     }
   }
   return tied;
+}
+
+std::unique_ptr<BoundForward> Model::bind_forward() const {
+  class Unbound final : public BoundForward {
+   public:
+    explicit Unbound(const Model* model) : model_(model) {}
+    at::Tensor operator()(const std::vector<at::Tensor>& inputs) override { return model_->forward(inputs); }
+
+   private:
+    const Model* model_;
+  };
+  return std::make_unique<Unbound>(this);
 }
 
 NamedTensors Model::trainable_parameters() const {

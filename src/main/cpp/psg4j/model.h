@@ -43,6 +43,15 @@ struct ModelStep {
   std::function<std::vector<ModelStep>()> children;
 };
 
+// A model's forward held by one caller for many calls (a reference worker's samples): what a
+// forward sets up (a replica leased and brought to the model's mode) is done once, when it is
+// made. Used by one thread at a time; the model's mode must not change while it lives.
+class BoundForward {
+ public:
+  virtual ~BoundForward() = default;
+  virtual at::Tensor operator()(const std::vector<at::Tensor>& inputs) = 0;
+};
+
 // Every method may be called from any number of threads at once, and none changes anything the
 // caller can reach: modules run on private replicas of their structure that share the caller's
 // parameter tensors (so in-place updates of them are seen), and parameters are swapped only into
@@ -67,6 +76,8 @@ class Model {
   // forward really chains them is for the caller to check (run them and compare). Empty when the
   // model has no such structure (a Java function, a single layer).
   virtual std::vector<ModelStep> steps() const { return {}; }
+  // forward() for one caller's many calls; by default it calls forward().
+  virtual std::unique_ptr<BoundForward> bind_forward() const;
 };
 
 // A forward in functional form: the inputs, then the parameters to use (trainable order).

@@ -27,14 +27,41 @@ std::vector<at::Tensor> sample_gradient(const Problem& problem, const NamedTenso
 // sample `begin` tells the number of classes.
 void check_targets(const Problem& problem, int64_t begin, int64_t end);
 
+// Where samples run: `workers` threads (0: the caller's intra-op thread count), each running its
+// samples' ops on one intra-op thread (see sample_workers.h).
+struct Spread {
+  int workers = 0;
+};
+
+// The reduction-k gradient of one sample: `grads`, times `scale` (1 unless it is the sum
+// gradient standing in for the mean one: the mean of a one-sample batch is a known multiple of
+// its sum for the built-in losses, and one pass then serves both reductions).
+struct ReferenceGradient {
+  size_t reduction;  // index into the reductions asked
+  const std::vector<at::Tensor>& grads;
+  double scale;
+};
+
+using ReductionVisitor = std::function<void(int64_t sample, const ReferenceGradient& gradient)>;
+
+// Streams every sample's gradient under each of `reductions` to `visit`, samples spread as
+// `spread` says, so the reference holds O(|θ|) per worker instead of B×|θ|. Where the sum and the
+// mean are both asked and the loss is built in, one backward serves both (scale = what a mean
+// gradient is of the sum one for that sample: 1/numel of its output for l1 and mse, 1 for sum,
+// 1/(its targets not ignored) for cross_entropy, which has no such multiple when all are, NaN
+// then: that sample takes a mean backward of its own); a custom loss takes one backward per
+// reduction. `visit` runs concurrently, on the workers; sample order within a worker is rising.
+void for_each_reference_gradient(const Model& model, const Batch& batch, const Loss& loss,
+                                 const std::vector<Reduction>& reductions, const NamedTensors& parameters,
+                                 const Spread& spread, const ReductionVisitor& visit);
+
 using SampleVisitor = std::function<void(int64_t sample, const std::vector<at::Tensor>& grads)>;
 
-// Streams every sample's gradient to `visit`, samples spread over at::get_num_threads() threads,
-// so the reference holds O(|θ|) per thread instead of B×|θ|. `visit` runs concurrently.
+// for_each_reference_gradient for the problem's one reduction.
 void for_each_sample_gradient(const Problem& problem, const NamedTensors& parameters,
-                              const SampleVisitor& visit);
+                              const SampleVisitor& visit, const Spread& spread = {});
 
 // The reference as tensors [B, *shape], one per trainable parameter.
-NamedTensors microbatch_gradients(const Problem& problem);
+NamedTensors microbatch_gradients(const Problem& problem, const Spread& spread = {});
 
 }  // namespace psg4j

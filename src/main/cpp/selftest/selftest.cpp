@@ -9,6 +9,7 @@
 #include "psg4j/probes.h"
 #include "psg4j/sketch.h"
 #include "psg4j/reference.h"
+#include "psg4j/sample_workers.h"
 #include "psg4j/tensor_io.h"
 #include "psg4j/vmap_engine.h"
 
@@ -16,7 +17,9 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
@@ -420,6 +423,161 @@ void probe_checks(const torch::Device device) {
   });
 }
 
+// Exact mode (issue 9): sample workers give the same numbers at every count and leave the
+// thread settings as they were; one sum pass serves both reductions of a built-in loss.
+void exact_mode_checks(const torch::Device device) {
+  torch::manual_seed(3);
+  const int64_t B = 9;
+  torch::nn::Sequential seq(torch::nn::Linear(6, 16), torch::nn::Tanh(), torch::nn::Linear(16, 5));
+  seq->to(device);
+  auto model = frontend_model(seq.ptr().get());
+  Batch batch;
+  batch.inputs = {torch::randn({B, 6}, device)};
+  Loss l1;
+  const Problem sum_problem{*model, batch, l1, Reduction::Sum};
+  const Problem mean_problem{*model, batch, l1, Reduction::Mean};
+  const Tolerance tol;
+
+  run_case("microbatch reference bit-identical at 1, 2, 3 workers", [&] {
+    const NamedTensors one = microbatch_gradients(sum_problem, Spread{1});
+    bool same = true;
+    for (int workers : {2, 3}) {
+      const NamedTensors many = microbatch_gradients(sum_problem, Spread{workers});
+      for (size_t k = 0; k < one.size(); ++k) same = same && torch::equal(one[k].second, many[k].second);
+    }
+    expect(same, "microbatch_gradients equal at 1, 2 and 3 workers");
+  });
+
+  run_case("comparison stats bit-identical at 1, 2, 4 workers", [&] {
+    NamedTensors cand = microbatch_gradients(sum_problem, Spread{1});
+    cand[0].second.add_(torch::randn_like(cand[0].second) * 1e-5);  // numbers that are not all zero
+    const at::Tensor one = stats_tensor(compare_with_reference(sum_problem, cand, tol, Spread{1}));
+    bool same = one.abs().sum().item<double>() > 0;
+    for (int workers : {2, 4}) {
+      same = same && torch::equal(one, stats_tensor(compare_with_reference(sum_problem, cand, tol, Spread{workers})));
+    }
+    expect(same, "stats tensor equal at 1, 2 and 4 workers");
+  });
+
+  run_case("thread settings restored after a multi-worker pass", [&] {
+    const int aten = at::get_num_threads();
+    const int openmp = openmp_threads_of_this_thread();
+    const int openblas = openblas_threads();
+    int openblas_inside = -1, openmp_inside = -1;
+    for_each_sample_gradient(sum_problem, model->trainable_parameters(), [&](int64_t i, const std::vector<at::Tensor>&) {
+      if (i == 0) {
+        openblas_inside = openblas_threads();
+        openmp_inside = openmp_threads_of_this_thread();
+      }
+    }, Spread{3});
+    expect(at::get_num_threads() == aten && openmp_threads_of_this_thread() == openmp &&
+               openblas_threads() == openblas,
+           "ATen " + std::to_string(aten) + ", OpenMP " + std::to_string(openmp) + ", OpenBLAS " +
+               std::to_string(openblas) + " threads before and after");
+    expect((openblas == 0 || openblas_inside == 1) && (openmp == 0 || openmp_inside == 1),
+           "one OpenMP and one OpenBLAS thread inside a worker (got " + std::to_string(openmp_inside) + ", " +
+               std::to_string(openblas_inside) + ")");
+  });
+
+  run_case("the lowest failing sample is reported at any worker count", [&] {
+    Batch bad = batch;
+    bad.inputs = {batch.inputs[0].clone()};
+    bad.inputs[0][4][0] = std::numeric_limits<float>::quiet_NaN();
+    auto throws_at = [&](int workers) {
+      std::atomic<int> calls{0};
+      auto failing = function_model(model->trainable_parameters(), [&](const std::vector<at::Tensor>& in,
+                                                                        const std::vector<at::Tensor>& p) {
+        ++calls;
+        if (std::isnan(in[0].sum().item<double>())) throw std::runtime_error("sample with a NaN");
+        return seq->forward(in[0]);
+      }, "failing model");
+      try {
+        microbatch_gradients({*failing, bad, l1, Reduction::Sum}, Spread{workers});
+      } catch (const Error& e) {
+        return std::string(e.what());
+      }
+      return std::string("no error");
+    };
+    const std::string one = throws_at(1);
+    expect(one.find("sample 4") != std::string::npos && throws_at(3) == one, "error names sample 4: " + one);
+  });
+
+  // Every built-in loss: one pass for both reductions gives the verdicts and (to rounding) the
+  // numbers of two passes. cross_entropy's targets ignore some positions, and all of sample 2's.
+  auto loss_cases = [&] {
+    std::vector<std::tuple<std::string, Loss, std::vector<at::Tensor>>> cases;
+    Loss mse;
+    mse.kind = LossKind::MSE;
+    Loss sum;
+    sum.kind = LossKind::Sum;
+    Loss ce;
+    ce.kind = LossKind::CrossEntropy;
+    cases.emplace_back("l1", l1, std::vector<at::Tensor>{});
+    cases.emplace_back("mse", mse, std::vector<at::Tensor>{torch::randn({B, 5}, device)});
+    cases.emplace_back("sum", sum, std::vector<at::Tensor>{});
+    at::Tensor classes = torch::randint(0, 5, {B}, torch::dtype(torch::kLong).device(device));
+    classes[2] = -100;
+    cases.emplace_back("cross_entropy", ce, std::vector<at::Tensor>{classes});
+    return cases;
+  };
+  for (auto& [name, loss, targets] : loss_cases()) {
+    run_case("one pass for both reductions: " + name, [&, name = name, loss = loss, targets = targets] {
+      Batch b = batch;
+      b.targets = targets;
+      const Problem s{*model, b, loss, Reduction::Sum}, m{*model, b, loss, Reduction::Mean};
+      NamedTensors sum_cand = microbatch_gradients(s), mean_cand = microbatch_gradients(m);
+      mean_cand[0].second[1].add_(1e-2);  // a planted error: sample 1 of the mean candidate
+      const std::vector<Comparison> both = compare_with_reference(*model, b, loss,
+          {ReductionCandidate{Reduction::Sum, sum_cand}, ReductionCandidate{Reduction::Mean, mean_cand}}, tol, Spread{2});
+      const Comparison sum_alone = compare_with_reference(s, sum_cand, tol);
+      const Comparison mean_alone = compare_with_reference(m, mean_cand, tol);
+      bool same_verdicts = true;
+      for (size_t p = 0; p < both[1].params.size(); ++p) {
+        same_verdicts = same_verdicts && bad_samples(both[0].params[p]) == bad_samples(sum_alone.params[p]) &&
+                        bad_samples(both[1].params[p]) == bad_samples(mean_alone.params[p]);
+      }
+      // The mean's counts are the same; its max |c - r| differ by rounding (the sum gradient
+      // scaled is not bit for bit the mean backward unless the multiple is a power of two).
+      const at::Tensor one_pass = stats_tensor(both[1]), two_pass = stats_tensor(mean_alone);
+      const bool same_counts = torch::equal(one_pass.index({"...", at::indexing::Slice(3, 6)}),
+                                            two_pass.index({"...", at::indexing::Slice(3, 6)}));
+      const at::Tensor max_abs_one = one_pass.index({"...", 0}), max_abs_two = two_pass.index({"...", 0});
+      const double rounding = (max_abs_one - max_abs_two).abs().max().item<double>();
+      char rounding_text[32];
+      std::snprintf(rounding_text, sizeof rounding_text, "%.2g", rounding);
+      expect(same_verdicts && same_counts && bad_samples(both[1].params[0]).size() == 1 &&
+                 torch::equal(stats_tensor(both[0]), stats_tensor(sum_alone)) &&
+                 torch::allclose(max_abs_one, max_abs_two, 1e-5, 1e-6),
+             name + ": same verdicts, sum stats identical, mean counts identical and max |c - r| within " +
+                 rounding_text);
+    });
+  }
+
+  run_case("a custom loss takes two passes, a built-in one one", [&] {
+    std::atomic<int> forwards{0};
+    auto counting = function_model(model->trainable_parameters(), [&](const std::vector<at::Tensor>& in,
+                                                                       const std::vector<at::Tensor>&) {
+      ++forwards;
+      return seq->forward(in[0]);
+    }, "counting model");
+    Loss custom;
+    custom.kind = LossKind::Custom;
+    custom.custom = [](const at::Tensor& out, const std::vector<at::Tensor>&, Reduction r) {
+      return r == Reduction::Sum ? out.abs().sum() : out.abs().mean();
+    };
+    const NamedTensors cand = microbatch_gradients(sum_problem);
+    std::vector<int> counts;
+    for (const Loss& loss : {l1, custom}) {
+      forwards = 0;
+      compare_with_reference(*counting, batch, loss,
+                             {ReductionCandidate{Reduction::Sum, cand}, ReductionCandidate{Reduction::Mean, cand}}, tol);
+      counts.push_back(forwards.load());
+    }
+    expect(counts == std::vector<int>({static_cast<int>(B), static_cast<int>(2 * B)}),
+           "forwards: l1 " + std::to_string(counts[0]) + " (B), custom " + std::to_string(counts[1]) + " (2B)");
+  });
+}
+
 void checks(const torch::Device device) {
   torch::manual_seed(0);
   const int64_t B = 5, F = 4, K = 3;
@@ -568,6 +726,7 @@ void checks(const torch::Device device) {
 
   vmap_checks(device);
   probe_checks(device);
+  exact_mode_checks(device);
 }
 
 // The DESIGN §7 suite as C++-frontend modules.
@@ -649,6 +808,12 @@ void bench(int64_t B, int repeats, torch::Device d, const std::string& only, con
     }
     const NamedTensors candidate = microbatch_gradients(problem);
     const double check = median_ms([&] { compare_with_reference(problem, candidate, Tolerance{}); }, repeats, d);
+    const NamedTensors mean_candidate = microbatch_gradients({model, batch, l1, Reduction::Mean});
+    const double check_both = median_ms([&] {
+      compare_with_reference(model, batch, l1, {ReductionCandidate{Reduction::Sum, candidate},
+                                                ReductionCandidate{Reduction::Mean, mean_candidate}}, Tolerance{});
+    }, repeats, d);
+    std::printf("%-6s check of both reductions (one reference pass) %8.2f\n", name.c_str(), check_both);
     const double vmap = median_ms([&] { vmap_gradients(problem, {}); }, repeats, d);
     std::vector<at::Tensor> params;
     for (const auto& p : model.trainable_parameters()) params.push_back(p.second);

@@ -232,6 +232,9 @@ public final class NativeCore {
 
         public native double stat(@Cast("int64_t") long p, @Cast("int64_t") long sample, int field);
 
+        /** Every stat in one call: {@code out} = [param_count, batch_size, 6] doubles, stat's field order. */
+        public native void stats(@Cast("at::Tensor*") Pointer out);
+
         public native @Cast("bool") boolean sketched(@Cast("int64_t") long p);
 
         public native SketchZone sketch_zone(@Cast("int64_t") long p);
@@ -267,6 +270,55 @@ public final class NativeCore {
 
         public native @Cast("bool") boolean in_double();
     }
+
+    // ---- Exact checks of several reductions at once (issue 9) ----
+
+    /** The candidates of the reductions one {@link #compare_reductions} call checks. */
+    @Name("ReductionCandidates")
+    public static class ReductionCandidates extends Pointer {
+        static {
+            Loader.load();
+        }
+
+        public ReductionCandidates() {
+            allocate();
+        }
+
+        private native void allocate();
+
+        public native void add(int reduction, @Const @ByRef NamedTensorList candidate);
+    }
+
+    /** One comparison per candidate of a {@link #compare_reductions} call, in order. */
+    @Name("ComparisonList")
+    public static class ComparisonList extends Pointer {
+        static {
+            Loader.load();
+        }
+
+        public ComparisonList() {
+            allocate();
+        }
+
+        private native void allocate();
+
+        public native @Cast("int64_t") long size();
+
+        public native @ByVal ComparisonView get(@Cast("int64_t") long k);
+    }
+
+    /**
+     * One comparison per candidate from one reference pass where that is exact; {@code workers}
+     * sample workers, each on one intra-op thread (0: the calling thread's intra-op count).
+     */
+    public static native @ByVal ComparisonList compare_reductions(@Const @ByRef NativeModel model,
+            @Const @ByRef NativeBatch batch, @Const @ByRef NativeLoss loss,
+            @Const @ByRef ReductionCandidates candidates, double atol, double rtol, int workers);
+
+    /** Sets the calling thread's intra-op count (its OpenMP count; 0 leaves it); returns the previous one. */
+    public static native int set_intra_op_threads_of_this_thread(int threads);
+
+    // ---- end of the block ----
 
     /** A Java forward: fills {@code output} and returns 0, or returns non-zero after a throw. */
     @Allocator(max = 256)

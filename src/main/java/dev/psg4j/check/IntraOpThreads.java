@@ -1,11 +1,15 @@
 package dev.psg4j.check;
 
+import dev.psg4j.bridge.NativeCore;
+import dev.psg4j.bridge.Natives;
+
 import org.bytedeco.pytorch.global.torch;
 
 /**
- * LibTorch's intra-op thread count for the length of a check, and the previous count restored
- * after it: a check leaves no process-wide change behind. Under OpenMP (bytedeco's build) the
- * count is the calling thread's.
+ * LibTorch's intra-op thread count of the calling thread for the length of a check, and the
+ * previous count restored after it. Set as the thread's own OpenMP count (bytedeco's build runs
+ * ATen on OpenMP), not with torch.set_num_threads, which also changes the process-wide default
+ * that threads started later take: a check changes nothing another thread can see.
  */
 final class IntraOpThreads implements AutoCloseable {
     private final int previous;
@@ -22,14 +26,14 @@ final class IntraOpThreads implements AutoCloseable {
         if (threads <= 0 || threads == previous) {
             return new IntraOpThreads(previous, false);
         }
-        torch.set_num_threads(threads);
+        Natives.call(() -> NativeCore.set_intra_op_threads_of_this_thread(threads));
         return new IntraOpThreads(previous, true);
     }
 
     @Override
     public void close() {
         if (changed) {
-            torch.set_num_threads(previous);
+            Natives.call(() -> NativeCore.set_intra_op_threads_of_this_thread(previous));
         }
     }
 }

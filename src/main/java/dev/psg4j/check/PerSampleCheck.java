@@ -3,10 +3,12 @@ package dev.psg4j.check;
 import dev.psg4j.BadInputException;
 import dev.psg4j.bridge.CloseGuard;
 import dev.psg4j.bridge.NativeCore;
+import dev.psg4j.bridge.NativeCore.ComparisonList;
 import dev.psg4j.bridge.NativeCore.ComparisonView;
 import dev.psg4j.bridge.NativeCore.NamedTensorList;
 import dev.psg4j.bridge.NativeCore.NativeLoss;
 import dev.psg4j.bridge.NativeCore.SketchView;
+import dev.psg4j.bridge.NativeCore.ReductionCandidates;
 import dev.psg4j.bridge.Natives;
 import dev.psg4j.model.Model;
 import dev.psg4j.report.CheckReport;
@@ -20,6 +22,7 @@ import org.bytedeco.pytorch.Tensor;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.EnumMap;
+import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ThreadLocalRandom;
@@ -213,23 +216,34 @@ public final class PerSampleCheck implements AutoCloseable {
                 on.device(), loss.name(), tolerance.atol(), tolerance.rtol(), reports, sketch, failures, diagnoses);
     }
 
+    /**
+     * The exact check of every reduction's candidate in one native call: the reference streams once,
+     * one sum backward per sample serving both reductions where the loss makes that exact, over
+     * {@link Builder#threads} sample workers. Reports and failures come in the candidates' order.
+     */
     private List<ReductionReport> compareExact(Batch on, Map<Reduction, Map<String, Tensor>> candidates,
                                                List<Failure> failures) {
-        List<ReductionReport> reports = new ArrayList<>();
-        for (Map.Entry<Reduction, Map<String, Tensor>> entry : candidates.entrySet()) {
-            reports.add(compare(on, entry.getValue(), entry.getKey(), failures));
-        }
-        return reports;
-    }
-
-    private ReductionReport compare(Batch on, Map<String, Tensor> candidate, Reduction reduction,
-                                    List<Failure> failures) {
-        try (NamedTensorList list = Natives.namedList(candidate, "candidate gradient");
-             NativeLoss lossHandle = loss.newHandle();
-             ComparisonView view = Natives.call(List.of(model.callbackFailure(), loss.callbackFailure()),
-                     () -> NativeCore.compare_with_reference(model.handle(), on.handle(), lossHandle,
-                             reduction.code(), list, tolerance.atol(), tolerance.rtol()))) {
-            return Verdicts.read(view, reduction, failures);
+        List<NamedTensorList> lists = new ArrayList<>();
+        try (NativeLoss lossHandle = loss.newHandle(); ReductionCandidates natives = new ReductionCandidates()) {
+            for (Map.Entry<Reduction, Map<String, Tensor>> entry : candidates.entrySet()) {
+                NamedTensorList list = Natives.namedList(entry.getValue(), "candidate gradient");
+                lists.add(list);
+                natives.add(entry.getKey().code(), list);
+            }
+            try (ComparisonList comparisons = Natives.call(List.of(model.callbackFailure(), loss.callbackFailure()),
+                    () -> NativeCore.compare_reductions(model.handle(), on.handle(), lossHandle, natives,
+                            tolerance.atol(), tolerance.rtol(), threads))) {
+                List<ReductionReport> reports = new ArrayList<>();
+                long k = 0;
+                for (Reduction reduction : candidates.keySet()) {
+                    try (ComparisonView view = comparisons.get(k++)) {
+                        reports.add(Verdicts.read(view, reduction, failures));
+                    }
+                }
+                return reports;
+            }
+        } finally {
+            lists.forEach(NamedTensorList::close);
         }
     }
 
@@ -393,7 +407,7 @@ public final class PerSampleCheck implements AutoCloseable {
             for (int k = 0; k < reductions.length; k++) {
                 BadInputException.requireNonNull(reductions[k], "reduction " + k, A_REDUCTION);
             }
-            this.reductions = List.of(reductions);
+            this.reductions = List.copyOf(new LinkedHashSet<>(Arrays.asList(reductions)));  // each checked once
             return this;
         }
 
@@ -403,9 +417,11 @@ public final class PerSampleCheck implements AutoCloseable {
         }
 
         /**
-         * LibTorch's intra-op thread count while this check runs (like torch.set_num_threads for
-         * the calling thread, restored after each run), at most {@link Threads#max()}; default:
-         * LibTorch's own.
+         * How many threads a run uses, at most {@link Threads#max()}; default: LibTorch's intra-op
+         * count. The reference spreads its samples over this many psg4j workers, each running its
+         * samples' ops on one intra-op thread (so verdicts and numbers are the same at every
+         * count); the probes and the sampler run with it as LibTorch's intra-op count of the
+         * calling thread. The caller's own settings are restored after each run.
          */
         public Builder threads(int threads) {
             this.threads = Threads.checked(threads, "threads");

@@ -6,6 +6,8 @@ import dev.psg4j.report.FailureKind;
 import dev.psg4j.report.ParamReport;
 import dev.psg4j.report.ReductionReport;
 
+import org.bytedeco.pytorch.Tensor;
+
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
@@ -22,14 +24,16 @@ final class Verdicts {
     }
 
     static ReductionReport read(ComparisonView view, Reduction reduction, List<Failure> failures) {
+        Stats stats = Stats.of(view);
         List<ParamReport> params = new ArrayList<>();
         for (long p = 0; p < view.param_count(); p++) {
-            params.add(readParam(view, p, reduction.label(), failures));
+            params.add(readParam(view, stats, p, reduction.label(), failures));
         }
         return new ReductionReport(reduction.label(), params.stream().allMatch(ParamReport::passed), params);
     }
 
-    private static ParamReport readParam(ComparisonView view, long p, String reduction, List<Failure> failures) {
+    private static ParamReport readParam(ComparisonView view, Stats stats, long p, String reduction,
+                                         List<Failure> failures) {
         String name = view.name(p);
         List<String> aliases = new ArrayList<>();
         for (long k = 0; k < view.alias_count(p); k++) {
@@ -63,20 +67,20 @@ final class Verdicts {
             }
             default -> {
                 if (!view.sketched(p)) {
-                    return compared(view, p, name, aliases, reduction, expected, candidate, failures);
+                    return compared(view.batch_size(), stats, p, name, aliases, reduction, expected, candidate, failures);
                 }
                 SketchZone zone = view.sketch_zone(p).intern();
                 ParamReport decided = zone == SketchZone.PASS
                         ? sketchPassed(name, expected, candidate, aliases)
-                        : compared(view, p, name, aliases, reduction, expected, candidate, failures);
+                        : compared(view.batch_size(), stats, p, name, aliases, reduction, expected, candidate, failures);
                 return decided.withSketch(zone.label(), view.sketch_residual_ratio(p));
             }
         }
     }
 
-    private static ParamReport compared(ComparisonView view, long p, String name, List<String> aliases, String reduction,
-                                        List<Long> expected, List<Long> candidate, List<Failure> failures) {
-        long batch = view.batch_size();
+    private static ParamReport compared(long batch, Stats stats, long p, String name, List<String> aliases,
+                                        String reduction, List<Long> expected, List<Long> candidate,
+                                        List<Failure> failures) {
         long elements = expected.stream().skip(1).reduce(1L, (a, b) -> a * b);
         double maxAbs = 0, maxRel = 0, worstRatio = -1;
         Integer worst = null;
@@ -84,13 +88,13 @@ final class Verdicts {
         List<Integer> bad = new ArrayList<>();
         List<Double> sampleAbs = new ArrayList<>(), sampleRel = new ArrayList<>(), sampleRatio = new ArrayList<>();
         for (int i = 0; i < batch; i++) {
-            double abs = view.stat(p, i, MAX_ABS), rel = view.stat(p, i, MAX_REL), ratio = view.stat(p, i, TOL_RATIO);
+            double abs = stats.get(p, i, MAX_ABS), rel = stats.get(p, i, MAX_REL), ratio = stats.get(p, i, TOL_RATIO);
             sampleAbs.add(abs);
             sampleRel.add(rel);
             sampleRatio.add(ratio);
-            long badElements = (long) view.stat(p, i, BAD);
-            long candNonFinite = (long) view.stat(p, i, CAND_NON_FINITE);
-            long refNonFinite = (long) view.stat(p, i, REF_NON_FINITE);
+            long badElements = (long) stats.get(p, i, BAD);
+            long candNonFinite = (long) stats.get(p, i, CAND_NON_FINITE);
+            long refNonFinite = (long) stats.get(p, i, REF_NON_FINITE);
             maxAbs = Math.max(maxAbs, abs);
             maxRel = Math.max(maxRel, rel);
             boolean sampleNonFinite = candNonFinite + refNonFinite > 0;
@@ -159,6 +163,26 @@ final class Verdicts {
             out.add(dim.applyAsLong(d));
         }
         return out;
+    }
+
+    /** A comparison's statistics [param, sample, field], moved out of native code in one call. */
+    private record Stats(double[] values, long batch) {
+        private static final int FIELDS = 6;
+
+        static Stats of(ComparisonView view) {
+            try (Tensor t = new Tensor()) {
+                view.stats(t);
+                double[] values = new double[Math.toIntExact(t.numel())];
+                if (values.length > 0) {
+                    t.data_ptr_double().capacity(values.length).get(values);
+                }
+                return new Stats(values, view.batch_size());
+            }
+        }
+
+        double get(long p, long sample, int field) {
+            return values[Math.toIntExact((p * batch + sample) * FIELDS + field)];
+        }
     }
 
     private static String fmt(double v) {

@@ -103,7 +103,8 @@ final class CheckCommand implements Callable<Integer> {
     @Option(names = "--rtol", paramLabel = "R", description = "relative tolerance; default 1e-4")
     Double rtol;
 
-    @Option(names = "--threads", paramLabel = "N", description = "LibTorch's intra-op threads")
+    @Option(names = "--threads", paramLabel = "N", description = "threads: the reference's sample workers (each on one intra-op thread; the same "
+            + "verdicts at any N) and the probes' and engine's intra-op threads; default LibTorch's count")
     Integer threads;
 
     @Option(names = "--device", paramLabel = "DEVICE", defaultValue = "cpu", description = "cpu (cuda comes later)")

@@ -22,7 +22,11 @@ public final class Engines {
         return new VmapEngine(0, Randomness.ERROR);
     }
 
-    /** The reference itself: every sample alone, natively, samples spread over LibTorch's threads. */
+    /**
+     * The reference itself: every sample alone, natively, the samples spread over as many psg4j
+     * workers as the calling thread's LibTorch intra-op count (torch.set_num_threads), each running
+     * its samples' ops on one intra-op thread, so the gradients are the same at every count.
+     */
     public static GradSampler microbatch() {
         return new MicrobatchEngine();
     }
