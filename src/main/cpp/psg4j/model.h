@@ -1,6 +1,8 @@
 // Model adapters: one interface over TorchScript modules, C++-frontend modules and Java callbacks.
 #pragma once
 
+#include "psg4j/layer_chain.h"
+
 #include <ATen/ATen.h>
 
 #include <functional>
@@ -67,6 +69,10 @@ class Model {
   // forward really chains them is for the caller to check (run them and compare). Empty when the
   // model has no such structure (a Java function, a single layer).
   virtual std::vector<ModelStep> steps() const { return {}; }
+  // The forward as a chain of standard layers (a Sequential's children), passed to `visit` while
+  // this call holds the replica they run on (in the caller's module's train/eval mode, with its
+  // parameter tensors). False, and `visit` not called, when the forward is not known to be one.
+  virtual bool visit_layer_chain(const LayerChainVisitor& visit) const { return false; }
 };
 
 // A forward in functional form: the inputs, then the parameters to use (trainable order).
