@@ -94,7 +94,13 @@ LayerSpec frontend_spec(nn::Module& module, const std::string& name) {
   spec.kind = frontend_kind(module);
   spec.name = name;
   spec.training = module.is_training();
-  for (const auto& p : module.named_parameters(/*recurse=*/false)) spec.parameters.emplace_back(p.key(), p.value());
+  // The members the forward reads: in psg4j's replicas they are the caller's parameter tensors,
+  // while the registered copies only share their storage.
+  if (has_parameter_slots(module)) {
+    for (const auto& [local, slot] : parameter_slots(module)) spec.parameters.emplace_back(local, *slot);
+  } else {
+    for (const auto& p : module.named_parameters(/*recurse=*/false)) spec.parameters.emplace_back(p.key(), p.value());
+  }
   frontend_options(module, &spec);
   return spec;
 }

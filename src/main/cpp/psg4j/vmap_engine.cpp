@@ -190,14 +190,15 @@ class QuietFallbackWarnings {
 
 // The rules' route where it applies (nullopt otherwise). Its failures are not reported from
 // there: the functorch route runs the problem again and explains what failed, in its own terms.
-// A wrong input or a Java callback's exception is the caller's, whichever route meets it.
+// A wrong input is the caller's, whichever route meets it; a Java callback's exception goes
+// through the functorch route's retry, as before.
 std::optional<std::vector<at::Tensor>> try_rules(const Problem& problem, const VmapOptions& options,
                                                  const std::function<std::vector<at::Tensor>()>& buffers) {
   if (!options.layer_rules) return std::nullopt;
   try {
     return rule_gradients(problem, options.chunk_size, buffers);
   } catch (const Error& e) {
-    if (e.kind() == ErrorKind::BadInput || e.kind() == ErrorKind::CallbackFailed) throw;
+    if (e.kind() == ErrorKind::BadInput) throw;
   } catch (const std::exception&) {
   }
   return std::nullopt;

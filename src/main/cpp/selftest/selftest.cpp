@@ -173,7 +173,7 @@ void vmap_checks(const torch::Device device) {
         {"seq", nn::Sequential(nn::Linear(4, 6), nn::LayerNorm(nn::LayerNormOptions({6})), nn::GELU(), nn::Linear(6, 4)),
          torch::randn({B, 3, 4})},
         {"cnn", nn::Sequential(nn::Conv2d(1, 4, 3), nn::ReLU(), nn::MaxPool2d(2), nn::Conv2d(4, 4, 2), nn::Flatten(),
-                               nn::Linear(16, 3)),
+                               nn::Linear(36, 3)),
          torch::randn({B, 1, 11, 11})},
         {"Conv2d stride 2 padding 1 dilation 2 groups 2",
          nn::Sequential(nn::Conv2d(nn::Conv2dOptions(2, 4, 3).stride(2).padding(1).dilation(2).groups(2))),
