@@ -21,7 +21,7 @@ struct LayerSpec {
   bool training = false;
   bool inplace = false;  // an activation or dropout that writes its input
 
-  // Conv1d / Conv2d: per spatial dimension. exact_padding is false for padding 'same' or a
+  // Conv1d / Conv2d / Conv3d: per spatial dimension. exact_padding is false for padding 'same' or a
   // padding_mode other than zeros (padding the rules do not rebuild).
   std::vector<int64_t> stride, padding, dilation;
   int64_t groups = 1;

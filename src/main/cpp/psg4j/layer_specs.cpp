@@ -76,7 +76,10 @@ bool frontend_conv(nn::Module& module, LayerSpec* spec) {
 
 void frontend_options(nn::Module& module, LayerSpec* spec) {
   spec->inplace = frontend_inplace(module);
-  if (frontend_conv<nn::Conv1dImpl, 1>(module, spec) || frontend_conv<nn::Conv2dImpl, 2>(module, spec)) return;
+  if (frontend_conv<nn::Conv1dImpl, 1>(module, spec) || frontend_conv<nn::Conv2dImpl, 2>(module, spec) ||
+      frontend_conv<nn::Conv3dImpl, 3>(module, spec)) {
+    return;
+  }
   if (auto* embedding = dynamic_cast<nn::EmbeddingImpl*>(&module)) {
     const auto& options = embedding->options;
     spec->padding_idx = options.padding_idx();
@@ -161,7 +164,7 @@ bool flag(const torch::jit::Module& module, const char* name) {
 
 void torchscript_options(const torch::jit::Module& m, LayerSpec* spec) {
   spec->inplace = flag(m, "inplace");
-  if (spec->kind == "Conv1d" || spec->kind == "Conv2d") {
+  if (spec->kind == "Conv1d" || spec->kind == "Conv2d" || spec->kind == "Conv3d") {
     spec->stride = int_list(m.attr("stride"));
     spec->dilation = int_list(m.attr("dilation"));
     spec->groups = m.attr("groups").toInt();

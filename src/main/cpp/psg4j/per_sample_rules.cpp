@@ -42,42 +42,42 @@ void linear_gradients(const LayerSpec& layer, const at::Tensor& input, const at:
   if (at::Tensor b = wanted(out, "bias"); b.defined()) at::sum_out(b, g, {1});
 }
 
-// ---- Conv1d / Conv2d with zero padding: per-sample weight gradient = backprops × im2col(input).
+// ---- Conv1d / Conv2d / Conv3d with zero padding: the samples as the groups of one convolution,
+// whose weight gradient is every sample's (functorch's batching rule for the weight gradient,
+// without the vmap around it); one batched gemm per group instead of one small gemm per sample.
 
 bool conv_supported(const LayerSpec& layer) {
   const size_t dims = layer.stride.size();
-  return layer.exact_padding && (dims == 1 || dims == 2) && layer.padding.size() == dims &&
+  return layer.exact_padding && dims >= 1 && dims <= 3 && layer.padding.size() == dims &&
          layer.dilation.size() == dims && layer.groups >= 1;
 }
 
 void conv_gradients(const LayerSpec& layer, const at::Tensor& input, const at::Tensor& grad_output,
                     const RuleOutputs& out) {
-  const bool one_d = layer.stride.size() == 1;
-  // A batch-less input (C, L) or (C, H, W) would put the samples in the channels.
-  TORCH_CHECK(input.dim() == (one_d ? 3 : 4), layer.name, ": Conv input without a batch dimension");
-  const at::Tensor& weight = parameter(layer, "weight");
-  // Conv1d as a Conv2d of height 1.
-  const at::Tensor x = one_d ? input.unsqueeze(2) : input;
-  const at::Tensor g = one_d ? grad_output.unsqueeze(2) : grad_output;
-  auto two_d = [one_d](const std::vector<int64_t>& v, int64_t pad) {
-    return one_d ? std::vector<int64_t>{pad, v[0]} : v;
-  };
-  const std::vector<int64_t> kernel =
-      one_d ? std::vector<int64_t>{1, weight.size(2)} : std::vector<int64_t>{weight.size(2), weight.size(3)};
-  const int64_t batch = x.size(0), groups = layer.groups, out_channels = g.size(1);
-  const int64_t positions = g.size(2) * g.size(3);
+  const int64_t dims = static_cast<int64_t>(layer.stride.size());
+  // A batch-less input (C, *spatial) would put the samples in the channels.
+  TORCH_CHECK(input.dim() == dims + 2, layer.name, ": Conv input without a batch dimension");
+  const int64_t batch = input.size(0), out_channels = grad_output.size(1);
   if (at::Tensor w = wanted(out, "weight"); w.defined()) {
-    const at::Tensor columns =
-        at::im2col(x, kernel, two_d(layer.dilation, 1), two_d(layer.padding, 0), two_d(layer.stride, 1));
-    TORCH_CHECK(columns.size(2) == positions, layer.name, ": im2col does not match the output");
-    // Channels of a group are contiguous in both: [B·G, O/G, L] × [B·G, L, C/G·k] per group.
-    const at::Tensor cols = columns.reshape({batch * groups, -1, positions});
-    const at::Tensor backprops = g.reshape({batch * groups, out_channels / groups, positions});
-    at::Tensor per_group = w.view({batch * groups, out_channels / groups, cols.size(1)});
-    at::bmm_out(per_group, backprops, cols.transpose(1, 2));
+    const at::Tensor& weight = parameter(layer, "weight");
+    auto samples_as_channels = [batch](const at::Tensor& t) {
+      std::vector<int64_t> shape = t.sizes().vec();
+      shape[1] *= batch;
+      shape[0] = 1;
+      return t.reshape(shape);
+    };
+    std::vector<int64_t> weights_shape = weight.sizes().vec();
+    weights_shape[0] *= batch;
+    // Only its shape is read: the weight's own gradient needs no weight values.
+    const at::Tensor shape_only = at::empty(weights_shape, weight.options());
+    const auto grads = at::convolution_backward(
+        samples_as_channels(grad_output), samples_as_channels(input), shape_only, std::nullopt, layer.stride,
+        layer.padding, layer.dilation, /*transposed=*/false, std::vector<int64_t>(dims, 0),
+        layer.groups * batch, {false, true, false});
+    w.view(weights_shape).copy_(std::get<1>(grads));
   }
   if (at::Tensor b = wanted(out, "bias"); b.defined()) {
-    at::sum_out(b, g.reshape({batch, out_channels, positions}), {2});
+    at::sum_out(b, grad_output.reshape({batch, out_channels, -1}), {2});
   }
 }
 
@@ -126,6 +126,7 @@ const std::map<std::string, PerSampleRule>& rules() {
       {"Linear", {always, linear_gradients}},
       {"Conv1d", {conv_supported, conv_gradients}},
       {"Conv2d", {conv_supported, conv_gradients}},
+      {"Conv3d", {conv_supported, conv_gradients}},
       {"Embedding", {embedding_supported, embedding_gradients}},
       {"LayerNorm", {layer_norm_supported, layer_norm_gradients}},
   };

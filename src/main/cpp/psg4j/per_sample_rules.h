@@ -2,7 +2,8 @@
 // batching rules): from a layer's input and the gradient of its output, both [B, ...] from one
 // batched forward and backward, the exact per-sample gradients of its parameters, written into
 // the caller's buffers. The cheapest exact route per kind: an outer product or bmm of activations
-// and backprops for Linear and Conv, an index_add into [B, V, D] for Embedding.
+// and backprops for Linear, one convolution with the samples as groups for Conv, an index_add
+// into [B, V, D] for Embedding.
 #pragma once
 
 #include "psg4j/layer_chain.h"
