@@ -237,6 +237,19 @@ NamedTensorList vmap_gradients(const NativeModel& model, const NativeBatch& batc
   });
 }
 
+// ---- The vmap engine into caller-owned buffers (issue 9).
+void vmap_gradients_into(const NativeModel& model, const NativeBatch& batch, const NativeLoss& loss,
+                         int reduction, int64_t chunk_size, int randomness, const NamedTensorList& out) {
+  translated([&] {
+    if (randomness < 0 || randomness > 2) {
+      bad_input("randomness must be 0 (error), 1 (different) or 2 (same), got " + std::to_string(randomness));
+    }
+    const Problem problem{model.get(), batch.get(), loss.get(), reduction_of(reduction)};
+    psg4j::vmap_gradients_into(problem, VmapOptions{chunk_size, static_cast<Randomness>(randomness)}, out.get());
+  });
+}
+// ---- end of the vmap-into block.
+
 void release_free_native_memory() {
 #if defined(__GLIBC__)
   malloc_trim(0);

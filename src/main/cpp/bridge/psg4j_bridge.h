@@ -118,6 +118,14 @@ NamedTensorList microbatch_gradients(const NativeModel& model, const NativeBatch
 NamedTensorList vmap_gradients(const NativeModel& model, const NativeBatch& batch,
                                const NativeLoss& loss, int reduction, int64_t chunk_size,
                                int randomness);
+// ---- The vmap engine into caller-owned buffers (issue 9).
+// Writes the vmap engine's per-sample gradients into the tensors of `out` (name -> [B, *shape],
+// one per trainable parameter: the caller's buffers, sharing storage with its Java tensors). The
+// caller keeps owning them; psg4j keeps no reference once it returns. Same codes as vmap_gradients.
+void vmap_gradients_into(const NativeModel& model, const NativeBatch& batch, const NativeLoss& loss,
+                         int reduction, int64_t chunk_size, int randomness, const NamedTensorList& out);
+// ---- end of the vmap-into block.
+
 // Returns the allocator's free pages to the system (glibc's malloc_trim; a no-op elsewhere), so
 // that a memory measurement sees what the process holds rather than what malloc keeps cached.
 void release_free_native_memory();

@@ -3,6 +3,7 @@
 #include "psg4j/error.h"
 #include "psg4j/frontend_layers.h"
 #include "psg4j/frontend_replica.h"
+#include "psg4j/layer_specs.h"
 #include "psg4j/replicas.h"
 
 #include <ATen/CPUGeneratorImpl.h>
@@ -135,6 +136,15 @@ class SlotModel : public Model {
     return run_swapped(lease.get(), inputs);
   }
 
+  bool visit_layer_chain(const LayerChainVisitor& visit) const final {
+    auto lease = replicas_.acquire();
+    follow(lease.get());
+    std::vector<ChainLayer> chain;
+    if (!layer_chain(lease.get(), &chain)) return false;
+    visit(chain);
+    return true;
+  }
+
  protected:
   explicit SlotModel(std::function<Replica()> make_replica)
       : replicas_([make = std::move(make_replica)] { return outside_transforms(make); }) {}
@@ -151,6 +161,9 @@ class SlotModel : public Model {
   // Puts parameters[index] into the slot of each (name, index) of `slots`, in `replica`.
   virtual void swap_in(Replica& replica, const std::vector<std::pair<std::string, size_t>>& slots,
                        const std::vector<at::Tensor>& parameters, SwappedParameters* swapped) const = 0;
+
+  // The replica's forward as a chain of standard layers, or false.
+  virtual bool layer_chain(Replica& replica, std::vector<ChainLayer>* chain) const = 0;
 
   // A replica outside the pool, for callers that keep it (the steps of a localization).
   Replica private_replica() const { return replicas_.make(); }
@@ -272,6 +285,10 @@ class TorchScriptModel final : public SlotModel<torch::jit::Module> {
     return run(replica, inputs);
   }
 
+  bool layer_chain(torch::jit::Module& replica, std::vector<ChainLayer>* chain) const override {
+    return torchscript_layer_chain(replica, chain);
+  }
+
   void swap_in(torch::jit::Module& replica, const std::vector<std::pair<std::string, size_t>>& slots,
                const std::vector<at::Tensor>& parameters, SwappedParameters* swapped) const override {
     for (const auto& [name, k] : slots) {
@@ -337,6 +354,10 @@ class FrontendModel final : public SlotModel<std::shared_ptr<torch::nn::Module>>
 
  private:
   void follow(std::shared_ptr<torch::nn::Module>& replica) const override { follow_mode(*module_, *replica); }
+
+  bool layer_chain(std::shared_ptr<torch::nn::Module>& replica, std::vector<ChainLayer>* chain) const override {
+    return frontend_layer_chain(*replica, chain);
+  }
 
   void swap_in(std::shared_ptr<torch::nn::Module>& replica, const std::vector<std::pair<std::string, size_t>>& slots,
                const std::vector<at::Tensor>& parameters, SwappedParameters* swapped) const override {

@@ -1,6 +1,8 @@
 // Model adapters: one interface over TorchScript modules, C++-frontend modules and Java callbacks.
 #pragma once
 
+#include "psg4j/layer_chain.h"
+
 #include <ATen/ATen.h>
 
 #include <functional>
@@ -78,6 +80,10 @@ class Model {
   virtual std::vector<ModelStep> steps() const { return {}; }
   // forward() for one caller's many calls; by default it calls forward().
   virtual std::unique_ptr<BoundForward> bind_forward() const;
+  // The forward as a chain of standard layers (a Sequential's children), passed to `visit` while
+  // this call holds the replica they run on (in the caller's module's train/eval mode, with its
+  // parameter tensors). False, and `visit` not called, when the forward is not known to be one.
+  virtual bool visit_layer_chain(const LayerChainVisitor& visit) const { return false; }
 };
 
 // A forward in functional form: the inputs, then the parameters to use (trainable order).

@@ -1,13 +1,17 @@
 #include "psg4j/vmap_engine.h"
 
 #include "psg4j/error.h"
+#include "psg4j/gradient_buffers.h"
+#include "psg4j/rule_engine.h"
 #include "psg4j/op_trace.h"
 
 #include <ATen/functorch/BatchedFallback.h>
 #include <c10/util/Exception.h>
 #include <torch/csrc/autograd/autograd.h>
 
+#include <functional>
 #include <mutex>
+#include <optional>
 
 namespace psg4j {
 namespace {
@@ -184,40 +188,75 @@ class QuietFallbackWarnings {
   }
 };
 
-}  // namespace
+// The rules' route where it applies (nullopt otherwise). Its failures are not reported from
+// there: the functorch route runs the problem again and explains what failed, in its own terms.
+// A wrong input is the caller's, whichever route meets it; a Java callback's exception goes
+// through the functorch route's retry, as before.
+std::optional<std::vector<at::Tensor>> try_rules(const Problem& problem, const VmapOptions& options,
+                                                 const std::function<std::vector<at::Tensor>()>& buffers) {
+  if (!options.layer_rules) return std::nullopt;
+  try {
+    return rule_gradients(problem, options.chunk_size, buffers);
+  } catch (const Error& e) {
+    if (e.kind() == ErrorKind::BadInput) throw;
+  } catch (const std::exception&) {
+  }
+  return std::nullopt;
+}
 
-NamedTensors vmap_gradients(const Problem& problem, const VmapOptions& options) {
-  QuietFallbackWarnings quiet;
+// vmap(grad) over the whole model, chunk by chunk. Into `into` when given (the caller's buffers),
+// else into tensors of its own; returns the gradients in trainable order.
+std::vector<at::Tensor> functorch_gradients(const Problem& problem, const NamedTensors& named_params,
+                                            int64_t batch_size, const VmapOptions& options,
+                                            std::vector<at::Tensor> into) {
+  std::vector<at::Tensor> params;
+  for (const auto& entry : named_params) params.push_back(entry.second.detach());
+  const int64_t chunk_size = options.chunk_size == 0 ? batch_size : std::min(options.chunk_size, batch_size);
+  ParameterMode mode = ParameterMode::Shared;
+  for (int64_t start = 0; start < batch_size; start += chunk_size) {
+    const Chunk chunk{start, std::min(chunk_size, batch_size - start)};
+    std::vector<at::Tensor> part =
+        gradients_either_way(problem, named_params, params, chunk, options.randomness, &mode);
+    if (chunk.size == batch_size && into.empty()) return part;  // already the whole result
+    if (into.empty()) into = new_per_sample_buffers(batch_size, params);
+    for (size_t k = 0; k < part.size(); ++k) into[k].narrow(0, chunk.start, chunk.size).copy_(part[k]);
+  }
+  return into;
+}
+
+int64_t validated_batch_size(const Problem& problem, const VmapOptions& options) {
   const int64_t batch_size = problem.batch.validate();
   if (options.chunk_size < 0) {
     bad_input("chunk size must be positive (or 0 for the whole batch), got " +
               std::to_string(options.chunk_size));
   }
-  const NamedTensors named_params = problem.model.trainable_parameters();
-  std::vector<at::Tensor> params;
-  for (const auto& entry : named_params) params.push_back(entry.second.detach());
-  const int64_t chunk_size = options.chunk_size == 0 ? batch_size : std::min(options.chunk_size, batch_size);
+  return batch_size;
+}
 
-  ParameterMode mode = ParameterMode::Shared;
-  std::vector<at::Tensor> grads;
-  for (int64_t start = 0; start < batch_size; start += chunk_size) {
-    const Chunk chunk{start, std::min(chunk_size, batch_size - start)};
-    std::vector<at::Tensor> part =
-        gradients_either_way(problem, named_params, params, chunk, options.randomness, &mode);
-    if (chunk.size == batch_size) {
-      grads = std::move(part);
-      break;
-    }
-    if (grads.empty()) {
-      for (size_t k = 0; k < params.size(); ++k) {
-        grads.push_back(at::empty(batched_shape(batch_size, params[k].sizes()), params[k].options()));
-      }
-    }
-    for (size_t k = 0; k < part.size(); ++k) grads[k].narrow(0, chunk.start, chunk.size).copy_(part[k]);
-  }
+}  // namespace
+
+NamedTensors vmap_gradients(const Problem& problem, const VmapOptions& options) {
+  QuietFallbackWarnings quiet;
+  const int64_t batch_size = validated_batch_size(problem, options);
+  const NamedTensors named_params = problem.model.trainable_parameters();
+  std::optional<std::vector<at::Tensor>> grads = try_rules(problem, options, [&] {
+    std::vector<at::Tensor> params;
+    for (const auto& entry : named_params) params.push_back(entry.second);
+    return new_per_sample_buffers(batch_size, params);
+  });
+  if (!grads) grads = functorch_gradients(problem, named_params, batch_size, options, {});
   NamedTensors out;
-  for (size_t k = 0; k < named_params.size(); ++k) out.emplace_back(named_params[k].first, grads[k]);
+  for (size_t k = 0; k < named_params.size(); ++k) out.emplace_back(named_params[k].first, (*grads)[k]);
   return out;
+}
+
+void vmap_gradients_into(const Problem& problem, const VmapOptions& options, const NamedTensors& out) {
+  QuietFallbackWarnings quiet;
+  const int64_t batch_size = validated_batch_size(problem, options);
+  const NamedTensors named_params = problem.model.trainable_parameters();
+  const std::vector<at::Tensor> buffers = caller_per_sample_buffers(out, named_params, batch_size);
+  if (try_rules(problem, options, [&] { return buffers; })) return;
+  functorch_gradients(problem, named_params, batch_size, options, buffers);
 }
 
 }  // namespace psg4j

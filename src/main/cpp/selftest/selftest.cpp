@@ -4,12 +4,16 @@
 //                        [--models DIR]          time the engines against one batched backward;
 //                                                DIR holds <suite>.pt and <suite>_x.pt exported by
 //                                                src/test/python/bench_python.py --export DIR
+//   psg4j_selftest vmap-bench [same options]     the vmap engine's routes (rules, into reused
+//                                                buffers, functorch), backward and write floor
 #include "psg4j/compare.h"
 #include "psg4j/error.h"
 #include "psg4j/probes.h"
 #include "psg4j/sketch.h"
 #include "psg4j/reference.h"
 #include "psg4j/sample_workers.h"
+#include "psg4j/rule_engine.h"
+#include "psg4j/batch.h"
 #include "psg4j/tensor_io.h"
 #include "psg4j/vmap_engine.h"
 
@@ -18,6 +22,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <dlfcn.h>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -158,6 +163,137 @@ void vmap_checks(const torch::Device device) {
       batch.batch_dim = c.batch_dim;
       expect(vmap_matches_reference(*model, batch, l1), "vmap " + c.name);
     }
+  });
+
+  run_case("the per-layer rules take the suite's layers and equal the reference and functorch", [&] {
+    struct Case {
+      std::string name;
+      nn::Sequential model;
+      at::Tensor x;
+    };
+    nn::Sequential frozen_bias(nn::Linear(4, 3), nn::Tanh(), nn::Linear(3, 2));
+    frozen_bias[0]->as<nn::Linear>()->bias.requires_grad_(false);
+    std::vector<Case> cases{
+        {"mlp", nn::Sequential(nn::Linear(6, 5), nn::ReLU(), nn::Linear(5, 3)), torch::randn({B, 6})},
+        {"seq", nn::Sequential(nn::Linear(4, 6), nn::LayerNorm(nn::LayerNormOptions({6})), nn::GELU(), nn::Linear(6, 4)),
+         torch::randn({B, 3, 4})},
+        {"cnn", nn::Sequential(nn::Conv2d(1, 4, 3), nn::ReLU(), nn::MaxPool2d(2), nn::Conv2d(4, 4, 2), nn::Flatten(),
+                               nn::Linear(36, 3)),
+         torch::randn({B, 1, 11, 11})},
+        {"Conv2d stride 2 padding 1 dilation 2 groups 2",
+         nn::Sequential(nn::Conv2d(nn::Conv2dOptions(2, 4, 3).stride(2).padding(1).dilation(2).groups(2))),
+         torch::randn({B, 2, 9, 8})},
+        {"Conv3d stride 2", nn::Sequential(nn::Conv3d(nn::Conv3dOptions(2, 3, 2).stride(2))),
+         torch::randn({B, 2, 5, 4, 4})},
+        {"Conv1d groups 3 no bias", nn::Sequential(nn::Conv1d(nn::Conv1dOptions(3, 6, 2).groups(3).bias(false))),
+         torch::randn({B, 3, 7})},
+        {"emb padding_idx", nn::Sequential(nn::Embedding(nn::EmbeddingOptions(10, 3).padding_idx(2)), nn::Flatten(),
+                                           nn::Linear(12, 2)),
+         torch::randint(0, 10, {B, 4})},
+        {"LayerNorm over 2 dims", nn::Sequential(nn::LayerNorm(nn::LayerNormOptions({3, 4}))), torch::randn({B, 2, 3, 4})},
+        {"frozen bias", frozen_bias, torch::randn({B, 4})},
+    };
+    for (auto& c : cases) {
+      c.model->to(device);
+      c.model->eval();
+      auto model = frontend_model(c.model.ptr().get());
+      Batch batch;
+      batch.inputs = {c.x.to(device)};
+      for (Reduction r : {Reduction::Sum, Reduction::Mean}) {
+        const Problem problem{*model, batch, l1, r};
+        const auto ruled = rule_gradients(problem, 0, [&] {
+          std::vector<at::Tensor> buffers;
+          for (const auto& p : model->trainable_parameters()) {
+            buffers.push_back(torch::full(batched_shape(B, p.second.sizes()), 7.0, p.second.options().requires_grad(false)));
+          }
+          return buffers;
+        });
+        expect(ruled.has_value(), "rules apply: " + c.name);
+        if (!ruled) continue;
+        const NamedTensors functorch = vmap_gradients(problem, VmapOptions{0, Randomness::Error, /*layer_rules=*/false});
+        bool same = functorch.size() == ruled->size();
+        for (size_t k = 0; same && k < ruled->size(); ++k) {
+          same = torch::allclose((*ruled)[k], functorch[k].second, 1e-4, 1e-6);
+        }
+        expect(same, "rules equal functorch: " + c.name + " (" + to_string(r) + ")");
+      }
+      expect(vmap_matches_reference(*model, batch, l1), "rules' route equals the reference: " + c.name);
+      expect(vmap_matches_reference(*model, batch, l1, VmapOptions{2, Randomness::Error}),
+             "rules' route in chunks of 2: " + c.name);
+    }
+  });
+
+  run_case("the per-layer rules leave what they do not cover exactly to functorch", [&] {
+    nn::Linear shared_layer(4, 4);
+    nn::Sequential tied(shared_layer, nn::ReLU(), shared_layer);
+    nn::Sequential dropout_train(nn::Linear(4, 4), nn::Dropout(0.5));
+    nn::Sequential batch_norm(nn::Linear(4, 4), nn::BatchNorm1d(4));
+    nn::Sequential inplace(nn::ReLU(nn::ReLUOptions(true)), nn::Linear(4, 4));
+    nn::Sequential flatten_batch(nn::Flatten(nn::FlattenOptions().start_dim(0)), nn::Linear(4 * B, 2));
+    nn::Sequential plain(nn::Linear(B, 2));
+    batch_norm->eval();
+    tied->eval();
+    inplace->eval();
+    struct Case {
+      std::string name;
+      nn::Sequential model;
+      int64_t batch_dim;
+    };
+    std::vector<Case> cases{{"tied", tied, 0}, {"dropout in train mode", dropout_train, 0},
+                            {"BatchNorm", batch_norm, 0}, {"in-place ReLU", inplace, 0},
+                            {"Flatten from dimension 0", flatten_batch, 0}, {"batch dimension 1", plain, 1}};
+    for (auto& c : cases) {
+      c.model->to(device);
+      auto model = frontend_model(c.model.ptr().get());
+      Batch batch;
+      batch.inputs = {torch::randn({B, 4}, device)};
+      if (c.batch_dim == 1) batch.inputs = {torch::randn({4, B}, device)};
+      batch.batch_dim = c.batch_dim;
+      bool made = false;
+      const auto ruled = rule_gradients({*model, batch, l1, Reduction::Sum}, 0, [&] {
+        made = true;
+        return std::vector<at::Tensor>{};
+      });
+      expect(!ruled && !made, "rules decline: " + c.name);
+    }
+  });
+
+  run_case("vmap into the caller's buffers: equal values, wrong buffers named", [&] {
+    nn::Sequential net(nn::Linear(6, 5), nn::ReLU(), nn::Linear(5, 3));
+    net->to(device);
+    auto model = frontend_model(net.ptr().get());
+    Batch batch;
+    batch.inputs = {torch::randn({B, 6}, device)};
+    for (bool rules : {true, false}) {
+      const VmapOptions options{0, Randomness::Error, rules};
+      const Problem problem{*model, batch, l1, Reduction::Mean};
+      const NamedTensors expected = vmap_gradients(problem, options);
+      NamedTensors buffers;
+      for (const auto& [name, g] : expected) buffers.emplace_back(name, torch::full_like(g, 3.0).contiguous());
+      const void* first = buffers[0].second.data_ptr();
+      vmap_gradients_into(problem, options, buffers);
+      vmap_gradients_into(problem, options, buffers);  // again into the same buffers
+      bool same = true;
+      for (size_t k = 0; k < expected.size(); ++k) same = same && torch::equal(expected[k].second, buffers[k].second);
+      expect(same && buffers[0].second.data_ptr() == first,
+             std::string("into equals the allocating call, in place (") + (rules ? "rules" : "functorch") + ")");
+    }
+    const Problem problem{*model, batch, l1, Reduction::Sum};
+    auto wrong = [&](const std::function<void(NamedTensors&)>& spoil) {
+      NamedTensors buffers = vmap_gradients(problem, {});
+      spoil(buffers);
+      return error_of(ErrorKind::BadInput, [&] { vmap_gradients_into(problem, {}, buffers); });
+    };
+    const std::string shape = wrong([&](NamedTensors& b) { b[1].second = torch::zeros({B + 1, 5}); });
+    const std::string dtype = wrong([&](NamedTensors& b) { b[2].second = b[2].second.to(torch::kDouble); });
+    const std::string missing = wrong([&](NamedTensors& b) { b.pop_back(); });
+    const std::string unknown = wrong([&](NamedTensors& b) { b.emplace_back("9.weight", torch::zeros({1})); });
+    const std::string shared = wrong([&](NamedTensors& b) { b[3].second = b[2].second.view(-1).narrow(0, 0, B * 3).view({B, 3}); });
+    expect(contains(shape, "'0.bias'") && contains(shape, "shape"), "wrong shape named: " + shape);
+    expect(contains(dtype, "'2.weight'") && contains(dtype, "dtype"), "wrong dtype named: " + dtype);
+    expect(contains(missing, "'2.bias'"), "missing buffer named: " + missing);
+    expect(contains(unknown, "'9.weight'"), "unknown buffer named: " + unknown);
+    expect(contains(shared, "share memory"), "overlapping buffers refused: " + shared);
   });
 
   nn::Sequential mlp(nn::Linear(6, 5), nn::ReLU(), nn::Linear(5, 3));
@@ -827,10 +963,71 @@ void bench(int64_t B, int repeats, torch::Device d, const std::string& only, con
   }
 }
 
+// Bytes per second this process writes into memory it has touched before: the median of a few fills
+// of a 512 MiB buffer, far beyond any cache. The floor of an engine that writes B × |θ| floats.
+double write_bandwidth_bytes_per_s() {
+  at::Tensor buffer = at::empty({int64_t{128} << 20}, at::kFloat);
+  buffer.fill_(0);
+  std::vector<double> seconds;
+  for (int r = 0; r < 5; ++r) {
+    const auto t0 = std::chrono::steady_clock::now();
+    buffer.fill_(static_cast<float>(r));
+    seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  std::sort(seconds.begin(), seconds.end());
+  return static_cast<double>(buffer.nbytes()) / seconds[seconds.size() / 2];
+}
+
+// The vmap engine's routes against one batched backward, one line per model ("key value" pairs):
+// vmap (the per-layer rules where they apply, results allocated), vmap-into (the same into the
+// caller's reused buffers), vmap-functorch (functorch's route only), backward, and the floor:
+// B × |θ| × 4 bytes written at the bandwidth measured here.
+void vmap_bench(int64_t B, int repeats, torch::Device d, const std::string& only, const std::string& models_dir) {
+  const double bandwidth = write_bandwidth_bytes_per_s();
+  std::printf("vmap-bench: B=%lld threads=%d write_bandwidth_GBps=%.2f median of %d (ms)\n",
+              static_cast<long long>(B), at::get_num_threads(), bandwidth / 1e9, repeats);
+  for (auto& [name, entry] : bench_models(B, d, models_dir)) {
+    if (!only.empty() && name.rfind(only, 0) != 0) continue;
+    const Model& model = *entry.model;
+    Batch batch;
+    batch.inputs = {entry.x};
+    Loss l1;
+    const Problem problem{model, batch, l1, Reduction::Sum};
+    int64_t parameters = 0;
+    std::vector<at::Tensor> params;
+    for (const auto& p : model.trainable_parameters()) {
+      params.push_back(p.second);
+      parameters += p.second.numel();
+    }
+    const double vmap = median_ms([&] { vmap_gradients(problem, {}); }, repeats, d);
+    const NamedTensors buffers = vmap_gradients(problem, {});
+    const double into = median_ms([&] { vmap_gradients_into(problem, {}, buffers); }, repeats, d);
+    const double functorch =
+        median_ms([&] { vmap_gradients(problem, VmapOptions{0, Randomness::Error, false}); }, repeats, d);
+    const double backward = median_ms([&] {
+      auto loss = l1(model.forward({entry.x}), {}, Reduction::Sum, entry.x.size(0));
+      torch::autograd::grad({loss}, params);
+    }, repeats, d);
+    const double floor_ms = 1e3 * static_cast<double>(B * parameters * 4) / bandwidth;
+    std::printf("%-7s vmap %.3f vmap-into %.3f vmap-functorch %.3f backward %.3f floor %.3f params %lld\n",
+                name.c_str(), vmap, into, functorch, backward, floor_ms, static_cast<long long>(parameters));
+  }
+}
+
+// N intra-op threads, BLAS included: bytedeco's OpenBLAS keeps a thread pool of its own that
+// at::set_num_threads leaves as it is, and on a loaded machine its waits cost more than the
+// gemms (an mlp backward at B = 256: 172 ms with the pool, 5 ms without).
+void set_threads(int n) {
+  at::set_num_threads(n);
+  using SetBlasThreads = void (*)(int);
+  if (auto set_blas = reinterpret_cast<SetBlasThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) set_blas(n);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   bool run_bench = false;
+  bool run_vmap_bench = false;
   int64_t batch = 32;
   int repeats = 7;
   std::string device = torch::cuda::is_available() ? "cuda" : "cpu";
@@ -839,18 +1036,23 @@ int main(int argc, char** argv) {
   for (int k = 1; k < argc; ++k) {
     const std::string arg = argv[k];
     if (arg == "bench") run_bench = true;
+    else if (arg == "vmap-bench") run_vmap_bench = true;
     else if (arg == "--device" && k + 1 < argc) device = argv[++k];
     else if (arg == "--batch" && k + 1 < argc) batch = std::stoll(argv[++k]);
     else if (arg == "--repeats" && k + 1 < argc) repeats = std::stoi(argv[++k]);
     else if (arg == "--suite" && k + 1 < argc) only = argv[++k];
     else if (arg == "--models" && k + 1 < argc) models_dir = argv[++k];
-    else if (arg == "--threads" && k + 1 < argc) at::set_num_threads(std::stoi(argv[++k]));
+    else if (arg == "--threads" && k + 1 < argc) set_threads(std::stoi(argv[++k]));
     else {
-      std::fprintf(stderr, "usage: psg4j_selftest [bench [--suite mlp|cnn|seq|emb]] [--device cpu|cuda] [--batch B] [--repeats R] [--threads N] [--models DIR]\n");
+      std::fprintf(stderr, "usage: psg4j_selftest [bench|vmap-bench [--suite mlp|cnn|seq|emb]] [--device cpu|cuda] [--batch B] [--repeats R] [--threads N] [--models DIR]\n");
       return 2;
     }
   }
   const torch::Device d(device);
+  if (run_vmap_bench) {
+    vmap_bench(batch, repeats, d, only, models_dir);
+    return 0;
+  }
   if (run_bench) {
     bench(batch, repeats, d, only, models_dir);
     return 0;

@@ -396,6 +396,13 @@ public final class NativeCore {
             @Const @ByRef NativeBatch batch, @Const @ByRef NativeLoss loss, int reduction, long chunkSize,
             int randomness);
 
+    // ---- The vmap engine into caller-owned buffers (issue 9).
+    /** vmap_gradients written into {@code out}'s tensors, which stay the caller's. */
+    public static native void vmap_gradients_into(@Const @ByRef NativeModel model, @Const @ByRef NativeBatch batch,
+            @Const @ByRef NativeLoss loss, int reduction, long chunkSize, int randomness,
+            @Const @ByRef NamedTensorList out);
+    // ---- end of the vmap-into block.
+
     public static native @ByVal ProbeView probe(@Const @ByRef NativeModel model, @Const @ByRef NativeBatch batch,
             @Cast("int64_t") long probeSamples, double tolerance);
 

@@ -1,5 +1,6 @@
 package dev.psg4j.engine;
 
+import dev.psg4j.BadInputException;
 import dev.psg4j.bridge.CloseGuard;
 import dev.psg4j.bridge.NativeCore.NamedTensorList;
 import dev.psg4j.bridge.NativeCore.NativeLoss;
@@ -11,6 +12,7 @@ import org.bytedeco.pytorch.Tensor;
 
 import java.util.List;
 import java.util.Map;
+import java.util.function.BiConsumer;
 import java.util.function.Function;
 
 /** Runs a native engine over a model and a loss, with their callbacks' failures rethrown typed. */
@@ -24,6 +26,21 @@ final class NativeGradients {
              NamedTensorList grads = Natives.call(List.of(model.callbackFailure(), loss.callbackFailure()),
                      () -> engine.apply(lossHandle))) {
             return Natives.toMap(grads);
+        }
+    }
+
+    /**
+     * Runs {@code engine}, which writes into {@code out}'s tensors (the caller's, each checked live
+     * and named in errors as the buffer of its parameter); they stay the caller's.
+     */
+    static void into(Model model, Loss loss, Map<String, Tensor> out, BiConsumer<NativeLoss, NamedTensorList> engine) {
+        BadInputException.requireNonNull(out, "out", "a map from each trainable parameter's name to a [B, *shape] tensor");
+        try (CloseGuard.Use use = model.use(); NativeLoss lossHandle = loss.newHandle();
+             NamedTensorList buffers = Natives.namedList(out, "the per-sample gradient buffer for parameter")) {
+            Natives.call(List.of(model.callbackFailure(), loss.callbackFailure()), () -> {
+                engine.accept(lossHandle, buffers);
+                return null;
+            });
         }
     }
 }

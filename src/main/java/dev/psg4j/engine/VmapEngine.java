@@ -67,6 +67,27 @@ public final class VmapEngine implements GradSampler {
                 batch.handle(), lossHandle, reduction.code(), chunkSize, randomness.code()));
     }
 
+    /**
+     * {@link #perSampleGradients} written into buffers the caller owns and reuses from call to
+     * call: a training loop then allocates nothing for the results and faults in no fresh pages
+     * (at B = 256 those cost more than computing the gradients).
+     *
+     * <p>{@code out} maps the name of every trainable parameter {@code p} (as
+     * {@link Model#trainableParameters()} names them), and nothing else, to a contiguous tensor
+     * {@code [B, *p.shape]} of {@code p}'s dtype and device that does not require grad, no two of
+     * them sharing memory; otherwise a {@link BadInputException} names the parameter, thrown
+     * before anything is written. The values written equal {@link #perSampleGradients}'s.
+     *
+     * <p>Ownership: {@code out} and its tensors stay the caller's. psg4j writes every element of
+     * each, keeps no reference once this returns and closes nothing; the caller closes them when
+     * done (whoever creates a native object frees it).
+     */
+    public void perSampleGradientsInto(Model model, Batch batch, Loss loss, Reduction reduction,
+                                       Map<String, Tensor> out) {
+        NativeGradients.into(model, loss, out, (lossHandle, buffers) -> NativeCore.vmap_gradients_into(
+                model.handle(), batch.handle(), lossHandle, reduction.code(), chunkSize, randomness.code(), buffers));
+    }
+
     @Override
     public String toString() {
         return "vmap(chunkSize=" + chunkSize + ", randomness=" + randomness.name().toLowerCase(Locale.ROOT) + ")";
