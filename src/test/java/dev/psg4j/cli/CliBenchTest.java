@@ -69,9 +69,9 @@ class CliBenchTest {
         assertTrue(start >= 0, () -> "no table with " + first + "\n" + run);
         List<String> header = List.of(lines.get(start).split("\\s+"));
         List<String> row = lines.subList(start + 1, lines.size()).stream()
-                .takeWhile(l -> !l.startsWith("suite ")).filter(l -> l.startsWith(suite + " " + batch + " "))
-                .findFirst().map(l -> List.of(l.split("\\s+")))
-                .orElseThrow(() -> new AssertionError("no row " + suite + " B=" + batch + "\n" + run));
+                .takeWhile(l -> !l.startsWith("suite ")).map(l -> List.of(l.split("\\s+")))
+                .filter(cells -> cells.size() > 1 && cells.get(0).equals(suite) && cells.get(1).equals(Long.toString(batch)))
+                .findFirst().orElseThrow(() -> new AssertionError("no row " + suite + " B=" + batch + "\n" + run));
         assertEquals(header.size(), row.size(), run::toString);
         return List.of(header, row);
     }
