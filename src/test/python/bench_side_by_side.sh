@@ -21,6 +21,10 @@ batches=${BATCHES:-1,8,32,128,256}
 threads=${THREADS:-1}
 jmh=${JMH:---warmups 2 --iterations 3 --iteration-time 300}
 methods=${METHODS:-vmap,microbatch,check-exact,check-sketch,probe,backward}
+# bytedeco's OpenBLAS keeps a thread pool of its own that LibTorch's set_num_threads does not reach: without
+# this, psg4j's "1 thread" GEMMs run on every core (on a loaded 2-core machine mlp's backward at B = 32 took
+# 139 ms, 7 ms with it); the forked benchmark JVMs inherit it
+export OPENBLAS_NUM_THREADS=$threads
 jar=target/psg4j.jar
 [ -f "$jar" ] || { echo "build first: mvn -B -q -DskipTests package" >&2; exit 2; }
 if [ -n "${KEEP:-}" ]; then
