@@ -312,6 +312,43 @@ ComparisonView compare_with_reference(const NativeModel& model, const NativeBatc
   });
 }
 
+bool ComparisonView::sketched(int64_t p) const {
+  return translated([&] { return param(p).sketch.has_value(); });
+}
+
+const SketchVerdict& ComparisonView::sketch(int64_t p) const {
+  if (!param(p).sketch) bad_input("parameter " + std::to_string(p) + " was not sketched");
+  return *param(p).sketch;
+}
+
+SketchZone ComparisonView::sketch_zone(int64_t p) const {
+  return translated([&] { return sketch(p).zone; });
+}
+
+double ComparisonView::sketch_residual_ratio(int64_t p) const {
+  return translated([&] { return sketch(p).residual_ratio; });
+}
+
+ComparisonView SketchView::comparison(int64_t k) const {
+  return translated([&] {
+    if (k < 0 || k >= comparison_count()) bad_input("comparison index " + std::to_string(k) + " out of range");
+    return ComparisonView(result_.comparisons[k]);
+  });
+}
+
+SketchView sketch_compare(const NativeModel& model, const NativeBatch& batch, const NativeLoss& loss,
+                          const NamedTensorList* sum_candidate, const NamedTensorList* mean_candidate,
+                          double atol, double rtol, int64_t projections, uint64_t seed) {
+  return translated([&] {
+    std::vector<std::pair<Reduction, NamedTensors>> candidates;
+    if (sum_candidate != nullptr) candidates.emplace_back(Reduction::Sum, sum_candidate->get());
+    if (mean_candidate != nullptr) candidates.emplace_back(Reduction::Mean, mean_candidate->get());
+    if (candidates.empty()) bad_input("give the candidate of at least one reduction");
+    return SketchView(psg4j::sketch_compare(model.get(), batch.get(), loss.get(), candidates, Tolerance{atol, rtol},
+                                            SketchOptions{projections, seed}));
+  });
+}
+
 namespace {
 
 int64_t element(const std::vector<int64_t>& items, int64_t k, const char* what) {

@@ -8,6 +8,7 @@
 #include "psg4j/model.h"
 #include "psg4j/probes.h"
 #include "psg4j/reference.h"
+#include "psg4j/sketch.h"
 #include "psg4j/tensor_io.h"
 #include "psg4j/vmap_engine.h"
 
@@ -141,11 +142,41 @@ class ComparisonView {
   // Field f (SampleStats order: max_abs, max_rel, max_tol_ratio, bad, candidate_non_finite,
   // reference_non_finite) of sample i.
   double stat(int64_t p, int64_t i, int f) const;
+  // Sketch mode: whether the sketch judged the parameter, its zone (a passed one has no
+  // per-sample statistics) and its largest residual in units of the pass threshold.
+  bool sketched(int64_t p) const;
+  SketchZone sketch_zone(int64_t p) const;
+  double sketch_residual_ratio(int64_t p) const;
 
  private:
   const ParamComparison& param(int64_t p) const;
+  const SketchVerdict& sketch(int64_t p) const;
   Comparison comparison_;
 };
+
+// sketch_compare's result: the sum candidate's comparison then the mean one's (those given), and
+// what the sketch spent.
+class SketchView {
+ public:
+  SketchView() = default;
+  explicit SketchView(SketchComparisons result) : result_(std::move(result)) {}
+  int64_t comparison_count() const { return static_cast<int64_t>(result_.comparisons.size()); }
+  ComparisonView comparison(int64_t k) const;
+  int64_t forwards() const { return result_.cost.forwards; }
+  int64_t backwards() const { return result_.cost.backwards; }
+  int64_t exact_params() const { return result_.cost.exact_params; }
+  double pass_fraction() const { return kSketchPassFraction; }
+  double noise_multiplier() const { return kSketchNoiseMultiplier; }
+  bool in_double() const { return result_.cost.in_double; }
+
+ private:
+  SketchComparisons result_;
+};
+
+// Sketch-compares the candidates given (either may be null) for the sum and the mean reductions.
+SketchView sketch_compare(const NativeModel& model, const NativeBatch& batch, const NativeLoss& loss,
+                          const NamedTensorList* sum_candidate, const NamedTensorList* mean_candidate,
+                          double atol, double rtol, int64_t projections, uint64_t seed);
 
 ComparisonView compare_with_reference(const NativeModel& model, const NativeBatch& batch,
                                       const NativeLoss& loss, int reduction,

@@ -15,14 +15,6 @@ namespace psg4j {
 namespace {
 
 
-// What the comparison reads: the candidate tensor of each Compared entry and the parameter
-// (index in parameters()) whose reference it is compared with.
-struct Compared {
-  size_t entry;
-  size_t parameter;
-  at::Tensor candidate;
-};
-
 ParamComparison entry_for(const std::string& name, const TrainableParameter& p, int64_t batch_size,
                           const at::Tensor& candidate) {
   ParamComparison entry;
@@ -42,16 +34,16 @@ ParamComparison entry_for(const std::string& name, const TrainableParameter& p, 
   } else if (!at::isFloatingType(candidate.scalar_type())) {
     bad_input("candidate gradient '" + name + "' has dtype " + std::string(c10::toString(candidate.scalar_type())) +
               ": per-sample gradients must be floating-point tensors");
-  } else {
-    entry.samples.resize(batch_size);
   }
   return entry;
 }
 
-// Lays out one ParamComparison per model parameter (one per name the candidate gives it, when it
-// names a tied parameter by several of its names: each must match) and per extra candidate name.
-std::vector<Compared> plan(Comparison& comparison, const TrainableParameters& parameters,
-                           int64_t batch_size, const NamedTensors& candidate) {
+}  // namespace
+
+// One ParamComparison per model parameter (one per name the candidate gives it, when it names a
+// tied parameter by several of its names: each must match) and per extra candidate name.
+std::vector<ComparedCandidate> plan_comparison(Comparison& comparison, const TrainableParameters& parameters,
+                                               int64_t batch_size, const NamedTensors& candidate) {
   std::map<std::string, at::Tensor> remaining;
   for (const auto& [name, tensor] : candidate) {
     if (!tensor.defined()) bad_input("candidate gradient '" + name + "' is an undefined tensor");
@@ -64,7 +56,7 @@ std::vector<Compared> plan(Comparison& comparison, const TrainableParameters& pa
     }
   }
   comparison.batch_size = batch_size;
-  std::vector<Compared> compared;
+  std::vector<ComparedCandidate> compared;
   for (size_t k = 0; k < parameters.size(); ++k) {
     const TrainableParameter& p = parameters[k];
     std::vector<std::string> names{p.name};
@@ -91,8 +83,6 @@ std::vector<Compared> plan(Comparison& comparison, const TrainableParameters& pa
   }
   return compared;
 }
-
-}  // namespace
 
 namespace {
 
@@ -186,19 +176,34 @@ SampleStats compare_sample(const at::Tensor& candidate, const at::Tensor& refere
   return stats;
 }
 
+void compare_exactly(const Problem& problem, const TrainableParameters& parameters,
+                     const std::vector<ComparedCandidate>& which, const Tolerance& tolerance,
+                     Comparison& comparison) {
+  if (which.empty()) return;
+  // The leaves the reference differentiates: each parameter `which` needs, once.
+  NamedTensors leaves;
+  std::map<size_t, size_t> leaf_of;
+  for (const ComparedCandidate& c : which) {
+    if (leaf_of.emplace(c.parameter, leaves.size()).second) {
+      leaves.emplace_back(parameters[c.parameter].name, parameters[c.parameter].tensor);
+    }
+  }
+  for (const ComparedCandidate& c : which) comparison.params[c.entry].samples.resize(comparison.batch_size);
+  for_each_sample_gradient(problem, leaves, [&](int64_t i, const std::vector<at::Tensor>& g) {
+    for (const ComparedCandidate& c : which) {
+      comparison.params[c.entry].samples[i] =
+          compare_sample(c.candidate.select(0, i), g[leaf_of.at(c.parameter)], tolerance);
+    }
+  });
+}
+
 Comparison compare_with_reference(const Problem& problem, const NamedTensors& candidate,
                                   const Tolerance& tolerance) {
   const int64_t batch_size = problem.batch.validate();
   const TrainableParameters parameters = problem.model.parameters();
-  NamedTensors leaves;
-  for (const TrainableParameter& p : parameters) leaves.emplace_back(p.name, p.tensor);
   Comparison comparison;
-  const std::vector<Compared> compared = plan(comparison, parameters, batch_size, candidate);
-  for_each_sample_gradient(problem, leaves, [&](int64_t i, const std::vector<at::Tensor>& g) {
-    for (const Compared& c : compared) {
-      comparison.params[c.entry].samples[i] = compare_sample(c.candidate.select(0, i), g[c.parameter], tolerance);
-    }
-  });
+  const std::vector<ComparedCandidate> compared = plan_comparison(comparison, parameters, batch_size, candidate);
+  compare_exactly(problem, parameters, compared, tolerance, comparison);
   return comparison;
 }
 

@@ -4,6 +4,8 @@
 
 #include "psg4j/reference.h"
 
+#include <optional>
+
 namespace psg4j {
 
 struct Tolerance {
@@ -30,13 +32,24 @@ struct SampleStats {
   static constexpr int kFields = 6;
 };
 
+// Where a sketch put a parameter (sketch.h): pass is decided by the sketch; the others by the
+// reference, which fills `samples`.
+enum class SketchZone : int32_t { Pass = 0, Undecided = 1, Fail = 2 };
+
+struct SketchVerdict {
+  SketchZone zone = SketchZone::Pass;
+  // The largest residual over elements and projections, in units of its pass threshold.
+  double residual_ratio = 0;
+};
+
 struct ParamComparison {
   std::string name;                   // as the candidate names it (the first name when missing)
   std::vector<std::string> aliases;   // the parameter's other names, when it is tied
   ParamStatus status = ParamStatus::Compared;
   std::vector<int64_t> expected_shape;   // [B, *shape]; empty for Extra
   std::vector<int64_t> candidate_shape;  // empty for Missing
-  std::vector<SampleStats> samples;      // B entries when Compared
+  std::vector<SampleStats> samples;      // B entries when Compared (none when a sketch passed it)
+  std::optional<SketchVerdict> sketch;   // sketch mode only
 };
 
 struct Comparison {
@@ -45,6 +58,25 @@ struct Comparison {
   // extra names.
   std::vector<ParamComparison> params;
 };
+
+// A Compared entry of a Comparison: the candidate tensor and the parameter (index in
+// Model::parameters()) whose reference it is compared with.
+struct ComparedCandidate {
+  size_t entry;
+  size_t parameter;
+  at::Tensor candidate;
+};
+
+// Lays out `comparison` (names, statuses, shapes) for `candidate` and returns the entries whose
+// values are to be compared. Throws BadInput for unusable candidate tensors.
+std::vector<ComparedCandidate> plan_comparison(Comparison& comparison, const TrainableParameters& parameters,
+                                               int64_t batch_size, const NamedTensors& candidate);
+
+// Streams the reference of the parameters `which` needs (those only: autograd skips the others)
+// into their entries' per-sample statistics.
+void compare_exactly(const Problem& problem, const TrainableParameters& parameters,
+                     const std::vector<ComparedCandidate>& which, const Tolerance& tolerance,
+                     Comparison& comparison);
 
 SampleStats compare_sample(const at::Tensor& candidate, const at::Tensor& reference,
                            const Tolerance& tolerance);

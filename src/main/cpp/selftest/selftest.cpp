@@ -7,6 +7,7 @@
 #include "psg4j/compare.h"
 #include "psg4j/error.h"
 #include "psg4j/probes.h"
+#include "psg4j/sketch.h"
 #include "psg4j/reference.h"
 #include "psg4j/tensor_io.h"
 #include "psg4j/vmap_engine.h"
@@ -459,6 +460,23 @@ void checks(const torch::Device device) {
     const Comparison c = compare_with_reference(problem, bad, tol);
     expect(bad_samples(find(c, "0.bias")) == std::vector<int64_t>{3} && all_within(find(c, "0.weight")),
            "perturbed 0.bias sample 3 flagged alone");
+  });
+
+  run_case("sketch: a correct candidate passes at sketch cost, a perturbed one is decided exactly", [&] {
+    const NamedTensors truth_mean = microbatch_gradients({*model, batch, l1, Reduction::Mean});
+    NamedTensors bad = clone_all(truth);
+    bad[1].second[3][1] += 0.01;
+    const SketchComparisons clean = sketch_compare(*model, batch, l1, {{Reduction::Sum, truth}, {Reduction::Mean, truth_mean}},
+                                                   tol, SketchOptions{2, 11});
+    const SketchComparisons planted = sketch_compare(*model, batch, l1, {{Reduction::Sum, bad}}, tol, SketchOptions{2, 11});
+    const ParamComparison& bias = find(planted.comparisons[0], "0.bias");
+    const ParamComparison& weight = find(planted.comparisons[0], "0.weight");
+    expect(clean.cost.exact_params == 0 && clean.cost.backwards == 2 &&
+               find(clean.comparisons[1], "0.weight").sketch->zone == SketchZone::Pass,
+           "clean sum and mean pass with one set of backwards");
+    expect(bias.sketch->zone == SketchZone::Fail && bad_samples(bias) == std::vector<int64_t>{3} &&
+               weight.sketch->zone == SketchZone::Pass && weight.samples.empty() && planted.cost.exact_params == 1,
+           "perturbed 0.bias sample 3 localized by the reference on 0.bias alone");
   });
 
   run_case("swapped samples are both flagged", [&] {

@@ -1,5 +1,6 @@
 package dev.psg4j.bridge;
 
+import dev.psg4j.check.SketchZone;
 import dev.psg4j.engine.TensorContainer;
 
 import org.bytedeco.javacpp.FunctionPointer;
@@ -230,6 +231,41 @@ public final class NativeCore {
         public native @Cast("int64_t") long candidate_dim(@Cast("int64_t") long p, @Cast("int64_t") long d);
 
         public native double stat(@Cast("int64_t") long p, @Cast("int64_t") long sample, int field);
+
+        public native @Cast("bool") boolean sketched(@Cast("int64_t") long p);
+
+        public native SketchZone sketch_zone(@Cast("int64_t") long p);
+
+        public native double sketch_residual_ratio(@Cast("int64_t") long p);
+    }
+
+    @Name("SketchView")
+    public static class SketchView extends Pointer {
+        static {
+            Loader.load();
+        }
+
+        public SketchView() {
+            allocate();
+        }
+
+        private native void allocate();
+
+        public native @Cast("int64_t") long comparison_count();
+
+        public native @ByVal ComparisonView comparison(@Cast("int64_t") long k);
+
+        public native @Cast("int64_t") long forwards();
+
+        public native @Cast("int64_t") long backwards();
+
+        public native @Cast("int64_t") long exact_params();
+
+        public native double pass_fraction();
+
+        public native double noise_multiplier();
+
+        public native @Cast("bool") boolean in_double();
     }
 
     /** A Java forward: fills {@code output} and returns 0, or returns non-zero after a throw. */
@@ -315,6 +351,12 @@ public final class NativeCore {
 
     /** Fills {@code entries} with the file's tensors; returns what held them (call intern() on it). */
     public static native TensorContainer load_tensor_file(@StdString String path, NamedTensorList entries);
+
+    /** Either candidate may be null (that reduction is not checked); at least one is given. */
+    public static native @ByVal SketchView sketch_compare(@Const @ByRef NativeModel model,
+            @Const @ByRef NativeBatch batch, @Const @ByRef NativeLoss loss, @Const NamedTensorList sumCandidate,
+            @Const NamedTensorList meanCandidate, double atol, double rtol, @Cast("int64_t") long projections,
+            @Cast("uint64_t") long seed);
 
     public static native @ByVal ComparisonView compare_with_reference(@Const @ByRef NativeModel model,
             @Const @ByRef NativeBatch batch, @Const @ByRef NativeLoss loss, int reduction,

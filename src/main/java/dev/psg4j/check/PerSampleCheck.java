@@ -6,32 +6,57 @@ import dev.psg4j.bridge.NativeCore;
 import dev.psg4j.bridge.NativeCore.ComparisonView;
 import dev.psg4j.bridge.NativeCore.NamedTensorList;
 import dev.psg4j.bridge.NativeCore.NativeLoss;
+import dev.psg4j.bridge.NativeCore.SketchView;
 import dev.psg4j.bridge.Natives;
 import dev.psg4j.model.Model;
 import dev.psg4j.report.CheckReport;
 import dev.psg4j.report.Diagnosis;
 import dev.psg4j.report.Failure;
 import dev.psg4j.report.ReductionReport;
+import dev.psg4j.report.SketchSummary;
 
 import org.bytedeco.pytorch.Tensor;
 
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.EnumMap;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.ThreadLocalRandom;
 
 /**
  * Verifies a {@link GradSampler}'s per-sample gradients against the microbatch reference, for each
- * reduction asked (both by default). The reference streams sample by sample into the comparison,
- * so a check costs the candidate's memory plus O(|θ|) per thread.
+ * reduction asked (both by default), in {@link CheckMode#EXACT exact} mode (the default: every
+ * element of every sample; the reference streams sample by sample into the comparison, so a check
+ * costs the candidate's memory plus O(|θ|) per thread) or {@link CheckMode#SKETCH sketch} mode.
+ *
+ * <p><b>Sketch mode</b> draws K weight vectors wᵢ = ±(1 + U) (a fair sign, U uniform on [0, 1):
+ * ±1 weights would cancel a swap of two samples with probability ½ per projection, Gaussian ones
+ * can be near zero for the one sample that is wrong) and compares, element by element, Σᵢ wᵢ·Gᵢ
+ * (the candidate, one read) with ∇θ Σᵢ wᵢ·Lᵢ (one batched forward and K backwards serve both
+ * reductions for the built-in losses). A parameter whose residual is at rounding level in every
+ * element of every projection passes; any other is decided by the reference on that parameter
+ * alone, which gives exact mode's verdict and every report field for it. So a sketch fails
+ * exactly when exact mode would, except where a wrong element's residual falls into the pass
+ * zone: for a sample off by e at an element, each projection lets it through with probability at
+ * most P / |e| (P: that element's pass threshold, ½·atol plus λ·u·max|w|·‖G‖₂, far below one
+ * sample's tolerance), independently, so at most (P / |e|)^K. The report records the seed;
+ * {@link Builder#seed} fixes it, otherwise each run draws a fresh one. Sketch mode needs the probes:
+ * the batched forward stands in for the one-sample batches only on a batch-independent,
+ * deterministic model.
+ *
+ * <p><b>Reuse in a training loop</b>: build once, then {@link #run(GradSampler, List, List)} each step
+ * with that step's batch (same batch dimensions). The probes (a property of the model, not of the
+ * batch) run on the first run and again when the inputs' shapes or dtypes change, or every
+ * {@link Builder#probeEvery} runs; each run sees the parameters' current values.
  *
  * <p>Ownership: the check owns its batch (built from the inputs and targets given, which stay the
- * caller's) and frees it on {@link #close}; it does not own the {@link Model}. It owns each
- * gradient map its sampler returns and closes those tensors once compared. A check may be shared
- * by threads: {@link #run} calls may overlap (on a shared Model too) and give the same reports as
- * one thread would; {@link #close} waits for running ones, and a run after close throws
- * IllegalStateException. Nothing process-wide is left changed: a {@link Builder#threads} count is
- * set for the run's duration and the previous one restored.
+ * caller's) and frees it on {@link #close}; a step's batch is the caller's. It does not own the
+ * {@link Model}. It owns each gradient map its sampler returns and closes those tensors once
+ * compared. A check may be shared by threads: {@link #run} calls may overlap (on a shared Model
+ * too) and give the same reports as one thread would; {@link #close} waits for running ones, and a
+ * run after close throws IllegalStateException. Nothing process-wide is left changed: a
+ * {@link Builder#threads} count is set for the run's duration and the previous one restored.
  *
  * <pre>{@code
  * try (PerSampleCheck check = PerSampleCheck.builder().model(model).inputs(x).build()) {
@@ -49,11 +74,19 @@ public final class PerSampleCheck implements AutoCloseable {
     private final int threads;
     private final CloseGuard guard = new CloseGuard("PerSampleCheck");
     private final int probeSamples;
+    private final CheckMode mode;
+    private final int projections;
+    private final Long seed;
+    private final ProbeCache probeCache;
 
     private PerSampleCheck(Builder b) {
         this.model = BadInputException.requireNonNull(b.model, "model", Builder.A_MODEL);
         if (b.inputs.isEmpty()) {
             throw new BadInputException("no inputs: give the batch with inputs(x) (several tensors for multi-input models)");
+        }
+        if (b.mode == CheckMode.SKETCH && !b.probes) {
+            throw new BadInputException("sketch mode needs the probes (a sketch is valid only on a batch-independent, "
+                    + "deterministic model): leave probes(true) or use mode(CheckMode.EXACT)");
         }
         this.batch = new Batch(b.inputs, b.targets, b.batchDim, b.targetBatchDim == null ? b.batchDim : b.targetBatchDim);
         this.loss = b.loss;
@@ -62,6 +95,10 @@ public final class PerSampleCheck implements AutoCloseable {
         this.probes = b.probes;
         this.threads = b.threads;
         this.probeSamples = b.probeSamples;
+        this.mode = b.mode;
+        this.projections = b.projections;
+        this.seed = b.seed;
+        this.probeCache = new ProbeCache(b.probeEvery);
     }
 
     public static Builder builder() {
@@ -88,6 +125,10 @@ public final class PerSampleCheck implements AutoCloseable {
         return tolerance;
     }
 
+    public CheckMode mode() {
+        return mode;
+    }
+
     /**
      * Probes the model (determinism, batch independence; see {@link Probes}) unless turned off,
      * then runs {@code sampler} for each reduction and compares its output with the reference. The
@@ -95,55 +136,140 @@ public final class PerSampleCheck implements AutoCloseable {
      * batch-mixing or non-deterministic model has no per-sample gradients to verify.
      */
     public CheckReport run(GradSampler sampler) {
-        BadInputException.requireNonNull(sampler, "sampler", "a GradSampler (Engines.vmap(), Engines.microbatch(), "
-                + "Engines.precomputed(...) or your own)");
-        try (CloseGuard.Use use = guard.use(); CloseGuard.Use modelUse = model.use();
-             IntraOpThreads scope = IntraOpThreads.set(threads)) {
-            return runProbedCheck(sampler);
+        requireSampler(sampler);
+        try (CloseGuard.Use use = guard.use()) {
+            return runOn(sampler, batch);
         }
     }
 
-    private CheckReport runProbedCheck(GradSampler sampler) {
-        List<Diagnosis> diagnoses = probes ? Probes.diagnose(model, batch, probeSamples) : List.of();
+    /**
+     * {@link #run(GradSampler)} on another batch of the same layout (a training step's): the
+     * inputs and targets stay the caller's; the probes are reused while the shapes stay the same
+     * (see {@link Builder#probeEvery}).
+     */
+    public CheckReport run(GradSampler sampler, List<Tensor> inputs, List<Tensor> targets) {
+        requireSampler(sampler);
+        BadInputException.requireNonNull(inputs, "inputs", "the step's input tensors");
+        BadInputException.requireNonNull(targets, "targets", "the step's targets (an empty list when the loss needs none)");
+        if (inputs.isEmpty()) {
+            throw new BadInputException("no inputs: give the step's batch (several tensors for multi-input models)");
+        }
+        try (CloseGuard.Use use = guard.use();
+             Batch step = new Batch(Natives.requireLive(inputs, "input"), Natives.requireLive(targets, "target"),
+                     batch.batchDim(), batch.targetBatchDim())) {
+            return runOn(sampler, step);
+        }
+    }
+
+    private static void requireSampler(GradSampler sampler) {
+        BadInputException.requireNonNull(sampler, "sampler", "a GradSampler (Engines.vmap(), Engines.microbatch(), "
+                + "Engines.precomputed(...) or your own)");
+    }
+
+    private CheckReport runOn(GradSampler sampler, Batch on) {
+        try (CloseGuard.Use modelUse = model.use(); IntraOpThreads scope = IntraOpThreads.set(threads)) {
+            return runProbedCheck(sampler, on);
+        }
+    }
+
+    private CheckReport runProbedCheck(GradSampler sampler, Batch on) {
+        List<Diagnosis> diagnoses = probes ? probeCache.diagnoses(on, b -> Probes.diagnose(model, b, probeSamples))
+                : List.of();
         if (!diagnoses.isEmpty()) {
             // Nothing to compare: the reference's one-sample batches would not be the model's
             // (and BatchNorm in train mode cannot even run one sample).
-            return new CheckReport(false, sampler.name(), batch.size(), batch.device(), loss.name(), tolerance.atol(),
-                    tolerance.rtol(), List.of(), List.of(), diagnoses);
+            return report(false, sampler, on, List.of(), null, List.of(), diagnoses);
         }
-        List<ReductionReport> reports = new ArrayList<>();
-        List<Failure> failures = new ArrayList<>();
-        for (Reduction reduction : reductions) {
-            Map<String, Tensor> candidate = sampler.perSampleGradients(model, batch, loss, reduction);
-            if (candidate == null) {
-                throw new BadInputException("grad sampler '" + sampler.name() + "' returned null for reduction "
-                        + reduction.label() + ": return a map {parameter name: Tensor[B, *shape]}");
+        Map<Reduction, Map<String, Tensor>> candidates = new EnumMap<>(Reduction.class);
+        try {
+            for (Reduction reduction : reductions) {
+                candidates.put(reduction, candidate(sampler, on, reduction));
             }
-            try {
-                reports.add(compare(candidate, reduction, failures));
-            } finally {
-                Natives.closeAll(candidate);  // the check owns what a sampler returns
+            List<Failure> failures = new ArrayList<>();
+            if (mode == CheckMode.SKETCH) {
+                long runSeed = seed != null ? seed : ThreadLocalRandom.current().nextLong();
+                return compareSketch(sampler, on, candidates, runSeed, failures);
             }
+            List<ReductionReport> reports = compareExact(on, candidates, failures);
+            return report(reports.stream().allMatch(ReductionReport::passed), sampler, on, reports, null, failures,
+                    diagnoses);
+        } finally {
+            candidates.values().forEach(Natives::closeAll);  // the check owns what a sampler returns
         }
-        boolean passed = reports.stream().allMatch(ReductionReport::passed) && diagnoses.isEmpty();
-        return new CheckReport(passed, sampler.name(), batch.size(), batch.device(), loss.name(), tolerance.atol(),
-                tolerance.rtol(), reports, failures, diagnoses);
     }
 
-    private ReductionReport compare(Map<String, Tensor> candidate, Reduction reduction, List<Failure> failures) {
+    private Map<String, Tensor> candidate(GradSampler sampler, Batch on, Reduction reduction) {
+        Map<String, Tensor> candidate = sampler.perSampleGradients(model, on, loss, reduction);
+        if (candidate == null) {
+            throw new BadInputException("grad sampler '" + sampler.name() + "' returned null for reduction "
+                    + reduction.label() + ": return a map {parameter name: Tensor[B, *shape]}");
+        }
+        return candidate;
+    }
+
+    private CheckReport report(boolean passed, GradSampler sampler, Batch on, List<ReductionReport> reports,
+                               SketchSummary sketch, List<Failure> failures, List<Diagnosis> diagnoses) {
+        return new CheckReport(CheckReport.SCHEMA_VERSION, passed, mode.label(), sampler.name(), on.size(),
+                on.device(), loss.name(), tolerance.atol(), tolerance.rtol(), reports, sketch, failures, diagnoses);
+    }
+
+    private List<ReductionReport> compareExact(Batch on, Map<Reduction, Map<String, Tensor>> candidates,
+                                               List<Failure> failures) {
+        List<ReductionReport> reports = new ArrayList<>();
+        for (Map.Entry<Reduction, Map<String, Tensor>> entry : candidates.entrySet()) {
+            reports.add(compare(on, entry.getValue(), entry.getKey(), failures));
+        }
+        return reports;
+    }
+
+    private ReductionReport compare(Batch on, Map<String, Tensor> candidate, Reduction reduction,
+                                    List<Failure> failures) {
         try (NamedTensorList list = Natives.namedList(candidate, "candidate gradient");
              NativeLoss lossHandle = loss.newHandle();
              ComparisonView view = Natives.call(List.of(model.callbackFailure(), loss.callbackFailure()),
-                     () -> NativeCore.compare_with_reference(model.handle(), batch.handle(), lossHandle,
+                     () -> NativeCore.compare_with_reference(model.handle(), on.handle(), lossHandle,
                              reduction.code(), list, tolerance.atol(), tolerance.rtol()))) {
             return Verdicts.read(view, reduction, failures);
         }
+    }
+
+    private CheckReport compareSketch(GradSampler sampler, Batch on, Map<Reduction, Map<String, Tensor>> candidates,
+                                      long runSeed, List<Failure> failures) {
+        List<Reduction> given = new ArrayList<>(candidates.keySet());  // EnumMap order: sum, then mean
+        try (NamedTensorList sum = namedListOrNull(candidates.get(Reduction.SUM));
+             NamedTensorList mean = namedListOrNull(candidates.get(Reduction.MEAN));
+             NativeLoss lossHandle = loss.newHandle();
+             SketchView view = Natives.call(List.of(model.callbackFailure(), loss.callbackFailure()),
+                     () -> NativeCore.sketch_compare(model.handle(), on.handle(), lossHandle, sum, mean,
+                             tolerance.atol(), tolerance.rtol(), projections, runSeed))) {
+            List<ReductionReport> reports = new ArrayList<>();
+            for (int k = 0; k < given.size(); k++) {
+                try (ComparisonView comparison = view.comparison(k)) {
+                    reports.add(Verdicts.read(comparison, given.get(k), failures));
+                }
+            }
+            SketchSummary summary = new SketchSummary(runSeed, projections, SketchSummary.WEIGHTS,
+                    view.pass_fraction(), view.noise_multiplier(), view.in_double() ? "double" : "float", view.forwards(), view.backwards(), view.exact_params());
+            return report(reports.stream().allMatch(ReductionReport::passed), sampler, on, reports, summary, failures,
+                    List.of());
+        }
+    }
+
+    private static NamedTensorList namedListOrNull(Map<String, Tensor> candidate) {
+        return candidate == null ? null : Natives.namedList(candidate, "candidate gradient");
     }
 
     @Override
     public void close() {
         guard.close(batch::close);
     }
+
+    /** Sketch mode's default number of projections. */
+    public static final int DEFAULT_PROJECTIONS = 2;
+    /** The most projections a sketch may take (mirrors the native bound). */
+    public static final int MAX_PROJECTIONS = 64;
+    /** The longest probe interval {@link Builder#probeEvery} takes. */
+    public static final int MAX_PROBE_EVERY = 1_000_000;
 
     /** Options of a check; {@link #model} and {@link #inputs} are required. */
     public static final class Builder {
@@ -161,8 +287,51 @@ public final class PerSampleCheck implements AutoCloseable {
         private int threads;
         private boolean probes = true;
         private int probeSamples = Probes.DEFAULT_PROBE_SAMPLES;
+        private CheckMode mode = CheckMode.EXACT;
+        private int projections = DEFAULT_PROJECTIONS;
+        private Long seed;
+        private int probeEvery;
 
         private Builder() {
+        }
+
+        /** Exact (the default) or sketch mode; see {@link PerSampleCheck}. */
+        public Builder mode(CheckMode mode) {
+            this.mode = BadInputException.requireNonNull(mode, "mode", "CheckMode.EXACT or CheckMode.SKETCH");
+            return this;
+        }
+
+        /**
+         * Sketch mode's number of projections K (default {@value #DEFAULT_PROJECTIONS}, at most
+         * {@value #MAX_PROJECTIONS}): one backward each; a wrong element slips through all with
+         * probability at most (P / |error|)^K.
+         */
+        public Builder projections(int projections) {
+            if (projections < 1 || projections > MAX_PROJECTIONS) {
+                throw new BadInputException("projections must be in [1, " + MAX_PROJECTIONS + "], got " + projections
+                        + ": each costs one backward; 2 (the default) is enough at rounding-level thresholds");
+            }
+            this.projections = projections;
+            return this;
+        }
+
+        /** Fixes sketch mode's random weights (reproducible runs); by default each run draws its own seed. */
+        public Builder seed(long seed) {
+            this.seed = seed;
+            return this;
+        }
+
+        /**
+         * Reruns the probes every {@code runs} runs even when the inputs keep their shapes (default 0:
+         * only on the first run and when shapes or dtypes change), at most {@value #MAX_PROBE_EVERY}.
+         */
+        public Builder probeEvery(int runs) {
+            if (runs < 0 || runs > MAX_PROBE_EVERY) {
+                throw new BadInputException("probeEvery must be in [0, " + MAX_PROBE_EVERY + "], got " + runs
+                        + " (0: probe only when the inputs' shapes change)");
+            }
+            this.probeEvery = runs;
+            return this;
         }
 
         public Builder model(Model model) {

@@ -62,7 +62,14 @@ final class Verdicts {
                 return structural(name, expected, candidate, status, aliases);
             }
             default -> {
-                return compared(view, p, name, aliases, reduction, expected, candidate, failures);
+                if (!view.sketched(p)) {
+                    return compared(view, p, name, aliases, reduction, expected, candidate, failures);
+                }
+                SketchZone zone = view.sketch_zone(p).intern();
+                ParamReport decided = zone == SketchZone.PASS
+                        ? sketchPassed(name, expected, candidate, aliases)
+                        : compared(view, p, name, aliases, reduction, expected, candidate, failures);
+                return decided.withSketch(zone.label(), view.sketch_residual_ratio(p));
             }
         }
     }
@@ -104,6 +111,13 @@ final class Verdicts {
         return new ParamReport(name, expected, bad.isEmpty(), maxAbs, maxRel, worst, bad, nonFinite, "compared",
                 candidate, Double.isInfinite(worstRatio) ? null : Math.max(worstRatio, 0),
                 sampleAbs, sampleRel, sampleRatio, aliases);
+    }
+
+    /** Passed by the sketch: no per-sample statistics were computed, so those fields are null. */
+    private static ParamReport sketchPassed(String name, List<Long> expected, List<Long> candidate,
+                                            List<String> aliases) {
+        return new ParamReport(name, expected, true, null, null, null, List.of(), false, "compared", candidate, null,
+                null, null, null, aliases);
     }
 
     private static Failure sampleFailure(String reduction, String name, int sample, long elements, long badElements,

@@ -4,6 +4,7 @@ import dev.psg4j.BadInputException;
 import dev.psg4j.ModelExecutionException;
 import dev.psg4j.check.GradSampler;
 import dev.psg4j.check.Loss;
+import dev.psg4j.check.CheckMode;
 import dev.psg4j.check.PerSampleCheck;
 import dev.psg4j.check.Reduction;
 import dev.psg4j.check.Threads;
@@ -81,6 +82,17 @@ final class CheckCommand implements Callable<Integer> {
             description = "skip the determinism and batch-independence probes run before comparing")
     boolean noProbes;
 
+    @Option(names = "--mode", paramLabel = "MODE", defaultValue = "exact",
+            description = "exact (every element of every sample against the reference) or sketch (random projections, "
+                    + "one batched backward each; parameters not at rounding level decided exactly)")
+    String mode;
+
+    @Option(names = "--projections", paramLabel = "K", description = "sketch mode's random projections; default 2")
+    Integer projections;
+
+    @Option(names = "--seed", paramLabel = "S", description = "sketch mode's weights seed (the report records the one used)")
+    Long seed;
+
     @Option(names = "--candidate", paramLabel = "GRADS.pt",
             description = "torch.save of a dict {parameter name: Tensor[B, *shape]} for the one --reduction given")
     Path candidate;
@@ -128,7 +140,13 @@ final class CheckCommand implements Callable<Integer> {
             if (threads != null) {
                 builder.threads(threads);
             }
-            builder.probes(!noProbes).probeSamples(probing.probeSamples());
+            builder.probes(!noProbes).probeSamples(probing.probeSamples()).mode(CheckMode.named(mode));
+            if (projections != null) {
+                builder.projections(projections);
+            }
+            if (seed != null) {
+                builder.seed(seed);
+            }
             CheckReport report;
             try (PerSampleCheck check = builder.build()) {
                 report = check.run(sampler);
@@ -174,6 +192,13 @@ final class CheckCommand implements Callable<Integer> {
 
     private void checkOptions(List<Reduction> reductions, Loss lossFn) {
         engine();
+        if (CheckMode.named(mode) == CheckMode.SKETCH && noProbes) {
+            throw new BadInputException("--mode sketch needs the probes (a sketch is valid only on a batch-independent, "
+                    + "deterministic model): drop --no-probes or use --mode exact");
+        }
+        if (projections != null) {
+            PerSampleCheck.builder().projections(projections);
+        }
         probing.probeSamples();
         switch (device.toLowerCase(Locale.ROOT)) {
             case "cpu" -> { }

@@ -1,6 +1,7 @@
 package dev.psg4j.report;
 
 import com.fasterxml.jackson.annotation.JsonIgnore;
+import com.fasterxml.jackson.annotation.JsonInclude;
 import com.fasterxml.jackson.annotation.JsonProperty;
 import com.fasterxml.jackson.annotation.JsonPropertyOrder;
 import com.fasterxml.jackson.core.JsonProcessingException;
@@ -12,11 +13,18 @@ import java.io.UncheckedIOException;
 import java.nio.file.Path;
 import java.util.List;
 
-/** The result of a check (DESIGN §5): what {@code --json} writes, with stable field names. */
-@JsonPropertyOrder({"passed", "engine", "batch_size", "device", "loss", "atol", "rtol", "reductions", "failures",
-        "diagnoses"})
+/**
+ * The result of a check (DESIGN §5): what {@code --json} writes, with stable field names.
+ * {@code schema_version} {@value #SCHEMA_VERSION} added {@code mode} ("exact" or "sketch"), the
+ * {@code sketch} summary (null in exact mode) and, per parameter, the sketch's zone; a sketch
+ * leaves null the per-sample fields of the parameters it passed.
+ */
+@JsonPropertyOrder({"schema_version", "passed", "mode", "engine", "batch_size", "device", "loss", "atol", "rtol",
+        "sketch", "reductions", "failures", "diagnoses"})
 public record CheckReport(
+        @JsonProperty("schema_version") int schemaVersion,
         boolean passed,
+        String mode,
         String engine,
         @JsonProperty("batch_size") long batchSize,
         String device,
@@ -24,8 +32,20 @@ public record CheckReport(
         double atol,
         double rtol,
         List<ReductionReport> reductions,
+        @JsonInclude(JsonInclude.Include.NON_NULL) SketchSummary sketch,
         List<Failure> failures,
         List<Diagnosis> diagnoses) {
+
+    /** The report format: 1 had no schema_version field; 2 added mode and the sketch fields. */
+    public static final int SCHEMA_VERSION = 2;
+
+    /** An exact-mode report of the current schema. */
+    public CheckReport(boolean passed, String engine, long batchSize, String device, String loss, double atol,
+                       double rtol, List<ReductionReport> reductions, List<Failure> failures,
+                       List<Diagnosis> diagnoses) {
+        this(SCHEMA_VERSION, passed, "exact", engine, batchSize, device, loss, atol, rtol, reductions, null, failures,
+                diagnoses);
+    }
 
     private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
 

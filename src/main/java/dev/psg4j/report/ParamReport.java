@@ -15,11 +15,15 @@ import java.util.List;
  * nothing was compared), over the sample's finite elements: {@code sample_max_tol_ratio} > 1 means
  * the sample is outside tolerance (a sample with NaN/Inf elements is in {@code bad_samples} whatever its ratio).
  * {@code aliases}: the other names of a tied parameter (one tensor under several names), absent
- * from the JSON when the parameter is not tied.
+ * from the JSON when the parameter is not tied. In sketch mode {@code sketch_zone} says where the
+ * sketch put the parameter ("pass": decided by the sketch, its per-sample fields and errors null;
+ * "undecided" or "fail": decided by the reference, every field filled) and
+ * {@code sketch_residual_ratio} its largest residual in units of the pass threshold; both are
+ * absent in exact mode.
  */
 @JsonPropertyOrder({"name", "shape", "passed", "max_abs_err", "max_rel_err", "worst_sample", "bad_samples",
         "non_finite", "status", "candidate_shape", "max_tol_ratio", "sample_max_abs_err", "sample_max_rel_err",
-        "sample_max_tol_ratio", "aliases"})
+        "sample_max_tol_ratio", "aliases", "sketch_zone", "sketch_residual_ratio"})
 public record ParamReport(
         String name,
         List<Long> shape,
@@ -35,8 +39,26 @@ public record ParamReport(
         @JsonProperty("sample_max_abs_err") List<Double> sampleMaxAbsErr,
         @JsonProperty("sample_max_rel_err") List<Double> sampleMaxRelErr,
         @JsonProperty("sample_max_tol_ratio") List<Double> sampleMaxTolRatio,
-        @JsonInclude(JsonInclude.Include.NON_EMPTY) List<String> aliases) {
+        @JsonInclude(JsonInclude.Include.NON_EMPTY) List<String> aliases,
+        @JsonProperty("sketch_zone") @JsonInclude(JsonInclude.Include.NON_NULL) String sketchZone,
+        @JsonProperty("sketch_residual_ratio") @JsonInclude(JsonInclude.Include.NON_NULL) Double sketchResidualRatio) {
     public ParamReport {
         aliases = aliases == null ? List.of() : List.copyOf(aliases);
+    }
+
+    /** A parameter an exact comparison decided (no sketch fields). */
+    public ParamReport(String name, List<Long> shape, boolean passed, Double maxAbsErr, Double maxRelErr,
+                       Integer worstSample, List<Integer> badSamples, boolean nonFinite, String status,
+                       List<Long> candidateShape, Double maxTolRatio, List<Double> sampleMaxAbsErr,
+                       List<Double> sampleMaxRelErr, List<Double> sampleMaxTolRatio, List<String> aliases) {
+        this(name, shape, passed, maxAbsErr, maxRelErr, worstSample, badSamples, nonFinite, status, candidateShape,
+                maxTolRatio, sampleMaxAbsErr, sampleMaxRelErr, sampleMaxTolRatio, aliases, null, null);
+    }
+
+    /** This report with the sketch's zone and residual ratio. */
+    public ParamReport withSketch(String zone, double residualRatio) {
+        return new ParamReport(name, shape, passed, maxAbsErr, maxRelErr, worstSample, badSamples, nonFinite, status,
+                candidateShape, maxTolRatio, sampleMaxAbsErr, sampleMaxRelErr, sampleMaxTolRatio, aliases, zone,
+                residualRatio);
     }
 }

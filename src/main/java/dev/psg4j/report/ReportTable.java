@@ -47,7 +47,13 @@ final class ReportTable {
         out.append(report.passed() ? "PASSED" : "FAILED").append(": engine ").append(report.engine())
                 .append(", B = ").append(report.batchSize()).append(", loss ").append(report.loss())
                 .append(", atol ").append(number(report.atol())).append(", rtol ").append(number(report.rtol()))
-                .append(", device ").append(report.device()).append('\n');
+                .append(", device ").append(report.device());
+        if (report.sketch() != null) {
+            SketchSummary sketch = report.sketch();
+            out.append(", mode sketch (").append(sketch.projections()).append(" projections, seed ").append(sketch.seed())
+                    .append(", ").append(sketch.exactParams()).append(" parameter(s) decided exactly)");
+        }
+        out.append('\n');
         int shown = 0;
         for (Failure f : report.failures()) {
             if (shown++ == FAILURES_SHOWN) {
@@ -62,10 +68,10 @@ final class ReportTable {
         return out.toString();
     }
 
-    /** The verdict column: ok, MISMATCH, NON-FINITE, MISSING, EXTRA or WRONG SHAPE. */
+    /** The verdict column: ok (ok (sketch) when a sketch passed it), MISMATCH, NON-FINITE, MISSING, EXTRA or WRONG SHAPE. */
     static String verdict(ParamReport p) {
         if (p.passed()) {
-            return "ok";
+            return "pass".equals(p.sketchZone()) ? "ok (sketch)" : "ok";
         }
         return switch (p.status()) {
             case "missing" -> "MISSING";
