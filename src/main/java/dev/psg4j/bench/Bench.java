@@ -2,6 +2,7 @@ package dev.psg4j.bench;
 
 import dev.psg4j.BadInputException;
 import dev.psg4j.Psg4jException;
+import dev.psg4j.check.CheckMode;
 import dev.psg4j.check.PerSampleCheck;
 import dev.psg4j.check.Reduction;
 import dev.psg4j.check.Threads;
@@ -259,11 +260,22 @@ public final class Bench {
             return found;
         }
 
-        /** One check of the vmap engine (sum reduction, probes included): no wrong engine is timed. */
+        /**
+         * One exact check of the vmap engine (sum reduction, probes included): no wrong engine is
+         * timed; with check-sketch in the run also one sketch check, which must agree (a false alarm
+         * on the clean suite is a bug, not a timing).
+         */
         private void checkVmapEngine(Suite suite) {
+            checkVmapEngine(suite, CheckMode.EXACT);
+            if (methods.contains(BenchMethod.CHECK_SKETCH)) {
+                checkVmapEngine(suite, CheckMode.SKETCH);
+            }
+        }
+
+        private void checkVmapEngine(Suite suite, CheckMode mode) {
             String name = suite.name();
             try (PerSampleCheck check = PerSampleCheck.builder().model(suite.model()).inputs(suite.input())
-                    .reduction(Reduction.SUM).threads(threads.get(0)).build()) {
+                    .reduction(Reduction.SUM).mode(mode).threads(threads.get(0)).build()) {
                 CheckReport report;
                 try {
                     report = check.run(Engines.vmap());
@@ -276,7 +288,7 @@ public final class Bench {
                 }
                 if (!report.passed()) {
                     throw new BenchException("the vmap engine's per-sample gradients differ from the reference on "
-                            + name + " at B = " + suite.batchSize() + " (" + report.failures().get(0).message()
+                            + name + " at B = " + suite.batchSize() + " in " + mode.label() + " mode (" + why(report)
                             + "); not timing a wrong engine", null);
                 }
             }
@@ -344,6 +356,14 @@ public final class Bench {
                     Integer.parseInt(params.getParam("threads")), new BenchResult.Timing(stats.getPercentile(50),
                     primary.getScore(), primary.getScoreError(), stats.getN()));
         }
+    }
+
+    /** A failed report's first failure, else its first diagnosis (the probes stopped the check). */
+    private static String why(CheckReport report) {
+        if (!report.failures().isEmpty()) {
+            return report.failures().get(0).message();
+        }
+        return report.diagnoses().isEmpty() ? "no failure recorded" : report.diagnoses().get(0).message();
     }
 
     /** The benchmarks could not run, or ran and failed; the message says which and why. */

@@ -1,6 +1,7 @@
 package dev.psg4j.bench;
 
 import dev.psg4j.check.Batch;
+import dev.psg4j.check.CheckMode;
 import dev.psg4j.check.GradSampler;
 import dev.psg4j.check.Loss;
 import dev.psg4j.check.PerSampleCheck;
@@ -106,6 +107,21 @@ public class SuiteBenchmark {
         try (PointerScope scope = new PointerScope();
              PerSampleCheck check = PerSampleCheck.builder().model(model.model()).inputs(model.input())
                      .loss(Loss.L1).reductions(Reduction.SUM, Reduction.MEAN).threads(threads).build()) {
+            return check.run(vmapEngine).passed();
+        }
+    }
+
+    /**
+     * The same full check in sketch mode: building the check, the probes, then for both reductions
+     * the candidate against random projections of the reference (one batched backward each), any
+     * parameter whose residual is not at rounding level decided exactly.
+     */
+    @Benchmark
+    public boolean checkSketch() {
+        try (PointerScope scope = new PointerScope();
+             PerSampleCheck check = PerSampleCheck.builder().model(model.model()).inputs(model.input())
+                     .loss(Loss.L1).reductions(Reduction.SUM, Reduction.MEAN).mode(CheckMode.SKETCH)
+                     .threads(threads).build()) {
             return check.run(vmapEngine).passed();
         }
     }

@@ -27,14 +27,15 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * JSON (one result per method and B) and HTML page (rendered in headless Chromium), and bad options.
  */
 class CliBenchTest {
-    private static final List<String> METHODS = List.of("vmap", "microbatch", "check-exact", "probe", "backward");
+    private static final List<String> METHODS = List.of("vmap", "microbatch", "check-exact", "check-sketch", "probe",
+            "backward");
     private static final List<String> RATIOS = List.of("vmap/backward", "microbatch/vmap", "check-exact/backward",
-            "probe/backward");
+            "check-sketch/backward", "check-exact/check-sketch", "probe/backward");
     private static final List<Long> BATCHES = List.of(2L, 4L);
 
     @TempDir
     static Path work;
-    /** The tiny sweep every test of its output reads: seq, B = 2 and 4, every method but the sketch. */
+    /** The tiny sweep every test of its output reads: seq, B = 2 and 4, every method. */
     private static CliRun sweep;
     private static Path json;
     private static Path html;
