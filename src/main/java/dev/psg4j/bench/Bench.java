@@ -2,6 +2,7 @@ package dev.psg4j.bench;
 
 import dev.psg4j.BadInputException;
 import dev.psg4j.Psg4jException;
+import dev.psg4j.check.CheckMode;
 import dev.psg4j.check.PerSampleCheck;
 import dev.psg4j.check.Reduction;
 import dev.psg4j.check.Threads;
@@ -10,6 +11,7 @@ import dev.psg4j.report.CheckReport;
 
 import org.openjdk.jmh.annotations.Mode;
 import org.openjdk.jmh.infra.BenchmarkParams;
+import org.openjdk.jmh.results.Result;
 import org.openjdk.jmh.results.RunResult;
 import org.openjdk.jmh.runner.Runner;
 import org.openjdk.jmh.runner.RunnerException;
@@ -38,12 +40,14 @@ import java.util.stream.Collectors;
 
 /**
  * Runs the benchmark suite with JMH (sample-time mode: every call timed, the median of all measured
- * calls reported). Before JMH starts, every model is built or loaded once here and the vmap engine
+ * calls reported), one benchmark per model, method, batch size and thread count of the sweep.
+ * Before JMH starts, every model is built or loaded once per batch size here and the vmap engine
  * checked on it, so bad input fails fast and no wrong engine is timed.
  *
  * <pre>{@code
- * BenchResult result = Bench.builder().suites(Suite.NAMES).batch(32L).threads(1).run();
+ * BenchResult result = Bench.builder().suites(Suite.NAMES).batches(List.of(32L, 256L)).threads(1).run();
  * System.out.print(result.table());
+ * result.writeHtml(Path.of("bench.html"));
  * }</pre>
  *
  * <p>Forked JMH runs ({@code forks > 0}, the default) start a JVM per benchmark with this JVM's
@@ -65,14 +69,15 @@ public final class Bench {
     public static final class Builder {
         private List<String> suites = Suite.NAMES;
         private List<BenchMethod> methods = List.of(BenchMethod.values());
-        private Long batch;
-        private int threads = 1;
+        private List<Long> batches = List.of();
+        private List<Integer> threads = List.of(1);
         private Path models;
         private int warmups = 3;
         private int iterations = 5;
         private long iterationMillis = 400;
         private int forks = 1;
         private OutputStream log;
+        private PrintStream progress;
 
         private Builder() {
         }
@@ -87,7 +92,7 @@ public final class Bench {
             return this;
         }
 
-        /** Which methods; default all four. */
+        /** Which methods; default all. */
         public Builder methods(List<BenchMethod> methods) {
             if (methods.isEmpty()) {
                 throw new BadInputException("give at least one method");
@@ -96,21 +101,38 @@ public final class Bench {
             return this;
         }
 
-        /**
-         * B: default {@value Bench#DEFAULT_BATCH} for the models built in Java, the exported inputs' own
-         * batch with {@link #models}; null for the default.
-         */
+        /** One batch size B; null for the default (see {@link #batches}). */
         public Builder batch(Long batch) {
-            if (batch != null && batch < 1) {
-                throw new BadInputException("the batch size must be at least 1, got " + batch);
+            return batches(batch == null ? List.of() : List.of(batch));
+        }
+
+        /**
+         * The batch sizes to sweep, each timed separately: default {@value Bench#DEFAULT_BATCH} for the
+         * models built in Java, the exported inputs' own batch with {@link #models}; empty for the default.
+         */
+        public Builder batches(List<Long> batches) {
+            for (Long b : batches) {
+                if (b == null || b < 1) {
+                    throw new BadInputException("a batch size must be at least 1, got " + b);
+                }
             }
-            this.batch = batch;
+            this.batches = batches.stream().distinct().sorted().toList();
             return this;
         }
 
         /** LibTorch's intra-op threads in the benchmark JVMs; default 1. */
         public Builder threads(int threads) {
-            this.threads = Threads.checked(threads, "threads");
+            return threads(List.of(threads));
+        }
+
+        /** The thread counts to sweep, each timed separately; default 1. */
+        public Builder threads(List<Integer> threads) {
+            if (threads.isEmpty()) {
+                throw new BadInputException("give at least one thread count");
+            }
+            threads.forEach(t -> Threads.checked(BadInputException.requireNonNull(t, "threads", "a count >= 1"),
+                    "threads"));
+            this.threads = threads.stream().distinct().sorted().toList();
             return this;
         }
 
@@ -162,73 +184,124 @@ public final class Bench {
             return this;
         }
 
+        /**
+         * Where to draw a progress bar over the whole run (carriage returns: give a terminal's
+         * stream); null (the default) draws none.
+         */
+        public Builder progress(PrintStream progress) {
+            this.progress = progress;
+            return this;
+        }
+
         public BenchResult run() {
-            long b = preflight();
-            Options options = options(b);
+            long benchmarks = (long) suites.size() * methods.size() * threads.size()
+                    * Math.max(1, batches.size());
+            long iterationsEach = (long) Math.max(1, forks) * (warmups + iterations);
+            long preflights = (long) suites.size() * Math.max(1, batches.size());
+            try (BenchProgress bar = progress == null ? BenchProgress.NONE
+                    : BenchProgress.on(progress, preflights + benchmarks * iterationsEach)) {
+                List<Long> sweep = preflight(bar);
+                Collection<RunResult> results = runJmh(options(sweep), bar);
+                return new BenchResult("cpu", models == null ? BenchResult.BUILT_IN : models.toString(),
+                        new BenchResult.Settings(warmups, iterations, iterationMillis, forks), rows(results, sweep));
+            }
+        }
+
+        private Collection<RunResult> runJmh(Options options, BenchProgress bar) {
             ByteArrayOutputStream captured = new ByteArrayOutputStream();
             PrintStream sink = new PrintStream(new KeepOpen(captured, log), true, StandardCharsets.UTF_8);
-            Collection<RunResult> results;
             try {
-                results = new Runner(options, OutputFormatFactory.createFormatInstance(sink, VerboseMode.NORMAL)).run();
+                return new Runner(options, bar.counting(OutputFormatFactory.createFormatInstance(sink,
+                        VerboseMode.NORMAL))).run();
             } catch (RunnerException | RuntimeException e) {
                 throw new BenchException("the benchmarks failed: " + firstError(e, captured)
                         + (log == null ? " (--verbose shows JMH's log)" : ""), e);
             } finally {
                 sink.flush();
             }
-            return new BenchResult(b, threads, "cpu", models == null ? BenchResult.BUILT_IN : models.toString(),
-                    new BenchResult.Settings(warmups, iterations, iterationMillis, forks), timings(results));
         }
 
         /**
-         * Builds or loads every model once and checks the vmap engine on it (sum reduction): bad
-         * files fail here with a clear message, before any JVM is forked. Returns B.
+         * Builds or loads every model once per batch size and checks the vmap engine on it (sum
+         * reduction): bad files fail here with a clear message, before any JVM is forked. Returns the
+         * batch sizes to sweep (with {@link #models} and none given: the exported inputs' batch).
          */
-        private long preflight() {
+        private List<Long> preflight(BenchProgress bar) {
+            List<Long> sweep = batches.isEmpty() && models == null ? List.of(DEFAULT_BATCH) : batches;
+            if (sweep.isEmpty()) {
+                return List.of(exportedBatch(bar));
+            }
+            for (long b : sweep) {
+                for (String name : suites) {
+                    try (Suite suite = models == null ? Suite.build(name, b) : Suite.load(name, models, b)) {
+                        checkVmapEngine(suite);
+                    }
+                    bar.step("checking " + name + " B=" + b);
+                }
+            }
+            return sweep;
+        }
+
+        /** Checks every model on the single-batch export's inputs; returns their common batch size. */
+        private long exportedBatch(BenchProgress bar) {
             Long found = null;
             for (String name : suites) {
-                try (Suite suite = models == null ? Suite.build(name, batch == null ? DEFAULT_BATCH : batch)
-                        : Suite.load(name, models);
-                     PerSampleCheck check = PerSampleCheck.builder().model(suite.model()).inputs(suite.input())
-                             .reduction(Reduction.SUM).threads(threads).build()) {
+                try (Suite suite = Suite.load(name, models)) {
                     long b = suite.batchSize();
-                    if (models != null && batch != null && b != batch) {
-                        throw new BadInputException(Suite.inputFile(models, name) + " holds a batch of " + b
-                                + ", not " + batch + ": leave --batch out, or export with bench_python.py --export "
-                                + models + " --batch " + batch);
-                    }
                     if (found != null && b != found) {
                         throw new BadInputException("the inputs in " + models + " have different batch sizes (" + found
                                 + " and " + b + " in " + name + "): export them together with bench_python.py --export");
                     }
                     found = b;
-                    CheckReport report;
-                    try {
-                        report = check.run(Engines.vmap());
-                    } catch (BadInputException e) {
-                        throw e;
-                    } catch (Psg4jException e) {
-                        throw new BenchException("the vmap engine failed on " + name + (models == null ? ""
-                                : " (" + Suite.modelFile(models, name) + " on " + Suite.inputFile(models, name) + ")")
-                                + ": " + tellingLine(e.getMessage()), e);
-                    }
-                    if (!report.passed()) {
-                        throw new BenchException("the vmap engine's per-sample gradients differ from the reference on "
-                                + name + " (" + report.failures().get(0).message() + "); not timing a wrong engine", null);
-                    }
+                    checkVmapEngine(suite);
                 }
+                bar.step("checking " + name);
             }
             return found;
         }
 
-        private Options options(long b) {
+        /**
+         * One exact check of the vmap engine (sum reduction, probes included): no wrong engine is
+         * timed; with check-sketch in the run also one sketch check, which must agree (a false alarm
+         * on the clean suite is a bug, not a timing).
+         */
+        private void checkVmapEngine(Suite suite) {
+            checkVmapEngine(suite, CheckMode.EXACT);
+            if (methods.contains(BenchMethod.CHECK_SKETCH)) {
+                checkVmapEngine(suite, CheckMode.SKETCH);
+            }
+        }
+
+        private void checkVmapEngine(Suite suite, CheckMode mode) {
+            String name = suite.name();
+            try (PerSampleCheck check = PerSampleCheck.builder().model(suite.model()).inputs(suite.input())
+                    .reduction(Reduction.SUM).mode(mode).threads(threads.get(0)).build()) {
+                CheckReport report;
+                try {
+                    report = check.run(Engines.vmap());
+                } catch (BadInputException e) {
+                    throw e;
+                } catch (Psg4jException e) {
+                    throw new BenchException("the vmap engine failed on " + name + " at B = " + suite.batchSize()
+                            + (models == null ? "" : " (" + Suite.modelFile(models, name) + ")")
+                            + ": " + tellingLine(e.getMessage()), e);
+                }
+                if (!report.passed()) {
+                    throw new BenchException("the vmap engine's per-sample gradients differ from the reference on "
+                            + name + " at B = " + suite.batchSize() + " in " + mode.label() + " mode (" + why(report)
+                            + "); not timing a wrong engine", null);
+                }
+            }
+        }
+
+        private Options options(List<Long> sweep) {
             String include = Pattern.quote(SuiteBenchmark.class.getName()) + "\\.("
-                    + methods.stream().map(BenchMethod::label).collect(Collectors.joining("|")) + ")$";
+                    + methods.stream().map(BenchMethod::benchmarkName).collect(Collectors.joining("|")) + ")$";
             return new OptionsBuilder()
                     .include(include)
                     .param("suite", suites.toArray(String[]::new))
-                    .param("batch", Long.toString(b))
-                    .param("threads", Integer.toString(threads))
+                    .param("batch", sweep.stream().map(String::valueOf).toArray(String[]::new))
+                    .param("threads", threads.stream().map(String::valueOf).toArray(String[]::new))
                     .param("models", models == null ? SuiteBenchmark.BUILT_IN : models.toAbsolutePath().toString())
                     .mode(Mode.SampleTime)
                     .timeUnit(TimeUnit.MILLISECONDS)
@@ -243,26 +316,26 @@ public final class Bench {
                     .build();
         }
 
-        private Map<String, Map<BenchMethod, BenchResult.Timing>> timings(Collection<RunResult> results) {
-            Map<String, Map<BenchMethod, BenchResult.Timing>> out = new LinkedHashMap<>();
-            suites.forEach(s -> out.put(s, new LinkedHashMap<>()));
-            Map<String, Map<BenchMethod, BenchResult.Timing>> found = new LinkedHashMap<>();
+        /** One row per model, method, B and threads; every one must have been measured. */
+        private List<BenchResult.Row> rows(Collection<RunResult> results, List<Long> sweep) {
+            Map<List<Object>, BenchResult.Row> found = new LinkedHashMap<>();
             for (RunResult r : results == null ? List.<RunResult>of() : results) {
-                BenchmarkParams params = r.getParams();
-                String benchmark = params.getBenchmark();
-                BenchMethod method = BenchMethod.named(benchmark.substring(benchmark.lastIndexOf('.') + 1));
-                Statistics stats = r.getPrimaryResult().getStatistics();
-                found.computeIfAbsent(params.getParam("suite"), k -> new LinkedHashMap<>())
-                        .put(method, new BenchResult.Timing(stats.getPercentile(50), stats.getN()));
+                BenchResult.Row row = row(r);
+                found.put(List.of(row.suite(), row.method(), row.batch(), row.threads()), row);
             }
+            List<BenchResult.Row> rows = new ArrayList<>();
             List<String> missing = new ArrayList<>();
             for (String suite : suites) {
-                for (BenchMethod method : methods) {
-                    BenchResult.Timing t = found.getOrDefault(suite, Map.of()).get(method);
-                    if (t == null || t.samples() == 0) {
-                        missing.add(suite + "/" + method.label());
-                    } else {
-                        out.get(suite).put(method, t);
+                for (long b : sweep) {
+                    for (int t : threads) {
+                        for (BenchMethod method : methods) {
+                            BenchResult.Row row = found.get(List.of(suite, method, b, t));
+                            if (row == null || row.timing().samples() == 0) {
+                                missing.add(suite + "/" + method.label() + " B=" + b + " threads=" + t);
+                            } else {
+                                rows.add(row);
+                            }
+                        }
                     }
                 }
             }
@@ -270,8 +343,27 @@ public final class Bench {
                 throw new BenchException("JMH returned no measurements for " + String.join(", ", missing)
                         + " (--verbose shows JMH's log)", null);
             }
-            return out;
+            return rows;
         }
+
+        private static BenchResult.Row row(RunResult r) {
+            BenchmarkParams params = r.getParams();
+            String benchmark = params.getBenchmark();
+            BenchMethod method = BenchMethod.ofBenchmark(benchmark.substring(benchmark.lastIndexOf('.') + 1));
+            Result<?> primary = r.getPrimaryResult();
+            Statistics stats = primary.getStatistics();
+            return new BenchResult.Row(params.getParam("suite"), method, Long.parseLong(params.getParam("batch")),
+                    Integer.parseInt(params.getParam("threads")), new BenchResult.Timing(stats.getPercentile(50),
+                    primary.getScore(), primary.getScoreError(), stats.getN()));
+        }
+    }
+
+    /** A failed report's first failure, else its first diagnosis (the probes stopped the check). */
+    private static String why(CheckReport report) {
+        if (!report.failures().isEmpty()) {
+            return report.failures().get(0).message();
+        }
+        return report.diagnoses().isEmpty() ? "no failure recorded" : report.diagnoses().get(0).message();
     }
 
     /** The benchmarks could not run, or ran and failed; the message says which and why. */

@@ -6,28 +6,55 @@ import java.util.Arrays;
 import java.util.Locale;
 import java.util.stream.Collectors;
 
-/** What {@code psg4j bench} times per suite model; each is one {@code @Benchmark} of {@link SuiteBenchmark}. */
+/** What {@code psg4j bench} times per suite model and batch size; each is one {@code @Benchmark} of {@link SuiteBenchmark}. */
 public enum BenchMethod {
     /** The vmap engine's per-sample gradients. */
-    VMAP,
+    VMAP("vmap"),
     /** The microbatch engine's (the reference's) per-sample gradients. */
-    MICROBATCH,
-    /** A full check of the vmap engine, one reduction, probes included. */
-    CHECK,
-    /** One plain batched backward, no per-sample gradients: the floor the others are measured against. */
-    BACKWARD,
+    MICROBATCH("microbatch"),
+    /**
+     * A full exact check of the vmap engine, as Opacus's check runs: check set-up, the probes, the
+     * candidate and the streamed reference for both reductions (sum and mean).
+     */
+    CHECK_EXACT("checkExact"),
+    /** The same full check in sketch mode (random projections of the per-sample gradients), both reductions. */
+    CHECK_SKETCH("checkSketch"),
     /** The probes alone (finite values, determinism, exhaustive batch independence): 2⌈log₂B⌉ VJPs and 3 forwards. */
-    PROBE;
+    PROBE("probe"),
+    /** One plain batched backward, no per-sample gradients: the floor the others are measured against. */
+    BACKWARD("backward");
 
-    /** The name used on the command line, in reports and as the benchmark method's name. */
-    public String label() {
-        return name().toLowerCase(Locale.ROOT);
+    private final String benchmarkName;
+
+    BenchMethod(String benchmarkName) {
+        this.benchmarkName = benchmarkName;
     }
 
+    /** The name used on the command line and in reports: lower case, words joined by '-' (check-exact). */
+    public String label() {
+        return name().toLowerCase(Locale.ROOT).replace('_', '-');
+    }
+
+    /** The {@code @Benchmark} method of {@link SuiteBenchmark} that times it (a Java identifier). */
+    public String benchmarkName() {
+        return benchmarkName;
+    }
+
+    /** The method labelled {@code name} (case and surrounding blanks ignored). */
     public static BenchMethod named(String name) {
         String key = name.strip().toLowerCase(Locale.ROOT);
         return Arrays.stream(values()).filter(m -> m.label().equals(key)).findFirst().orElseThrow(() ->
-                new BadInputException("unknown method '" + name + "': use a comma list of "
-                        + Arrays.stream(values()).map(BenchMethod::label).collect(Collectors.joining(", "))));
+                new BadInputException("unknown method '" + name.strip() + "': use a comma list of " + labels()));
+    }
+
+    /** The method whose {@code @Benchmark} is {@code benchmarkName}. */
+    static BenchMethod ofBenchmark(String benchmarkName) {
+        return Arrays.stream(values()).filter(m -> m.benchmarkName.equals(benchmarkName)).findFirst()
+                .orElseThrow(() -> new IllegalStateException("no bench method times " + benchmarkName));
+    }
+
+    /** Every label, comma-separated, in declaration order. */
+    public static String labels() {
+        return Arrays.stream(values()).map(BenchMethod::label).collect(Collectors.joining(", "));
     }
 }

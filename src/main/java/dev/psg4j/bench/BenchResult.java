@@ -2,6 +2,7 @@ package dev.psg4j.bench;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
+import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 
 import picocli.CommandLine.Help.Ansi;
@@ -11,55 +12,75 @@ import picocli.CommandLine.Help.TextTable;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.LinkedHashMap;
+import java.util.Comparator;
 import java.util.List;
 import java.util.Locale;
-import java.util.Map;
 import java.util.Objects;
+import java.util.Optional;
 import java.util.OptionalDouble;
+import java.util.function.Function;
 
 /**
- * What {@code psg4j bench} measured: per suite model and method the median (p50) time of one call
- * in milliseconds, over all of JMH's measured samples, and the ratios between methods.
+ * What {@code psg4j bench} measured: one {@link Row} per (suite model, method, B, threads) with the
+ * median (p50) time of one call in milliseconds over all of JMH's measured samples, JMH's own score
+ * (the mean) and its error, and the ratios between methods at the same (model, B, threads).
  *
- * @param batch      B, the samples per batch
- * @param threads    LibTorch's intra-op threads the benchmarks ran with
- * @param device     where they ran ("cpu")
- * @param models     "java" for the suite built in Java with seeded weights, else the folder whose exported weights and inputs it took
- * @param settings   how JMH ran
- * @param timings    suite → method → timing, in the suite's and the methods' order
+ * @param device   where they ran ("cpu")
+ * @param models   "java" for the suite built in Java with seeded weights, else the folder whose exported weights and inputs it took
+ * @param settings how JMH ran
+ * @param rows     every timing, ordered by model (suite order), B, threads, method
  */
-public record BenchResult(long batch, int threads, String device, String models, Settings settings,
-                          Map<String, Map<BenchMethod, Timing>> timings) {
+public record BenchResult(String device, String models, Settings settings, List<Row> rows) {
 
     /** The {@link #models} value for the suite built in Java. */
     public static final String BUILT_IN = "java";
+
+    /** The JSON layout's version: 2 is the sweep's (one result per model, method, B, threads). */
+    public static final int SCHEMA_VERSION = 2;
 
     /** The ratios reported, numerator over denominator, when both were timed. */
     public static final List<Ratio> RATIOS = List.of(
             new Ratio(BenchMethod.VMAP, BenchMethod.BACKWARD),
             new Ratio(BenchMethod.MICROBATCH, BenchMethod.VMAP),
-            new Ratio(BenchMethod.CHECK, BenchMethod.VMAP),
+            new Ratio(BenchMethod.CHECK_EXACT, BenchMethod.BACKWARD),
+            new Ratio(BenchMethod.CHECK_SKETCH, BenchMethod.BACKWARD),
+            new Ratio(BenchMethod.CHECK_EXACT, BenchMethod.CHECK_SKETCH),
             new Ratio(BenchMethod.PROBE, BenchMethod.BACKWARD));
 
     private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
+    private static final Comparator<Row> ORDER = Comparator.<Row>comparingInt(r -> suiteIndex(r.suite()))
+            .thenComparingLong(Row::batch).thenComparingInt(Row::threads).thenComparing(Row::method);
 
     public BenchResult {
+        Objects.requireNonNull(device, "device");
+        Objects.requireNonNull(models, "models");
         Objects.requireNonNull(settings, "settings");
-        Map<String, Map<BenchMethod, Timing>> copy = new LinkedHashMap<>();
-        timings.forEach((suite, byMethod) -> copy.put(suite, java.util.Collections.unmodifiableMap(
-                new LinkedHashMap<>(byMethod))));
-        timings = java.util.Collections.unmodifiableMap(copy);
+        rows = rows.stream().sorted(ORDER).toList();
     }
 
     /** How JMH ran: sample-time mode, per benchmark {@code forks} JVMs of warm-up then measured iterations. */
     public record Settings(int warmups, int iterations, long iterationMillis, int forks) {
     }
 
-    /** One method on one model: the median time of a call (ms) over {@code samples} timed calls. */
-    public record Timing(double medianMs, long samples) {
+    /**
+     * One method on one model at one B and thread count: the median time of a call (ms) over
+     * {@code samples} timed calls, and JMH's score for it (the mean, ms) with its error (the
+     * half-width of the 99.9% confidence interval, ms; NaN when JMH has too few samples for one).
+     */
+    public record Timing(double medianMs, double scoreMs, double scoreErrorMs, long samples) {
+    }
+
+    /** A timing and what it timed. */
+    public record Row(String suite, BenchMethod method, long batch, int threads, Timing timing) {
+        public Row {
+            Objects.requireNonNull(suite, "suite");
+            Objects.requireNonNull(method, "method");
+            Objects.requireNonNull(timing, "timing");
+        }
     }
 
     /** {@code numerator / denominator}, e.g. vmap/backward. */
@@ -69,29 +90,44 @@ public record BenchResult(long batch, int threads, String device, String models,
         }
     }
 
-    /** The median of {@code method} on {@code suite} in ms, if it was timed. */
-    public OptionalDouble median(String suite, BenchMethod method) {
-        Timing t = timings.getOrDefault(suite, Map.of()).get(method);
-        return t == null ? OptionalDouble.empty() : OptionalDouble.of(t.medianMs());
+    /** The timing of {@code method} on {@code suite} at B = {@code batch} and {@code threads} threads, if timed. */
+    public Optional<Timing> timing(String suite, BenchMethod method, long batch, int threads) {
+        return rows.stream().filter(r -> r.suite().equals(suite) && r.method() == method && r.batch() == batch
+                && r.threads() == threads).map(Row::timing).findFirst();
     }
 
-    /** The ratio of two medians on {@code suite}, if both were timed. */
-    public OptionalDouble ratio(String suite, Ratio ratio) {
-        OptionalDouble num = median(suite, ratio.numerator());
-        OptionalDouble den = median(suite, ratio.denominator());
+    /** The median of that timing in ms, if timed. */
+    public OptionalDouble median(String suite, BenchMethod method, long batch, int threads) {
+        return timing(suite, method, batch, threads).map(t -> OptionalDouble.of(t.medianMs()))
+                .orElse(OptionalDouble.empty());
+    }
+
+    /** The ratio of two medians at the same model, B and threads, if both were timed. */
+    public OptionalDouble ratio(String suite, long batch, int threads, Ratio ratio) {
+        OptionalDouble num = median(suite, ratio.numerator(), batch, threads);
+        OptionalDouble den = median(suite, ratio.denominator(), batch, threads);
         return num.isPresent() && den.isPresent() && den.getAsDouble() > 0
                 ? OptionalDouble.of(num.getAsDouble() / den.getAsDouble()) : OptionalDouble.empty();
     }
 
+    /** The models timed, in suite order. */
+    public List<String> suites() {
+        return distinct(Row::suite);
+    }
+
+    /** The batch sizes timed, ascending. */
+    public List<Long> batches() {
+        return distinct(Row::batch).stream().sorted().toList();
+    }
+
+    /** The thread counts timed, ascending. */
+    public List<Integer> threadCounts() {
+        return distinct(Row::threads).stream().sorted().toList();
+    }
+
     /** The methods timed, in {@link BenchMethod} order. */
     public List<BenchMethod> methods() {
-        List<BenchMethod> out = new ArrayList<>();
-        for (BenchMethod m : BenchMethod.values()) {
-            if (timings.values().stream().anyMatch(byMethod -> byMethod.containsKey(m))) {
-                out.add(m);
-            }
-        }
-        return out;
+        return distinct(Row::method).stream().sorted().toList();
     }
 
     /** The ratios whose both methods were timed. */
@@ -101,9 +137,20 @@ public record BenchResult(long batch, int threads, String device, String models,
                 .toList();
     }
 
+    private <T> List<T> distinct(Function<Row, T> key) {
+        return rows.stream().map(key).distinct().toList();
+    }
+
+    private static int suiteIndex(String suite) {
+        int k = Suite.NAMES.indexOf(suite);
+        return k < 0 ? Suite.NAMES.size() : k;
+    }
+
     /**
-     * The JSON {@code --json} writes: {@code batch, threads, device, models, statistic, unit, jmh}
-     * and per suite {@code {median_ms: {method: ms}, samples: {method: n}, ratios: {"vmap/backward": r}}}.
+     * The JSON {@code --json} writes: {@code schema_version, device, models, statistic, unit, jmh,
+     * suites, methods, batches, threads}, then {@code results} (one object per model, method, B and
+     * threads: {@code median_ms, score_ms, score_error_ms, samples}) and {@code ratios} (one object
+     * per model, B, threads and ratio). Non-finite numbers (an error JMH could not estimate) are null.
      */
     public String toJson() {
         try {
@@ -121,10 +168,18 @@ public record BenchResult(long batch, int threads, String device, String models,
         }
     }
 
+    /** Writes {@link BenchPage}'s HTML page (ms vs B per method, one chart per model) to {@code file}. */
+    public void writeHtml(Path file) {
+        try {
+            Files.writeString(file, BenchPage.render(this), StandardCharsets.UTF_8);
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot write the bench page to " + file, e);
+        }
+    }
+
     private ObjectNode toTree() {
         ObjectNode root = JSON.createObjectNode();
-        root.put("batch", batch);
-        root.put("threads", threads);
+        root.put("schema_version", SCHEMA_VERSION);
         root.put("device", device);
         root.put("models", models);
         root.put("statistic", "median");
@@ -135,56 +190,108 @@ public record BenchResult(long batch, int threads, String device, String models,
         jmh.put("iterations", settings.iterations());
         jmh.put("iteration_ms", settings.iterationMillis());
         jmh.put("forks", settings.forks());
-        ObjectNode suites = root.putObject("suites");
-        timings.forEach((suite, byMethod) -> {
-            ObjectNode node = suites.putObject(suite);
-            ObjectNode medians = node.putObject("median_ms");
-            ObjectNode samples = node.putObject("samples");
-            byMethod.forEach((method, t) -> {
-                medians.put(method.label(), t.medianMs());
-                samples.put(method.label(), t.samples());
-            });
-            ObjectNode ratios = node.putObject("ratios");
-            for (Ratio r : ratios()) {
-                ratio(suite, r).ifPresent(v -> ratios.put(r.label(), v));
+        suites().forEach(root.putArray("suites")::add);
+        ArrayNode methods = root.putArray("methods");
+        methods().forEach(m -> methods.add(m.label()));
+        batches().forEach(root.putArray("batches")::add);
+        threadCounts().forEach(root.putArray("threads")::add);
+        ArrayNode results = root.putArray("results");
+        for (Row r : rows) {
+            ObjectNode node = results.addObject();
+            node.put("suite", r.suite());
+            node.put("method", r.method().label());
+            node.put("batch", r.batch());
+            node.put("threads", r.threads());
+            putFinite(node, "median_ms", r.timing().medianMs());
+            putFinite(node, "score_ms", r.timing().scoreMs());
+            putFinite(node, "score_error_ms", r.timing().scoreErrorMs());
+            node.put("samples", r.timing().samples());
+        }
+        ArrayNode ratios = root.putArray("ratios");
+        forEachSetting((suite, batch, threads) -> {
+            for (Ratio ratio : ratios()) {
+                ratio(suite, batch, threads, ratio).ifPresent(v -> {
+                    ObjectNode node = ratios.addObject();
+                    node.put("suite", suite);
+                    node.put("batch", batch);
+                    node.put("threads", threads);
+                    node.put("ratio", ratio.label());
+                    node.put("value", v);
+                });
             }
         });
         return root;
     }
 
-    /** The header line and the table: suite × method medians (ms), then the ratios. */
+    private static void putFinite(ObjectNode node, String field, double value) {
+        if (Double.isFinite(value)) {
+            node.put(field, value);
+        } else {
+            node.putNull(field);
+        }
+    }
+
+    private interface Setting {
+        void accept(String suite, long batch, int threads);
+    }
+
+    /** Every (model, B, threads) that has a row, in row order. */
+    private void forEachSetting(Setting action) {
+        rows.stream().map(r -> List.of(r.suite(), r.batch(), r.threads())).distinct()
+                .forEach(k -> action.accept((String) k.get(0), (Long) k.get(1), (Integer) k.get(2)));
+    }
+
+    /** The summary line, the medians (model × B × threads rows, a column per method), then the ratios. */
     public String table() {
-        List<BenchMethod> methods = methods();
-        List<Ratio> ratios = ratios();
-        List<String> header = new ArrayList<>(List.of("suite"));
-        methods.forEach(m -> header.add(m.label()));
-        ratios.forEach(r -> header.add(r.label()));
+        List<String> medianHeader = new ArrayList<>(List.of("suite", "B", "threads"));
+        methods().forEach(m -> medianHeader.add(m.label()));
+        List<String> ratioHeader = new ArrayList<>(List.of("suite", "B", "threads"));
+        ratios().forEach(r -> ratioHeader.add(r.label()));
+        List<List<String>> medianRows = new ArrayList<>();
+        List<List<String>> ratioRows = new ArrayList<>();
+        forEachSetting((suite, batch, threads) -> {
+            List<String> key = List.of(suite, Long.toString(batch), Integer.toString(threads));
+            List<String> m = new ArrayList<>(key);
+            methods().forEach(method -> m.add(format(median(suite, method, batch, threads), "%s")));
+            medianRows.add(m);
+            List<String> r = new ArrayList<>(key);
+            ratios().forEach(ratio -> r.add(format(ratio(suite, batch, threads, ratio), "%sx")));
+            ratioRows.add(r);
+        });
+        StringBuilder out = new StringBuilder(summary()).append('\n').append(textTable(medianHeader, medianRows));
+        if (!ratios().isEmpty()) {
+            out.append('\n').append(textTable(ratioHeader, ratioRows));
+        }
+        return out.toString();
+    }
+
+    private static String textTable(List<String> header, List<List<String>> rows) {
         Column[] columns = new Column[header.size()];
-        columns[0] = new Column(7, 1, Overflow.WRAP);
-        for (int c = 1; c < columns.length; c++) {
-            columns[c] = new Column(Math.max(12, header.get(c).length() + 3), 1, Overflow.WRAP);
+        for (int c = 0; c < columns.length; c++) {
+            int width = c < 3 ? 8 : Math.max(12, header.get(c).length() + 3);
+            columns[c] = new Column(width, 1, Overflow.WRAP);
         }
         TextTable table = TextTable.forColumns(Ansi.OFF, columns);
         table.addRowValues(header.toArray(String[]::new));
-        for (String suite : timings.keySet()) {
-            List<String> row = new ArrayList<>(List.of(suite));
-            methods.forEach(m -> row.add(format(median(suite, m), "%s")));
-            ratios.forEach(r -> row.add(format(ratio(suite, r), "%sx")));
-            table.addRowValues(row.toArray(String[]::new));
-        }
-        return summary() + "\n" + table;
+        rows.forEach(r -> table.addRowValues(r.toArray(String[]::new)));
+        return table.toString();
     }
 
     /** One line: what ran where, and how it was measured. */
     public String summary() {
-        return String.format(Locale.ROOT, "bench: B = %d, threads %d, device %s, models %s; JMH sample time, "
+        return String.format(Locale.ROOT, "bench: B = %s, threads %s, device %s, models %s; JMH sample time, "
                         + "%d fork%s, %d x %d ms warm-up, %d x %d ms measured; median (p50) ms per call",
-                batch, threads, device, models.equals(BUILT_IN) ? "built in Java (C++ frontend)" : "from " + models,
+                join(batches()), join(threadCounts()), device,
+                models.equals(BUILT_IN) ? "built in Java (C++ frontend)" : "from " + models,
                 settings.forks(), settings.forks() == 1 ? "" : "s", settings.warmups(), settings.iterationMillis(),
                 settings.iterations(), settings.iterationMillis());
     }
 
-    private static String format(OptionalDouble v, String pattern) {
+    private static String join(List<?> values) {
+        return String.join(",", values.stream().map(String::valueOf).toList());
+    }
+
+    static String format(OptionalDouble v, String pattern) {
         if (v.isEmpty()) {
             return "-";
         }

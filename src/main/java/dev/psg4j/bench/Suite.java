@@ -122,13 +122,24 @@ public final class Suite implements AutoCloseable {
      * tensor, saved with torch.save).
      */
     public static Suite load(String name, Path dir) {
+        return load(name, dir, null);
+    }
+
+    /**
+     * As {@link #load(String, Path)}, on the input of {@code batch} samples: {@link #inputFile(Path, String, long)}
+     * ({@code DIR/<name>_x_b<B>.pt}, as a sweep's export writes it, else {@code DIR/<name>_x.pt} if
+     * that holds B samples); null takes {@code DIR/<name>_x.pt} whatever its batch.
+     */
+    public static Suite load(String name, Path dir, Long batch) {
         checkName(name);
         Path modelFile = modelFile(dir, name);
-        Path inputFile = inputFile(dir, name);
+        Path inputFile = batch == null ? inputFile(dir, name) : inputFile(dir, name, batch);
+        String export = "python src/test/python/bench_python.py --export " + dir
+                + (batch == null ? "" : " --batch " + batch);
         for (Path file : List.of(modelFile, inputFile)) {
             if (!Files.isRegularFile(file)) {
                 throw new BadInputException("--models " + dir + ": " + file + " does not exist; export the suite with "
-                        + "python src/test/python/bench_python.py --export " + dir);
+                        + export);
             }
         }
         JitModule module = Models.loadTorchScript(modelFile);
@@ -140,6 +151,10 @@ public final class Suite implements AutoCloseable {
         Tensor x = saved.get("");
         if (x.dim() < 1 || x.size(0) < 1) {
             throw new BadInputException(inputFile + " holds an empty batch; export it with bench_python.py --export");
+        }
+        if (batch != null && x.size(0) != batch) {
+            throw new BadInputException(inputFile + " holds a batch of " + x.size(0) + ", not " + batch
+                    + ": export the suite with " + export);
         }
         SequentialImpl seq = sequential(name);
         Model model = Models.module(seq);
@@ -169,8 +184,18 @@ public final class Suite implements AutoCloseable {
         return dir.resolve(name + ".pt");
     }
 
+    /** The input of a single-batch export: {@code DIR/<name>_x.pt}. */
     public static Path inputFile(Path dir, String name) {
         return dir.resolve(name + "_x.pt");
+    }
+
+    /**
+     * The input of {@code batch} samples: {@code DIR/<name>_x_b<B>.pt} (one per B of a sweep's
+     * export) where it exists, else the single-batch export's {@code DIR/<name>_x.pt}.
+     */
+    public static Path inputFile(Path dir, String name, long batch) {
+        Path perBatch = dir.resolve(name + "_x_b" + batch + ".pt");
+        return Files.isRegularFile(perBatch) ? perBatch : inputFile(dir, name);
     }
 
     /** The names of {@code spec}: one suite name, or {@code all}. */

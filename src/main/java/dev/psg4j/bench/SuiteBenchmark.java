@@ -1,13 +1,13 @@
 package dev.psg4j.bench;
 
 import dev.psg4j.check.Batch;
+import dev.psg4j.check.CheckMode;
 import dev.psg4j.check.GradSampler;
 import dev.psg4j.check.Loss;
 import dev.psg4j.check.PerSampleCheck;
 import dev.psg4j.check.Probes;
 import dev.psg4j.check.Reduction;
 import dev.psg4j.engine.Engines;
-import dev.psg4j.report.CheckReport;
 
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Tensor;
@@ -29,8 +29,9 @@ import java.util.List;
 import java.util.concurrent.TimeUnit;
 
 /**
- * The JMH benchmarks behind {@code psg4j bench}: one suite model (its {@link Suite}), l1 loss
- * against zeros, reduction sum, each method timed per call. {@link Bench} runs them with its
+ * The JMH benchmarks behind {@code psg4j bench}: one suite model (its {@link Suite}) at one batch
+ * size, l1 loss against zeros, each method timed per call: the engines and the backward with
+ * reduction sum, the checks with both reductions (as Opacus's check runs). {@link Bench} runs them with its
  * options; the {@code @Param} defaults here only make the class runnable by JMH's own main.
  *
  * <p>Every call runs in a {@link PointerScope}, so the tensors it makes (the per-sample gradients
@@ -44,7 +45,7 @@ public class SuiteBenchmark {
     @Param({"mlp"})
     public String suite;
 
-    /** B, for models built in Java. */
+    /** B: the batch the models built in Java draw, the exported input taken with {@link #models}. */
     @Param({"32"})
     public long batch;
 
@@ -68,7 +69,7 @@ public class SuiteBenchmark {
     @Setup(Level.Trial)
     public void setUp() {
         torch.set_num_threads(threads);
-        model = BUILT_IN.equals(models) ? Suite.build(suite, batch) : Suite.load(suite, Path.of(models));
+        model = BUILT_IN.equals(models) ? Suite.build(suite, batch) : Suite.load(suite, Path.of(models), batch);
         samples = Batch.of(model.input());
         vmapEngine = Engines.vmap();
         microbatchEngine = Engines.microbatch();
@@ -97,14 +98,31 @@ public class SuiteBenchmark {
         }
     }
 
-    /** A full check of the vmap engine, one reduction: the probes, its gradients, the reference streamed into the comparison. */
+    /**
+     * A full exact check of the vmap engine, everything a caller pays for: building the check, the
+     * probes, then for both reductions the candidate and the reference streamed into the comparison.
+     */
     @Benchmark
-    public boolean check() {
+    public boolean checkExact() {
         try (PointerScope scope = new PointerScope();
              PerSampleCheck check = PerSampleCheck.builder().model(model.model()).inputs(model.input())
-                     .loss(Loss.L1).reduction(Reduction.SUM).build()) {
-            CheckReport report = check.run(vmapEngine);
-            return report.passed();
+                     .loss(Loss.L1).reductions(Reduction.SUM, Reduction.MEAN).threads(threads).build()) {
+            return check.run(vmapEngine).passed();
+        }
+    }
+
+    /**
+     * The same full check in sketch mode: building the check, the probes, then for both reductions
+     * the candidate against random projections of the reference (one batched backward each), any
+     * parameter whose residual is not at rounding level decided exactly.
+     */
+    @Benchmark
+    public boolean checkSketch() {
+        try (PointerScope scope = new PointerScope();
+             PerSampleCheck check = PerSampleCheck.builder().model(model.model()).inputs(model.input())
+                     .loss(Loss.L1).reductions(Reduction.SUM, Reduction.MEAN).mode(CheckMode.SKETCH)
+                     .threads(threads).build()) {
+            return check.run(vmapEngine).passed();
         }
     }
 

@@ -20,20 +20,27 @@ import java.nio.file.Path;
 import java.util.List;
 import java.util.concurrent.Callable;
 
-/** {@code psg4j bench}: the DESIGN §7 suite timed with JMH, medians per model and method, and their ratios. */
+/**
+ * {@code psg4j bench}: the DESIGN §7 suite timed with JMH over a sweep of batch sizes (and thread
+ * counts), medians per model, method and B, their ratios, and optionally JSON and an HTML page.
+ */
 @Command(name = "bench", mixinStandardHelpOptions = true, sortOptions = false,
         description = {"Times per-sample gradients on the benchmark suite with JMH.",
-                "Per model (l1 loss, reduction sum): vmap (the vmap engine), microbatch (the",
-                "reference engine), check (a full check of the vmap engine, probes included, one reduction),",
-                "backward (one plain batched backward) and probe (the probes alone); prints the median (p50) ms",
-                "per call and the ratios vmap/backward, microbatch/vmap, check/vmap, probe/backward.",
+                "Per model (l1 loss) and batch size: vmap (the vmap engine), microbatch (the reference",
+                "engine), check-exact and check-sketch (a full check of the vmap engine in that mode, probes",
+                "and both reductions included, as Opacus's check runs), probe (the probes alone) and",
+                "backward (one plain batched backward); the engines and backward use reduction sum. Prints",
+                "the median (p50) ms per call and the ratios vmap/backward, microbatch/vmap,",
+                "check-exact/backward, check-sketch/backward, check-exact/check-sketch, probe/backward.",
                 "  mlp  Linear(784,256)-ReLU-Linear(256,10)                    x [B,784]",
                 "  cnn  Conv2d(1,16,5)-ReLU-MaxPool2d(2)-Conv2d(16,32,5)-ReLU-",
                 "       MaxPool2d(2)-Flatten-Linear(512,10)                    x [B,1,28,28]",
                 "  seq  Linear(64,128)-LayerNorm(128)-GELU-Linear(128,64)      x [B,16,64]",
                 "  emb  Embedding(1000,64)-Flatten-Linear(512,10)              x int [B,8]",
                 "Built in Java; with --models DIR they take the weights and inputs of the TorchScript",
-                "models src/test/python/bench_python.py --export DIR wrote (Python times the same)."},
+                "models src/test/python/bench_python.py --export DIR [--batch LIST] wrote (Python times the same).",
+                "A progress bar over the whole run goes to stderr when it is a terminal (not with --verbose",
+                "or --no-progress)."},
         exitCodeListHeading = "%nExit status:%n",
         exitCodeList = {"0:the benchmarks ran", "2:bad usage, bad input, or a benchmark failed"})
 final class BenchCommand implements Callable<Integer> {
@@ -44,21 +51,23 @@ final class BenchCommand implements Callable<Integer> {
             description = "mlp, cnn, seq, emb or all; default ${DEFAULT-VALUE}")
     String suite;
 
-    @Option(names = "--batch", paramLabel = "B",
-            description = "samples per batch; default 32 (with --models: the exported inputs' batch)")
-    Long batch;
+    @Option(names = "--batch", paramLabel = "B,B2,...",
+            description = "batch sizes to sweep, a comma list (e.g. 1,8,32,128,256); default 32 (with --models: "
+                    + "the exported inputs' batch)")
+    String batch;
 
-    @Option(names = "--threads", paramLabel = "N", defaultValue = "1",
-            description = "LibTorch's intra-op threads; default ${DEFAULT-VALUE}")
-    int threads;
+    @Option(names = "--threads", paramLabel = "N,N2,...", defaultValue = "1",
+            description = "LibTorch's intra-op threads, or a comma list of counts to sweep; default ${DEFAULT-VALUE}")
+    String threads;
 
-    @Option(names = "--methods", paramLabel = "LIST", defaultValue = "vmap,microbatch,check,backward,probe",
-            description = "comma list of vmap, microbatch, check, backward, probe (the probes alone); default all")
+    @Option(names = "--methods", paramLabel = "LIST",
+            description = "comma list of vmap, microbatch, check-exact, check-sketch, probe, backward; default all")
     String methods;
 
     @Option(names = "--models", paramLabel = "DIR",
             description = "give the models built in Java the weights of DIR/<suite>.pt (TorchScript) and time them "
-                    + "on DIR/<suite>_x.pt, as written by python src/test/python/bench_python.py --export DIR")
+                    + "on DIR/<suite>_x_b<B>.pt (or DIR/<suite>_x.pt), as written by python "
+                    + "src/test/python/bench_python.py --export DIR --batch LIST")
     Path models;
 
     @Option(names = "--warmups", paramLabel = "N", defaultValue = "3",
@@ -77,8 +86,15 @@ final class BenchCommand implements Callable<Integer> {
             description = "JVMs forked per benchmark; 0 runs in this JVM (quicker, noisier); default ${DEFAULT-VALUE}")
     int forks;
 
-    @Option(names = "--json", paramLabel = "OUT", description = "also write the results as JSON")
+    @Option(names = "--json", paramLabel = "OUT", description = "also write every timing as JSON")
     Path json;
+
+    @Option(names = "--html", paramLabel = "OUT",
+            description = "also write an HTML page: per model, ms against B per method on log axes")
+    Path html;
+
+    @Option(names = "--no-progress", description = "draw no progress bar (none is drawn when stderr is no terminal)")
+    boolean noProgress;
 
     @Option(names = "--verbose", description = "show JMH's own progress log")
     boolean verbose;
@@ -92,14 +108,18 @@ final class BenchCommand implements Callable<Integer> {
         PrintWriter out = spec.commandLine().getOut();
         Bench.Builder builder = Bench.builder()
                 .suites(Suite.named(suite))
-                .methods(methods())
-                .batch(batch)
-                .threads(threads)
+                .methods(methods == null ? List.of(BenchMethod.values()) : CommaLists.of("--methods", methods,
+                        "a comma list of " + BenchMethod.labels(), BenchMethod::named))
+                .batches(batch == null ? List.of() : CommaLists.of("--batch", batch,
+                        "a comma list of batch sizes like 1,8,32", text -> CommaLists.positiveLong("--batch", text)))
+                .threads(CommaLists.of("--threads", threads, "a thread count or a comma list like 1,2",
+                        text -> CommaLists.positiveInt("--threads", text)))
                 .warmups(warmups)
                 .iterations(iterations)
                 .iterationMillis(iterationMillis)
                 .forks(forks)
-                .log(verbose ? new WriterStream(out) : null);
+                .log(verbose ? new WriterStream(out) : null)
+                .progress(drawProgress() ? System.err : null);
         if (models != null) {
             if (!Files.isDirectory(models)) {
                 throw new BadInputException("--models " + models + " is not a folder: export the suite with "
@@ -108,25 +128,32 @@ final class BenchCommand implements Callable<Integer> {
             builder.models(models);
         }
         Failures.requireFolderOf(json, "--json");
+        Failures.requireFolderOf(html, "--html");
         BenchResult result = builder.run();
         if (json != null) {
             Failures.writing(json, "--json", () -> result.writeJson(json));
+        }
+        if (html != null) {
+            Failures.writing(html, "--html", () -> result.writeHtml(html));
         }
         out.print(result.table());
         if (json != null) {
             out.println("JSON results written to " + json);
         }
+        if (html != null) {
+            out.println("HTML page written to " + html);
+        }
         out.flush();
         return Psg4jCli.PASSED;
     }
 
-    private List<BenchMethod> methods() {
-        List<String> names = List.of(methods.split(",", -1));
-        if (names.stream().anyMatch(String::isBlank)) {
-            throw new BadInputException("--methods '" + methods + "' has an empty entry: give a comma list of "
-                    + "vmap, microbatch, check, backward");
-        }
-        return names.stream().map(BenchMethod::named).toList();
+    /**
+     * A bar only on an interactive terminal: Java 17's console exists only when stdin and stdout are
+     * terminals (a redirected run, CI, a test gets none), and a dumb terminal cannot redraw a line.
+     * JMH's own log (--verbose) would interleave with it, so it turns the bar off too.
+     */
+    private boolean drawProgress() {
+        return !noProgress && !verbose && System.console() != null && !"dumb".equals(System.getenv("TERM"));
     }
 
     /** JMH writes bytes; the command's output is a PrintWriter. Decodes UTF-8 line by line. */

@@ -1,26 +1,21 @@
 package dev.psg4j.report;
 
 import java.io.IOException;
-import java.io.InputStream;
 import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
-import java.util.Locale;
-import java.util.Properties;
 import java.util.stream.Collectors;
 
 /**
  * A {@link CheckReport} as one self-contained HTML file: the summary, the failures, the diagnoses,
  * the verdict table ({@code <table id="verdicts">}, as the console prints it) and, per reduction,
  * a heat map of the relative error per sample × parameter and a bar chart of each sample's largest
- * tolerance ratio. The charts are drawn by Apache ECharts, inlined from the {@code org.webjars.npm:echarts}
- * jar with the report's JSON, so the file needs neither a network nor other files.
+ * tolerance ratio. The charts are drawn by Apache ECharts, inlined ({@link HtmlPages}) with the
+ * report's JSON, so the file needs neither a network nor other files.
  */
 public final class HtmlReport {
-    private static final String ECHARTS_POM = "/META-INF/maven/org.webjars.npm/echarts/pom.properties";
-    private static final String ECHARTS_BUNDLE = "/META-INF/resources/webjars/echarts/%s/dist/echarts.min.js";
     /** Above this many heat-map cells ECharts draws on a canvas instead of SVG. */
     private static final int SVG_CELLS = 20_000;
     private static final int SAMPLES_LISTED = 20;
@@ -44,7 +39,8 @@ public final class HtmlReport {
         StringBuilder h = new StringBuilder(1 << 20);
         h.append("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n")
                 .append("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n")
-                .append("<meta name=\"generator\" content=\"psg4j; charts: Apache ECharts ").append(esc(echartsVersion()))
+                .append("<meta name=\"generator\" content=\"psg4j; charts: Apache ECharts ")
+                .append(esc(HtmlPages.echartsVersion()))
                 .append("\">\n<title>psg4j check: ").append(verdict).append(" (engine ").append(esc(report.engine()))
                 .append(")</title>\n<style>\n").append(resource("report.css")).append("</style>\n</head>\n<body>\n");
         summary(h, report, verdict);
@@ -53,10 +49,10 @@ public final class HtmlReport {
         verdictTable(h, report);
         charts(h, report);
         h.append("<noscript><p>The charts need JavaScript; the tables above hold the same verdicts.</p></noscript>\n");
-        h.append("<script type=\"application/json\" id=\"psg4j-report\">").append(scriptSafe(report.toJson()))
+        h.append("<script type=\"application/json\" id=\"psg4j-report\">").append(HtmlPages.scriptSafe(report.toJson()))
                 .append("</script>\n");
-        h.append("<script>\n").append(inlineable(echarts(), "echarts.min.js")).append("\n</script>\n");
-        h.append("<script>\n").append(inlineable(resource("report.js"), "report.js")).append("</script>\n");
+        h.append("<script>\n").append(HtmlPages.echartsScript()).append("\n</script>\n");
+        h.append("<script>\n").append(HtmlPages.inlineable(resource("report.js"), "report.js")).append("</script>\n");
         h.append("</body>\n</html>\n");
         return h.toString();
     }
@@ -186,79 +182,11 @@ public final class HtmlReport {
         return samples.size() > SAMPLES_LISTED ? listed + ", … (" + samples.size() + " in all)" : listed;
     }
 
-    /** Escapes text for HTML element content and quoted attribute values. */
     static String esc(String s) {
-        if (s == null) {
-            return "";
-        }
-        StringBuilder out = new StringBuilder(s.length() + 16);
-        for (int i = 0; i < s.length(); i++) {
-            char c = s.charAt(i);
-            switch (c) {
-                case '&' -> out.append("&amp;");
-                case '<' -> out.append("&lt;");
-                case '>' -> out.append("&gt;");
-                case '"' -> out.append("&quot;");
-                case '\'' -> out.append("&#39;");
-                default -> out.append(c);
-            }
-        }
-        return out.toString();
-    }
-
-    /**
-     * Makes JSON safe inside a {@code <script>} element: no {@code </script>} or {@code <!--} can end
-     * or change it. In JSON, '<', '>' and '&' only occur inside strings, where their \\u escapes mean the same.
-     */
-    static String scriptSafe(String json) {
-        return json.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-                .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029");
-    }
-
-    /** JavaScript to inline as is: it must hold nothing that ends or changes a {@code <script>} element. */
-    private static String inlineable(String code, String what) {
-        String lower = code.toLowerCase(Locale.ROOT);
-        if (lower.contains("</script") || lower.contains("<!--") || lower.contains("<script")) {
-            throw new IllegalStateException(what + " cannot be inlined into a <script> element as it is");
-        }
-        return code;
-    }
-
-    private static String echartsVersion() {
-        try (InputStream in = HtmlReport.class.getResourceAsStream(ECHARTS_POM)) {
-            if (in == null) {
-                throw new IllegalStateException("Apache ECharts is not on the class path (" + ECHARTS_POM
-                        + "): HTML reports need the jar org.webjars.npm:echarts next to psg4j's (lib/ of the "
-                        + "distribution)");
-            }
-            Properties p = new Properties();
-            p.load(in);
-            return p.getProperty("version");
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot read " + ECHARTS_POM, e);
-        }
-    }
-
-    private static String echarts() {
-        String path = String.format(ECHARTS_BUNDLE, echartsVersion());
-        try (InputStream in = HtmlReport.class.getResourceAsStream(path)) {
-            if (in == null) {
-                throw new IllegalStateException("the ECharts jar on the class path has no " + path);
-            }
-            return new String(in.readAllBytes(), StandardCharsets.UTF_8);
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot read " + path, e);
-        }
+        return HtmlPages.esc(s);
     }
 
     private static String resource(String name) {
-        try (InputStream in = HtmlReport.class.getResourceAsStream(name)) {
-            if (in == null) {
-                throw new IllegalStateException("psg4j's jar lacks dev/psg4j/report/" + name);
-            }
-            return new String(in.readAllBytes(), StandardCharsets.UTF_8);
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot read dev/psg4j/report/" + name, e);
-        }
+        return HtmlPages.resource(HtmlReport.class, name);
     }
 }

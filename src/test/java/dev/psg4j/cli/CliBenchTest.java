@@ -3,6 +3,8 @@ package dev.psg4j.cli;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 
+import dev.psg4j.report.HeadlessChromium;
+
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -13,94 +15,176 @@ import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.HashSet;
 import java.util.List;
+import java.util.Set;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-/** {@code psg4j bench} in this JVM (--forks 0) with the shortest JMH settings: the table, the JSON, bad options. */
+/**
+ * {@code psg4j bench} in this JVM (--forks 0) with the shortest JMH settings: a tiny sweep's table,
+ * JSON (one result per method and B) and HTML page (rendered in headless Chromium), and bad options.
+ */
 class CliBenchTest {
-    private static final List<String> METHODS = List.of("vmap", "microbatch", "check", "backward", "probe");
-    private static final List<String> RATIOS = List.of("vmap/backward", "microbatch/vmap", "check/vmap", "probe/backward");
+    private static final List<String> METHODS = List.of("vmap", "microbatch", "check-exact", "check-sketch", "probe",
+            "backward");
+    private static final List<String> RATIOS = List.of("vmap/backward", "microbatch/vmap", "check-exact/backward",
+            "check-sketch/backward", "check-exact/check-sketch", "probe/backward");
+    private static final List<Long> BATCHES = List.of(2L, 4L);
+
+    @TempDir
+    static Path work;
+    /** The tiny sweep every test of its output reads: seq, B = 2 and 4, every method. */
+    private static CliRun sweep;
+    private static Path json;
+    private static Path html;
 
     @BeforeAll
-    static void shareTheJmhLock() {
+    static void runTheTinySweep() {
         // timings don't matter here: run even if another JMH holds its lock (a benchmark elsewhere on the machine)
         System.setProperty("jmh.ignoreLock", "true");
+        json = work.resolve("bench.json");
+        html = work.resolve("bench.html");
+        sweep = CliRun.asMain(tiny("--suite", "seq", "--batch", "4,2", "--methods", String.join(",", METHODS),
+                "--json", json.toString(), "--html", html.toString()).toArray(String[]::new));
     }
 
     private static List<String> tiny(String... more) {
-        List<String> args = new ArrayList<>(List.of("bench", "--batch", "2", "--forks", "0", "--warmups", "0",
+        List<String> args = new ArrayList<>(List.of("bench", "--forks", "0", "--warmups", "0",
                 "--iterations", "1", "--iteration-time", "20"));
         args.addAll(Arrays.asList(more));
         return args;
     }
 
-    /** The table's header cells and the cells of {@code suite}'s row. */
-    private static List<List<String>> table(CliRun run, String suite) {
+    /** The header cells of the table whose header starts with {@code first} and the cells of the row for (suite, B). */
+    private static List<List<String>> table(CliRun run, String first, String suite, long batch) {
         List<String> lines = run.out().lines().map(String::strip).toList();
-        List<String> header = lines.stream().filter(l -> l.startsWith("suite ")).findFirst()
-                .map(l -> List.of(l.split("\\s+"))).orElseThrow(() -> new AssertionError("no table header\n" + run));
-        List<String> row = lines.stream().filter(l -> l.startsWith(suite + " ")).findFirst()
-                .map(l -> List.of(l.split("\\s+"))).orElseThrow(() -> new AssertionError("no row " + suite + "\n" + run));
+        int start = -1;
+        for (int k = 0; k < lines.size(); k++) {
+            if (lines.get(k).startsWith("suite ") && lines.get(k).contains(first)) {
+                start = k;
+                break;
+            }
+        }
+        assertTrue(start >= 0, () -> "no table with " + first + "\n" + run);
+        List<String> header = List.of(lines.get(start).split("\\s+"));
+        List<String> row = lines.subList(start + 1, lines.size()).stream()
+                .takeWhile(l -> !l.startsWith("suite ")).map(l -> List.of(l.split("\\s+")))
+                .filter(cells -> cells.size() > 1 && cells.get(0).equals(suite) && cells.get(1).equals(Long.toString(batch)))
+                .findFirst().orElseThrow(() -> new AssertionError("no row " + suite + " B=" + batch + "\n" + run));
         assertEquals(header.size(), row.size(), run::toString);
         return List.of(header, row);
     }
 
     @Test
-    void tinyRunPrintsEveryMethodWithAPositiveMedianAndWritesTheJson(@TempDir Path dir) throws IOException {
-        Path json = dir.resolve("bench.json");
-        CliRun run = CliRun.asMain(tiny("--suite", "seq", "--json", json.toString()).toArray(String[]::new));
-        assertEquals(0, run.status(), run::toString);
-        assertEquals("", run.err(), run::toString);
-        assertTrue(run.out().startsWith("bench: B = 2, threads 1, device cpu, models built in Java"), run::toString);
-
-        List<List<String>> table = table(run, "seq");
-        List<String> header = table.get(0);
-        List<String> row = table.get(1);
-        List<String> expected = new ArrayList<>(List.of("suite"));
-        expected.addAll(METHODS);
-        expected.addAll(RATIOS);
-        assertEquals(expected, header, run::toString);
-        for (int c = 1; c <= METHODS.size(); c++) {
-            assertTrue(Double.parseDouble(row.get(c)) > 0, () -> "median not positive\n" + run);
+    void aTinySweepPrintsAMedianPerMethodAndBatchAndTheRatios() {
+        assertEquals(0, sweep.status(), sweep::toString);
+        assertEquals("", sweep.err(), "no progress bar without a terminal, nothing else on stderr\n" + sweep);
+        assertTrue(sweep.out().startsWith("bench: B = 2,4, threads 1, device cpu, models built in Java"),
+                sweep::toString);
+        for (long b : BATCHES) {
+            List<List<String>> medians = table(sweep, "vmap", "seq", b);
+            List<String> expected = new ArrayList<>(List.of("suite", "B", "threads"));
+            expected.addAll(METHODS);
+            assertEquals(expected, medians.get(0), sweep::toString);
+            for (int c = 3; c < expected.size(); c++) {
+                assertTrue(Double.parseDouble(medians.get(1).get(c)) > 0, () -> "median not positive\n" + sweep);
+            }
+            List<List<String>> ratios = table(sweep, "vmap/backward", "seq", b);
+            List<String> expectedRatios = new ArrayList<>(List.of("suite", "B", "threads"));
+            expectedRatios.addAll(RATIOS);
+            assertEquals(expectedRatios, ratios.get(0), sweep::toString);
+            for (int c = 3; c < expectedRatios.size(); c++) {
+                String cell = ratios.get(1).get(c);
+                assertTrue(cell.endsWith("x") && Double.parseDouble(cell.substring(0, cell.length() - 1)) > 0,
+                        () -> "bad ratio " + cell + "\n" + sweep);
+            }
         }
-        for (int c = METHODS.size() + 1; c < header.size(); c++) {
-            String cell = row.get(c);
-            assertTrue(cell.endsWith("x") && Double.parseDouble(cell.substring(0, cell.length() - 1)) > 0,
-                    () -> "bad ratio " + cell + "\n" + run);
-        }
+        assertTrue(sweep.out().contains("JSON results written to " + json), sweep::toString);
+        assertTrue(sweep.out().contains("HTML page written to " + html), sweep::toString);
+    }
 
+    @Test
+    void theJsonHoldsOneResultPerMethodAndBatchAndRatiosOfThoseMedians() throws IOException {
+        assertEquals(0, sweep.status(), sweep::toString);
         JsonNode root = new ObjectMapper().readTree(json.toFile());
-        assertEquals(2, root.get("batch").asInt());
-        assertEquals(1, root.get("threads").asInt());
+        assertEquals(2, root.get("schema_version").asInt());
         assertEquals("cpu", root.get("device").asText());
         assertEquals("java", root.get("models").asText());
         assertEquals(0, root.get("jmh").get("forks").asInt());
-        JsonNode seq = root.get("suites").get("seq");
-        for (String method : METHODS) {
-            assertTrue(seq.get("median_ms").get(method).asDouble() > 0, root::toPrettyString);
-            assertTrue(seq.get("samples").get(method).asLong() >= 1, root::toPrettyString);
+        assertEquals("[\"seq\"]", root.get("suites").toString());
+        assertEquals("[2,4]", root.get("batches").toString());
+        assertEquals("[1]", root.get("threads").toString());
+        assertEquals(METHODS, texts(root.get("methods")));
+
+        JsonNode results = root.get("results");
+        assertEquals(METHODS.size() * BATCHES.size(), results.size(), root::toPrettyString);
+        Set<String> seen = new HashSet<>();
+        for (JsonNode r : results) {
+            assertEquals("seq", r.get("suite").asText());
+            assertEquals(1, r.get("threads").asInt());
+            assertTrue(r.get("median_ms").asDouble() > 0, root::toPrettyString);
+            assertTrue(r.get("score_ms").asDouble() > 0, root::toPrettyString);
+            assertTrue(r.has("score_error_ms"), root::toPrettyString);
+            assertTrue(r.get("samples").asLong() >= 1, root::toPrettyString);
+            seen.add(r.get("method").asText() + "@" + r.get("batch").asLong());
         }
-        for (String ratio : RATIOS) {
-            assertTrue(seq.get("ratios").get(ratio).asDouble() > 0, root::toPrettyString);
+        for (String m : METHODS) {
+            for (long b : BATCHES) {
+                assertTrue(seen.contains(m + "@" + b), () -> "no result for " + m + " at B = " + b);
+            }
         }
-        double vmap = seq.get("median_ms").get("vmap").asDouble();
-        double backward = seq.get("median_ms").get("backward").asDouble();
-        assertEquals(vmap / backward, seq.get("ratios").get("vmap/backward").asDouble(), 1e-9);
-        assertEquals(1, root.get("suites").size());
+
+        JsonNode ratios = root.get("ratios");
+        assertEquals(RATIOS.size() * BATCHES.size(), ratios.size(), root::toPrettyString);
+        for (JsonNode r : ratios) {
+            String[] parts = r.get("ratio").asText().split("/");
+            long b = r.get("batch").asLong();
+            assertEquals(median(results, parts[0], b) / median(results, parts[1], b), r.get("value").asDouble(), 1e-9);
+        }
+    }
+
+    @Test
+    void theHtmlPageRendersOneChartPerModelWithALinePerMethodOnLogAxes() throws Exception {
+        assertEquals(0, sweep.status(), sweep::toString);
+        String dom = HeadlessChromium.findOrInstall(work).dumpDom(html, work);
+        int chart = dom.indexOf("id=\"chart-seq\"");
+        assertTrue(chart >= 0, "no chart for seq");
+        String seq = dom.substring(chart, dom.indexOf("</figure>", chart));
+        assertTrue(seq.contains("data-rendered=\"true\""), "ECharts did not finish the chart:\n" + seq);
+        assertTrue(seq.contains("<svg"), seq);
+        for (String m : METHODS) {
+            assertTrue(seq.contains(">" + m + "</text>"), "no legend entry " + m + ":\n" + seq);
+        }
+        // a log2 axis from B = 2 to 4, a log10 axis of milliseconds, both named
+        assertTrue(seq.contains(">2</text>") && seq.contains(">4</text>"), "no B ticks:\n" + seq);
+        assertTrue(seq.contains(">B (samples per batch)</text>") && seq.contains(">ms per call (median)</text>"), seq);
+        // one row per method and B in the timings table
+        for (String m : METHODS) {
+            for (long b : BATCHES) {
+                assertTrue(dom.contains("<tr data-suite=\"seq\" data-method=\"" + m + "\" data-batch=\"" + b + "\">"),
+                        "no table row for " + m + " at B = " + b);
+            }
+        }
     }
 
     @Test
     void someMethodsOnlyGetTheirColumnsAndRatios() {
-        CliRun run = CliRun.asMain(tiny("--suite", "mlp", "--methods", "backward,vmap").toArray(String[]::new));
+        CliRun run = CliRun.asMain(tiny("--suite", "mlp", "--batch", "2", "--methods", "backward,vmap")
+                .toArray(String[]::new));
         assertEquals(0, run.status(), run::toString);
-        assertEquals(List.of("suite", "vmap", "backward", "vmap/backward"), table(run, "mlp").get(0), run::toString);
+        assertEquals(List.of("suite", "B", "threads", "vmap", "backward"), table(run, "vmap", "mlp", 2).get(0),
+                run::toString);
+        assertEquals(List.of("suite", "B", "threads", "vmap/backward"), table(run, "vmap/backward", "mlp", 2).get(0),
+                run::toString);
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {"--suite=nope", "--methods=vmap,nope", "--batch=x", "--batch=0", "--threads=0",
-            "--forks=-1", "--iterations=0", "--models=/no/such/folder", "--json=/no/such/folder/b.json", "--frobnicate"})
+    @ValueSource(strings = {"--suite=nope", "--methods=vmap,nope", "--methods=check", "--methods=vmap,,backward",
+            "--batch=x", "--batch=0", "--batch=1,x", "--batch=8,-1", "--batch=1,,8", "--batch=99999999999999999999",
+            "--threads=0", "--threads=1,y", "--forks=-1", "--iterations=0", "--models=/no/such/folder",
+            "--json=/no/such/folder/b.json", "--html=/no/such/folder/b.html", "--frobnicate"})
     void aBadOptionExitsTwoWithOneLine(String option) {
         CliRun run = CliRun.asMain("bench", option);
         assertEquals(2, run.status(), run::toString);
@@ -110,11 +194,38 @@ class CliBenchTest {
     }
 
     @Test
+    void aBadBatchEntryIsNamed() {
+        CliRun run = CliRun.asMain("bench", "--batch", "1,x");
+        assertEquals("psg4j bench: --batch: 'x' is not a whole number; give a comma list of whole numbers of at "
+                + "least 1, like 1,8,32", run.errLines().get(0), run::toString);
+        CliRun zero = CliRun.asMain("bench", "--batch", "0");
+        assertTrue(zero.errLines().get(0).contains("--batch: 0 is below 1"), zero::toString);
+        CliRun method = CliRun.asMain("bench", "--methods", "check");
+        assertTrue(method.errLines().get(0).contains("unknown method 'check': use a comma list of vmap, microbatch, "
+                + "check-exact, check-sketch, probe, backward"), method::toString);
+    }
+
+    @Test
     void aModelsFolderWithoutTheExportSaysHowToMakeIt(@TempDir Path dir) {
-        CliRun run = CliRun.of("bench", "--models", dir.toString(), "--suite", "cnn");
+        CliRun run = CliRun.of("bench", "--models", dir.toString(), "--suite", "cnn", "--batch", "8");
         assertEquals(2, run.status(), run::toString);
         assertEquals(1, run.errLines().size(), run::toString);
-        assertTrue(run.err().contains("cnn.pt does not exist") && run.err().contains("bench_python.py --export"),
-                run::toString);
+        assertTrue(run.err().contains("cnn.pt does not exist") && run.err().contains("bench_python.py --export "
+                + dir + " --batch 8"), run::toString);
+    }
+
+    private static List<String> texts(JsonNode array) {
+        List<String> out = new ArrayList<>();
+        array.forEach(n -> out.add(n.asText()));
+        return out;
+    }
+
+    private static double median(JsonNode results, String method, long batch) {
+        for (JsonNode r : results) {
+            if (r.get("method").asText().equals(method) && r.get("batch").asLong() == batch) {
+                return r.get("median_ms").asDouble();
+            }
+        }
+        throw new AssertionError("no " + method + " at B = " + batch);
     }
 }

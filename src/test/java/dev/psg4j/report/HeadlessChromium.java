@@ -15,8 +15,9 @@ import java.util.concurrent.TimeUnit;
  * Headless Chromium for tests that render pages: finds {@code chromium} on the PATH or, as root on
  * Debian, installs it once with apt-get (Debian's package, without recommends, plus fonts-liberation
  * so charts have a font). Never skips: a test that needs a browser fails with what to install.
+ * Shared by the tests of every HTML page (check report, bench page).
  */
-final class HeadlessChromium {
+public final class HeadlessChromium {
     private static final List<String> NAMES = List.of("chromium", "chromium-browser");
     private static final Duration APT_TIMEOUT = Duration.ofMinutes(10);
     private static final Duration RENDER_TIMEOUT = Duration.ofMinutes(2);
@@ -27,12 +28,12 @@ final class HeadlessChromium {
         this.executable = executable;
     }
 
-    Path executable() {
+    public Path executable() {
         return executable;
     }
 
     /** The browser on the PATH, installed first with apt-get when missing and we are root. */
-    static HeadlessChromium findOrInstall(Path workDir) throws IOException, InterruptedException {
+    public static HeadlessChromium findOrInstall(Path workDir) throws IOException, InterruptedException {
         Optional<Path> found = onPath();
         if (found.isPresent()) {
             return new HeadlessChromium(found.get());
@@ -60,7 +61,7 @@ final class HeadlessChromium {
     }
 
     /** Loads {@code page} and returns the DOM after its scripts ran (virtual time, so no real waiting). */
-    String dumpDom(Path page, Path workDir) throws IOException, InterruptedException {
+    public String dumpDom(Path page, Path workDir) throws IOException, InterruptedException {
         Path profile = Files.createTempDirectory(workDir, "chromium-profile");
         Path out = workDir.resolve("dom.html");
         Path err = workDir.resolve("chromium.log");
