@@ -74,8 +74,8 @@ at::Tensor per_sample_losses(const Loss& loss, const at::Tensor& output, int64_t
 // l1 and mse average the sample's output elements, cross_entropy its positions that are not
 // ignored, the sum loss divides by the batch size, 1. None for a custom loss, and where a sample
 // has no position to average (its mean is NaN, its own pass says so).
-std::optional<at::Tensor> mean_rescaling(const Loss& loss, const at::Tensor& output, const Batch& batch) {
-  const int64_t batch_size = batch.validate();
+std::optional<at::Tensor> mean_rescaling(const Loss& loss, const at::Tensor& output, const Batch& batch,
+                                         int64_t batch_size) {
   switch (loss.kind) {
     case LossKind::L1:
     case LossKind::MSE:
@@ -303,7 +303,7 @@ SketchComparisons sketch_compare(const Model& model, const Batch& batch, const L
   std::vector<at::Tensor> sources;
   std::map<Reduction, size_t> source_of;
   std::vector<ReductionPlan> plans;
-  const std::optional<at::Tensor> rescaling = mean_rescaling(loss, graph.output, batch);
+  const std::optional<at::Tensor> rescaling = mean_rescaling(loss, graph.output, batch, batch_size);
   for (const auto& [reduction, candidate] : candidates) {
     const bool shared = rescaling && reduction == Reduction::Mean;
     const Reduction taken = shared ? Reduction::Sum : reduction;

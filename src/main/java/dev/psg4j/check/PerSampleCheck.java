@@ -42,8 +42,8 @@ import java.util.concurrent.ThreadLocalRandom;
  * alone, which gives exact mode's verdict and every report field for it. So a sketch fails
  * exactly when exact mode would, except where a wrong element's residual falls into the pass
  * zone: for a sample off by e at an element, each projection lets it through with probability at
- * most P / |e| (P: that element's pass threshold, ½·atol plus λ·u·max|w|·‖G‖₂, far below one
- * sample's tolerance), independently, so at most (P / |e|)^K. The report records the seed;
+ * most P / |e| (P: that element's pass threshold, at the parameter's own rounding level and never
+ * above one typical sample's tolerance), independently, so at most (P / |e|)^K. The report records the seed;
  * {@link Builder#seed} fixes it, otherwise each run draws a fresh one. Sketch mode needs the probes:
  * the batched forward stands in for the one-sample batches only on a batch-independent,
  * deterministic model.

@@ -45,17 +45,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class SketchModeTest {
     private static final long SEED = 20261201L;
 
-    static Stream<Arguments> fixtureCandidates() {
-        List<Arguments> out = new ArrayList<>();
-        for (String fixture : Fixtures.names()) {
-            Fixtures.entry(fixture).get("candidates").fields()
-                    .forEachRemaining(c -> out.add(Arguments.of(fixture, c.getKey())));
-        }
-        return out.stream();
-    }
-
     @ParameterizedTest(name = "{0} / {1}")
-    @MethodSource("fixtureCandidates")
+    @MethodSource("dev.psg4j.check.FixtureMatrixTest#candidates")
     void sameVerdictAsExactOnEveryFixtureCandidate(String fixture, String candidateFile) {
         JsonNode expected = Fixtures.entry(fixture).get("candidates").get(candidateFile);
         Reduction reduction = Reduction.valueOf(expected.get("reduction").asText().toUpperCase(Locale.ROOT));
