@@ -463,5 +463,47 @@ double probe_determinism(const NativeModel& model, const NativeBatch& batch) {
   });
 }
 
+// ---- Layer capture for hooks-style samplers (issue 10) ----
+namespace {
+
+template <typename T>
+const T& checked_item(const std::vector<T>& items, int64_t k, const char* what) {
+  if (k < 0 || k >= static_cast<int64_t>(items.size())) {
+    bad_input(std::string(what) + " index " + std::to_string(k) + " out of range [0, " +
+              std::to_string(items.size()) + ")");
+  }
+  return items[static_cast<size_t>(k)];
+}
+
+}  // namespace
+
+const CapturedLayer& LayerCaptureView::at(int64_t k) const { return checked_item(layers_, k, "captured layer"); }
+
+std::string LayerCaptureView::parameter_local_name(int64_t k, int64_t m) const {
+  return checked_item(at(k).spec.parameters, m, "layer parameter").first;
+}
+
+std::string LayerCaptureView::parameter_trainable_name(int64_t k, int64_t m) const {
+  return checked_item(at(k).trainable_names, m, "layer parameter");
+}
+
+int64_t LayerCaptureView::stride(int64_t k, int64_t d) const { return checked_item(at(k).spec.stride, d, "stride"); }
+int64_t LayerCaptureView::padding(int64_t k, int64_t d) const { return checked_item(at(k).spec.padding, d, "padding"); }
+int64_t LayerCaptureView::dilation(int64_t k, int64_t d) const {
+  return checked_item(at(k).spec.dilation, d, "dilation");
+}
+int64_t LayerCaptureView::normalized_dim(int64_t k, int64_t d) const {
+  return checked_item(at(k).spec.normalized_shape, d, "normalized shape");
+}
+
+LayerCaptureView capture_layers(const NativeModel& model, const NativeBatch& batch, const NativeLoss& loss,
+                                int reduction) {
+  return translated([&] {
+    const Problem problem{model.get(), batch.get(), loss.get(), reduction_of(reduction)};
+    return LayerCaptureView(psg4j::capture_layers(problem));
+  });
+}
+// ---- end of the layer capture block.
+
 }  // namespace bridge
 }  // namespace psg4j

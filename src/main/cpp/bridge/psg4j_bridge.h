@@ -3,6 +3,7 @@
 // with "psg4j:<kind>:" so Java can rethrow them typed. No JNI here: JavaCPP generates that.
 #pragma once
 
+#include "psg4j/capture.h"
 #include "psg4j/compare.h"
 #include "psg4j/loss.h"
 #include "psg4j/model.h"
@@ -271,6 +272,46 @@ class ProbeView {
 ProbeView probe(const NativeModel& model, const NativeBatch& batch, int64_t probe_samples, double tolerance);
 // The largest difference between two forwards of the batch (0 when they are identical).
 double probe_determinism(const NativeModel& model, const NativeBatch& batch);
+
+// ---- Layer capture for hooks-style samplers (issue 10) ----
+// capture_layers' result: per captured layer use, its spec, parameter names and tensors.
+class LayerCaptureView {
+ public:
+  LayerCaptureView() = default;
+  explicit LayerCaptureView(std::vector<CapturedLayer> layers) : layers_(std::move(layers)) {}
+  int64_t size() const { return static_cast<int64_t>(layers_.size()); }
+  std::string kind(int64_t k) const { return at(k).spec.kind; }
+  std::string name(int64_t k) const { return at(k).spec.name; }
+  bool training(int64_t k) const { return at(k).spec.training; }
+  int64_t parameter_count(int64_t k) const { return static_cast<int64_t>(at(k).spec.parameters.size()); }
+  std::string parameter_local_name(int64_t k, int64_t m) const;
+  // The model's name of that trainable parameter, "" when it is frozen.
+  std::string parameter_trainable_name(int64_t k, int64_t m) const;
+  void activations(int64_t k, at::Tensor* out) const { *out = at(k).activations; }
+  void backprops(int64_t k, at::Tensor* out) const { *out = at(k).backprops; }
+  // Conv options, per spatial dimension (empty for other kinds).
+  int64_t spatial_rank(int64_t k) const { return static_cast<int64_t>(at(k).spec.stride.size()); }
+  int64_t stride(int64_t k, int64_t d) const;
+  int64_t padding(int64_t k, int64_t d) const;
+  int64_t dilation(int64_t k, int64_t d) const;
+  int64_t groups(int64_t k) const { return at(k).spec.groups; }
+  bool exact_padding(int64_t k) const { return at(k).spec.exact_padding; }
+  // Embedding.
+  bool has_padding_idx(int64_t k) const { return at(k).spec.padding_idx.has_value(); }
+  int64_t padding_idx(int64_t k) const { return at(k).spec.padding_idx.value_or(0); }
+  // LayerNorm.
+  int64_t normalized_rank(int64_t k) const { return static_cast<int64_t>(at(k).spec.normalized_shape.size()); }
+  int64_t normalized_dim(int64_t k, int64_t d) const;
+  double eps(int64_t k) const { return at(k).spec.eps; }
+
+ private:
+  const CapturedLayer& at(int64_t k) const;
+  std::vector<CapturedLayer> layers_;
+};
+
+LayerCaptureView capture_layers(const NativeModel& model, const NativeBatch& batch, const NativeLoss& loss,
+                                int reduction);
+// ---- end of the layer capture block.
 
 }  // namespace bridge
 }  // namespace psg4j

@@ -420,4 +420,65 @@ public final class NativeCore {
     public static native @ByVal ComparisonView compare_with_reference(@Const @ByRef NativeModel model,
             @Const @ByRef NativeBatch batch, @Const @ByRef NativeLoss loss, int reduction,
             @Const @ByRef NamedTensorList candidate, double atol, double rtol);
+    // ---- Layer capture for hooks-style samplers (issue 10) ----
+
+    /** capture_layers' result: per captured layer use, its kind, options, parameter names and tensors. */
+    @Name("LayerCaptureView")
+    public static class LayerCaptureView extends Pointer {
+        static {
+            Loader.load();
+        }
+
+        public LayerCaptureView() {
+            allocate();
+        }
+
+        private native void allocate();
+
+        public native @Cast("int64_t") long size();
+
+        public native @StdString String kind(@Cast("int64_t") long k);
+
+        public native @StdString String name(@Cast("int64_t") long k);
+
+        public native @Cast("bool") boolean training(@Cast("int64_t") long k);
+
+        public native @Cast("int64_t") long parameter_count(@Cast("int64_t") long k);
+
+        public native @StdString String parameter_local_name(@Cast("int64_t") long k, @Cast("int64_t") long m);
+
+        public native @StdString String parameter_trainable_name(@Cast("int64_t") long k, @Cast("int64_t") long m);
+
+        public native void activations(@Cast("int64_t") long k, @Cast("at::Tensor*") Pointer out);
+
+        public native void backprops(@Cast("int64_t") long k, @Cast("at::Tensor*") Pointer out);
+
+        public native @Cast("int64_t") long spatial_rank(@Cast("int64_t") long k);
+
+        public native @Cast("int64_t") long stride(@Cast("int64_t") long k, @Cast("int64_t") long d);
+
+        public native @Cast("int64_t") long padding(@Cast("int64_t") long k, @Cast("int64_t") long d);
+
+        public native @Cast("int64_t") long dilation(@Cast("int64_t") long k, @Cast("int64_t") long d);
+
+        public native @Cast("int64_t") long groups(@Cast("int64_t") long k);
+
+        public native @Cast("bool") boolean exact_padding(@Cast("int64_t") long k);
+
+        public native @Cast("bool") boolean has_padding_idx(@Cast("int64_t") long k);
+
+        public native @Cast("int64_t") long padding_idx(@Cast("int64_t") long k);
+
+        public native @Cast("int64_t") long normalized_rank(@Cast("int64_t") long k);
+
+        public native @Cast("int64_t") long normalized_dim(@Cast("int64_t") long k, @Cast("int64_t") long d);
+
+        public native double eps(@Cast("int64_t") long k);
+    }
+
+    /** One batched forward and backward of the batch loss, each parameterized layer's activations and backprops. */
+    public static native @ByVal LayerCaptureView capture_layers(@Const @ByRef NativeModel model,
+            @Const @ByRef NativeBatch batch, @Const @ByRef NativeLoss loss, int reduction);
+
+    // ---- end of the layer capture block.
 }

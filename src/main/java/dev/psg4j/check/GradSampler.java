@@ -19,10 +19,26 @@ import java.util.Map;
  * ({@link PerSampleCheck} does once it has compared them). Return tensors made for the call; to
  * hand out one you keep, return a new handle onto it ({@code new Tensor(kept)}), which shares its
  * storage. A sampler may be called from several threads at once when checks share it.
+ *
+ * <p>What a sampler may use to compute on its own: {@link Model#frontendModule()} /
+ * {@link Model#torchScriptModule()} (the bytedeco module the Model wraps), {@link Batch#inputs()} /
+ * {@link Batch#targets()}, {@link Loss#apply} (the loss as a callable), and, for a chain of standard
+ * layers, {@code dev.psg4j.engine.LayerCapture} (each layer's activations and backprops, as
+ * Opacus's hooks see them). To be found by name ({@code --engine NAME}), register a
+ * {@code dev.psg4j.engine.GradSamplerProvider}.
  */
 public interface GradSampler {
     /** A short name for reports ("vmap", "opacus-file", "my-linear-sampler"). */
     String name();
 
     Map<String, Tensor> perSampleGradients(Model model, Batch batch, Loss loss, Reduction reduction);
+
+    /**
+     * Whether this sampler claims to handle layers of {@code layerKind}, torch.nn's class name
+     * ("Linear", "Conv2d", "LSTM", "MultiheadAttention", ...). Conformance runs skip (and list as
+     * skipped, not passed) every configuration with a layer this returns false for. Default: every kind.
+     */
+    default boolean supportsLayer(String layerKind) {
+        return true;
+    }
 }

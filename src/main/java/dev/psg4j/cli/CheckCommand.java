@@ -10,7 +10,7 @@ import dev.psg4j.check.Reduction;
 import dev.psg4j.check.Threads;
 import dev.psg4j.check.Tolerance;
 import dev.psg4j.engine.Engines;
-import dev.psg4j.engine.Randomness;
+import dev.psg4j.engine.GradSamplers;
 import dev.psg4j.engine.TensorContainer;
 import dev.psg4j.engine.TensorFile;
 import dev.psg4j.engine.TensorMaps;
@@ -62,18 +62,8 @@ final class CheckCommand implements Callable<Integer> {
     @Option(names = "--target-batch-dim", paramLabel = "N", description = "the batch dimension of the targets; default --batch-dim")
     Integer targetBatchDim;
 
-    @Option(names = "--engine", paramLabel = "ENGINE", defaultValue = "vmap",
-            description = "the engine that computes the candidate without --candidate: vmap (vectorized, native) "
-                    + "or microbatch (the reference itself); default ${DEFAULT-VALUE}")
-    String engine;
-
-    @Option(names = "--chunk-size", paramLabel = "N", defaultValue = "0",
-            description = "vmap: at most N samples per vectorized pass, to bound memory; 0: the whole batch")
-    long chunkSize;
-
-    @Option(names = "--randomness", paramLabel = "MODE", defaultValue = "error",
-            description = "vmap: what random ops do: error, different (per sample) or same; default ${DEFAULT-VALUE}")
-    String randomness;
+    @Mixin
+    EngineOptions engines;
 
     @Mixin
     ProbeSampleOptions probing;
@@ -127,10 +117,17 @@ final class CheckCommand implements Callable<Integer> {
         Loss lossFn = Loss.named(loss);
         checkOptions(reductions, lossFn);
 
+        try (GradSamplers registry = engines.registry()) {
+            GradSampler engine = candidate == null ? engines.sampler(registry) : null;
+            return check(reductions, lossFn, engine);
+        }
+    }
+
+    private int check(List<Reduction> reductions, Loss lossFn, GradSampler engine) {
         try (Model m = Models.torchScript(source.model)) {
             List<Tensor> inputs = source.inputs();
             List<Tensor> targets = target == null ? List.of() : ModelBatchOptions.batchTensors(target, "--target");
-            GradSampler sampler = candidate == null ? engine()
+            GradSampler sampler = candidate == null ? engine
                     : Engines.precomputed(candidate.getFileName().toString(), reductions.get(0), candidateGrads());
             PerSampleCheck.Builder builder = PerSampleCheck.builder().model(m).inputs(inputs).targets(targets)
                     .loss(lossFn).reductions(reductions.toArray(Reduction[]::new)).batchDim(source.batchDim)
@@ -174,14 +171,6 @@ final class CheckCommand implements Callable<Integer> {
         }
     }
 
-    private GradSampler engine() {
-        return switch (engine.toLowerCase(Locale.ROOT)) {
-            case "vmap" -> Engines.vmap().chunkSize(chunkSize).randomness(Randomness.named(randomness));
-            case "microbatch" -> Engines.microbatch();
-            default -> throw new BadInputException("unknown engine '" + engine + "': use --engine vmap or microbatch");
-        };
-    }
-
     private List<Reduction> reductions() {
         return switch (reduction.toLowerCase(Locale.ROOT)) {
             case "sum" -> List.of(Reduction.SUM);
@@ -192,7 +181,6 @@ final class CheckCommand implements Callable<Integer> {
     }
 
     private void checkOptions(List<Reduction> reductions, Loss lossFn) {
-        engine();
         if (CheckMode.named(mode) == CheckMode.SKETCH && noProbes) {
             throw new BadInputException("--mode sketch needs the probes (a sketch is valid only on a batch-independent, "
                     + "deterministic model): drop --no-probes or use --mode exact");

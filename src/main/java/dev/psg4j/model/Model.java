@@ -6,12 +6,15 @@ import dev.psg4j.bridge.NativeCore.NativeModel;
 import dev.psg4j.bridge.Natives;
 
 import org.bytedeco.javacpp.Pointer;
+import org.bytedeco.pytorch.JitModule;
+import org.bytedeco.pytorch.Module;
 import org.bytedeco.pytorch.Tensor;
 
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 
 /**
  * A model psg4j can run: a TorchScript module, a C++-frontend module or a Java function (see
@@ -30,20 +33,44 @@ import java.util.Map;
 public final class Model implements AutoCloseable {
     private final NativeModel handle;
     private final List<Pointer> owned;
-    @SuppressWarnings("unused") // held only to keep the caller's module reachable while native code uses it
-    private final Object borrowed;
+    private final Module frontend;    // the caller's module, kept reachable while native code uses it
+    private final JitModule torchScript; // the model's own handle onto the TorchScript module
     private final Natives.CallbackFailure callbackFailure;
     private final CloseGuard guard = new CloseGuard("Model");
 
     /**
-     * @param owned    native objects made for this model, freed by {@link #close()}
-     * @param borrowed the caller's module, kept reachable while this model lives, never freed here
+     * @param owned       native objects made for this model, freed by {@link #close()}
+     * @param frontend    the caller's C++-frontend module, kept reachable while this model lives, never freed here
+     * @param torchScript a handle onto the TorchScript module that this model owns (also in {@code owned})
      */
-    Model(NativeModel handle, List<Pointer> owned, Object borrowed, Natives.CallbackFailure callbackFailure) {
+    Model(NativeModel handle, List<Pointer> owned, Module frontend, JitModule torchScript,
+          Natives.CallbackFailure callbackFailure) {
         this.handle = handle;
         this.owned = owned;
-        this.borrowed = borrowed;
+        this.frontend = frontend;
+        this.torchScript = torchScript;
         this.callbackFailure = callbackFailure;
+    }
+
+    /**
+     * The C++-frontend module this model wraps ({@link Models#module}), for grad samplers that
+     * compute on their own; empty for TorchScript and function models. The module stays its
+     * creator's: do not close it, and do not change its parameters while checks use the model.
+     */
+    public Optional<Module> frontendModule() {
+        return Optional.ofNullable(frontend);
+    }
+
+    /**
+     * The TorchScript module this model wraps ({@link Models#torchScript}), for grad samplers that
+     * compute on their own; empty for other models. The handle is the model's and valid until it is
+     * closed: do not close it; take {@code new JitModule(handle)} to keep one of your own.
+     */
+    public Optional<JitModule> torchScriptModule() {
+        if (torchScript != null && torchScript.isNull()) {
+            throw new IllegalStateException("this Model is closed: create a new one");
+        }
+        return Optional.ofNullable(torchScript);
     }
 
     /** Where this model's Java forward records a throw, for {@link Natives#call(List, java.util.function.Supplier)}. */

@@ -30,7 +30,9 @@ public final class Models {
      */
     public static Model torchScript(JitModule module) {
         BadInputException.requireNonNull(module, "module", "a TorchScript module (Models.torchScript(Path) loads one)");
-        return new Model(Natives.call(() -> NativeCore.torchscript_model(module)), List.of(), null, new Natives.CallbackFailure());
+        NativeCore.NativeModel handle = Natives.call(() -> NativeCore.torchscript_model(module));
+        JitModule own = new JitModule(module);
+        return new Model(handle, List.of(own), null, own, new Natives.CallbackFailure());
     }
 
     /** Loads a file written by {@code torch.jit.save} / {@code ScriptModule.save}; the Model owns what it loaded. */
@@ -76,7 +78,8 @@ public final class Models {
      */
     public static Model module(Module module) {
         BadInputException.requireNonNull(module, "module", "a C++-frontend module (a SequentialImpl, a LinearImpl, ...)");
-        return new Model(Natives.call(() -> NativeCore.frontend_model(module)), List.of(), module, new Natives.CallbackFailure());
+        return new Model(Natives.call(() -> NativeCore.frontend_model(module)), List.of(), module, null,
+                new Natives.CallbackFailure());
     }
 
     /**
@@ -121,7 +124,7 @@ public final class Models {
         StringVector names = new StringVector(parameters.keySet().toArray(String[]::new));
         TensorVector tensors = Natives.vector(parameters.values(), "parameter");
         var handle = Natives.call(() -> NativeCore.function_model(names, tensors, callback, description));
-        return new Model(handle, List.of(callback, names, tensors), null, failure);
+        return new Model(handle, List.of(callback, names, tensors), null, null, failure);
     }
 
     /**
