@@ -282,8 +282,8 @@ std::string ComparisonView::alias(int64_t p, int64_t k) const {
   return translated([&] { return param(p).aliases.at(k); });
 }
 
-int ComparisonView::status(int64_t p) const {
-  return translated([&] { return static_cast<int>(param(p).status); });
+ParamStatus ComparisonView::status(int64_t p) const {
+  return translated([&] { return param(p).status; });
 }
 
 int64_t ComparisonView::expected_rank(int64_t p) const {

@@ -143,7 +143,7 @@ class ComparisonView {
   std::string name(int64_t p) const;
   int64_t alias_count(int64_t p) const;
   std::string alias(int64_t p, int64_t k) const;
-  int status(int64_t p) const;
+  ParamStatus status(int64_t p) const;
   int64_t expected_rank(int64_t p) const;
   int64_t expected_dim(int64_t p, int64_t d) const;
   int64_t candidate_rank(int64_t p) const;

@@ -13,7 +13,7 @@ struct Tolerance {
   double rtol = 1e-4;
 };
 
-enum class ParamStatus {
+enum class ParamStatus : int32_t {
   Compared = 0,  // names and shapes agree; values were compared
   Missing = 1,   // the model has it, the candidate does not
   Extra = 2,     // the candidate has it, the model does not

@@ -1,6 +1,7 @@
 package dev.psg4j.bridge;
 
-import dev.psg4j.check.SketchZone;
+import dev.psg4j.report.ParamStatus;
+import dev.psg4j.report.SketchZone;
 import dev.psg4j.engine.TensorContainer;
 
 import org.bytedeco.javacpp.FunctionPointer;
@@ -220,7 +221,7 @@ public final class NativeCore {
 
         public native @StdString String alias(@Cast("int64_t") long p, @Cast("int64_t") long k);
 
-        public native int status(@Cast("int64_t") long p);
+        public native ParamStatus status(@Cast("int64_t") long p);
 
         public native @Cast("int64_t") long expected_rank(@Cast("int64_t") long p);
 

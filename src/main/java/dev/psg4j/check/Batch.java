@@ -4,6 +4,7 @@ import dev.psg4j.BadInputException;
 import dev.psg4j.bridge.NativeCore;
 import dev.psg4j.bridge.NativeCore.NativeBatch;
 import dev.psg4j.bridge.Natives;
+import dev.psg4j.internal.NativeHandles;
 
 import org.bytedeco.javacpp.BytePointer;
 import org.bytedeco.pytorch.Device;
@@ -29,6 +30,26 @@ public final class Batch implements AutoCloseable {
     private final int targetBatchDim;
     private final long size;
     private final String device;
+
+    static {
+        // The check package's handles, for psg4j's engines in other packages (not API).
+        NativeHandles.install(new NativeHandles.CheckAccess() {
+            @Override
+            public NativeBatch handle(Batch batch) {
+                return batch.handle();
+            }
+
+            @Override
+            public NativeCore.NativeLoss newHandle(Loss loss) {
+                return loss.newHandle();
+            }
+
+            @Override
+            public Natives.CallbackFailure callbackFailure(Loss loss) {
+                return loss.callbackFailure();
+            }
+        });
+    }
 
     public Batch(List<Tensor> inputs, List<Tensor> targets, int batchDim, int targetBatchDim) {
         this.batchDim = batchDim;
@@ -94,7 +115,7 @@ public final class Batch implements AutoCloseable {
     }
 
     /** The native batch, for engines and checks of this library. */
-    public NativeBatch handle() {
+    NativeBatch handle() {
         if (handle.isNull()) {  // freed by close()
             throw new IllegalStateException("this Batch is closed: make a new one");
         }

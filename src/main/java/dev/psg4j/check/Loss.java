@@ -63,12 +63,12 @@ public final class Loss implements AutoCloseable {
     }
 
     /** Where this loss's Java function records a throw. */
-    public Natives.CallbackFailure callbackFailure() {
+    Natives.CallbackFailure callbackFailure() {
         return callbackFailure;
     }
 
     /** A native handle for this loss; the caller closes it. */
-    public NativeLoss newHandle() {
+    NativeLoss newHandle() {
         if (function == null) {
             return Natives.call(() -> NativeCore.builtin_loss(code));
         }

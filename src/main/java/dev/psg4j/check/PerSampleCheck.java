@@ -1,6 +1,7 @@
 package dev.psg4j.check;
 
 import dev.psg4j.BadInputException;
+import dev.psg4j.internal.NativeHandles;
 import dev.psg4j.bridge.CloseGuard;
 import dev.psg4j.bridge.NativeCore;
 import dev.psg4j.bridge.NativeCore.ComparisonList;
@@ -170,7 +171,7 @@ public final class PerSampleCheck implements AutoCloseable {
     }
 
     private CheckReport runOn(GradSampler sampler, Batch on) {
-        try (CloseGuard.Use modelUse = model.use(); IntraOpThreads scope = IntraOpThreads.set(threads)) {
+        try (CloseGuard.Use modelUse = NativeHandles.use(model); IntraOpThreads scope = IntraOpThreads.set(threads)) {
             return runProbedCheck(sampler, on);
         }
     }
@@ -230,8 +231,8 @@ public final class PerSampleCheck implements AutoCloseable {
                 lists.add(list);
                 natives.add(entry.getKey().code(), list);
             }
-            try (ComparisonList comparisons = Natives.call(List.of(model.callbackFailure(), loss.callbackFailure()),
-                    () -> NativeCore.compare_reductions(model.handle(), on.handle(), lossHandle, natives,
+            try (ComparisonList comparisons = Natives.call(List.of(NativeHandles.callbackFailure(model), loss.callbackFailure()),
+                    () -> NativeCore.compare_reductions(NativeHandles.handle(model), on.handle(), lossHandle, natives,
                             tolerance.atol(), tolerance.rtol(), threads))) {
                 List<ReductionReport> reports = new ArrayList<>();
                 long k = 0;
@@ -253,8 +254,8 @@ public final class PerSampleCheck implements AutoCloseable {
         try (NamedTensorList sum = namedListOrNull(candidates.get(Reduction.SUM));
              NamedTensorList mean = namedListOrNull(candidates.get(Reduction.MEAN));
              NativeLoss lossHandle = loss.newHandle();
-             SketchView view = Natives.call(List.of(model.callbackFailure(), loss.callbackFailure()),
-                     () -> NativeCore.sketch_compare(model.handle(), on.handle(), lossHandle, sum, mean,
+             SketchView view = Natives.call(List.of(NativeHandles.callbackFailure(model), loss.callbackFailure()),
+                     () -> NativeCore.sketch_compare(NativeHandles.handle(model), on.handle(), lossHandle, sum, mean,
                              tolerance.atol(), tolerance.rtol(), projections, runSeed))) {
             List<ReductionReport> reports = new ArrayList<>();
             for (int k = 0; k < given.size(); k++) {

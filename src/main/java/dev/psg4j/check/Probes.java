@@ -1,6 +1,7 @@
 package dev.psg4j.check;
 
 import dev.psg4j.BadInputException;
+import dev.psg4j.internal.NativeHandles;
 import dev.psg4j.bridge.CloseGuard;
 import dev.psg4j.bridge.NativeCore;
 import dev.psg4j.bridge.NativeCore.ProbeView;
@@ -152,9 +153,9 @@ public final class Probes {
     }
 
     public static Determinism determinism(Model model, Batch batch) {
-        try (CloseGuard.Use use = model.use()) {
-            double diff = Natives.call(List.of(model.callbackFailure()),
-                    () -> NativeCore.probe_determinism(model.handle(), batch.handle()));
+        try (CloseGuard.Use use = NativeHandles.use(model)) {
+            double diff = Natives.call(List.of(NativeHandles.callbackFailure(model)),
+                    () -> NativeCore.probe_determinism(NativeHandles.handle(model), batch.handle()));
             return new Determinism(diff == 0.0, diff);
         }
     }
@@ -217,9 +218,9 @@ public final class Probes {
 
     private static ProbeView run(Model model, Batch batch, int probeSamples) {
         requireProbeSamples(probeSamples, "probe samples");
-        try (CloseGuard.Use use = model.use()) {
-            return Natives.call(List.of(model.callbackFailure()),
-                    () -> NativeCore.probe(model.handle(), batch.handle(), probeSamples, TOLERANCE));
+        try (CloseGuard.Use use = NativeHandles.use(model)) {
+            return Natives.call(List.of(NativeHandles.callbackFailure(model)),
+                    () -> NativeCore.probe(NativeHandles.handle(model), batch.handle(), probeSamples, TOLERANCE));
         }
     }
 

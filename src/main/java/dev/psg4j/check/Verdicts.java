@@ -4,6 +4,8 @@ import dev.psg4j.bridge.NativeCore.ComparisonView;
 import dev.psg4j.report.Failure;
 import dev.psg4j.report.FailureKind;
 import dev.psg4j.report.ParamReport;
+import dev.psg4j.report.ParamStatus;
+import dev.psg4j.report.SketchZone;
 import dev.psg4j.report.ReductionReport;
 
 import org.bytedeco.pytorch.Tensor;
@@ -17,7 +19,6 @@ final class Verdicts {
     /** Per parameter, at most this many per-sample failures are listed; bad_samples lists all. */
     static final int SAMPLE_FAILURES_PER_PARAM = 20;
 
-    private static final String[] STATUS = {"compared", "missing", "extra", "shape"};
     private static final int MAX_ABS = 0, MAX_REL = 1, TOL_RATIO = 2, BAD = 3, CAND_NON_FINITE = 4, REF_NON_FINITE = 5;
 
     private Verdicts() {
@@ -39,12 +40,12 @@ final class Verdicts {
         for (long k = 0; k < view.alias_count(p); k++) {
             aliases.add(view.alias(p, k));
         }
-        String status = STATUS[view.status(p)];
+        ParamStatus status = view.status(p).intern();
         List<Long> expected = shape(view.expected_rank(p), d -> view.expected_dim(p, d));
         List<Long> candidate = shape(view.candidate_rank(p), d -> view.candidate_dim(p, d));
         String where = reduction + " / " + name;
         switch (status) {
-            case "missing" -> {
+            case MISSING -> {
                 failures.add(new Failure(reduction, name, null, FailureKind.MISSING_PARAM, where
                         + ": the candidate has no gradient for this trainable parameter (expected shape " + expected
                         + "); a grad sampler must return every parameter with requires_grad"
@@ -52,20 +53,20 @@ final class Verdicts {
                                 + aliases.get(0) + ")")));
                 return structural(name, expected, null, status, aliases);
             }
-            case "extra" -> {
+            case EXTRA -> {
                 failures.add(new Failure(reduction, name, null, FailureKind.EXTRA_PARAM, where
                         + ": the candidate has a gradient for '" + name + "', which is not a trainable parameter "
                         + "of the model (a frozen one, requires_grad=False, has no per-sample gradient: leave it out); "
                         + "check the names (named_parameters() style, e.g. '0.weight')"));
                 return structural(name, null, candidate, status, aliases);
             }
-            case "shape" -> {
+            case SHAPE -> {
                 failures.add(new Failure(reduction, name, null, FailureKind.SHAPE, where + ": the candidate has shape "
                         + candidate + " but per-sample gradients must be " + expected
                         + " (batch first, then the parameter's shape)" + shapeHint(expected, candidate)));
                 return structural(name, expected, candidate, status, aliases);
             }
-            default -> {
+            case COMPARED -> {
                 if (!view.sketched(p)) {
                     return compared(view.batch_size(), stats, p, name, aliases, reduction, expected, candidate, failures);
                 }
@@ -73,8 +74,9 @@ final class Verdicts {
                 ParamReport decided = zone == SketchZone.PASS
                         ? sketchPassed(name, expected, candidate, aliases)
                         : compared(view.batch_size(), stats, p, name, aliases, reduction, expected, candidate, failures);
-                return decided.withSketch(zone.label(), view.sketch_residual_ratio(p));
+                return decided.withSketch(zone, view.sketch_residual_ratio(p));
             }
+            default -> throw new IllegalStateException("unknown parameter status " + status);
         }
     }
 
@@ -112,7 +114,7 @@ final class Verdicts {
                 }
             }
         }
-        return new ParamReport(name, expected, bad.isEmpty(), maxAbs, maxRel, worst, bad, nonFinite, "compared",
+        return new ParamReport(name, expected, bad.isEmpty(), maxAbs, maxRel, worst, bad, nonFinite, ParamStatus.COMPARED,
                 candidate, Double.isInfinite(worstRatio) ? null : Math.max(worstRatio, 0),
                 sampleAbs, sampleRel, sampleRatio, aliases);
     }
@@ -120,7 +122,7 @@ final class Verdicts {
     /** Passed by the sketch: no per-sample statistics were computed, so those fields are null. */
     private static ParamReport sketchPassed(String name, List<Long> expected, List<Long> candidate,
                                             List<String> aliases) {
-        return new ParamReport(name, expected, true, null, null, null, List.of(), false, "compared", candidate, null,
+        return new ParamReport(name, expected, true, null, null, null, List.of(), false, ParamStatus.COMPARED, candidate, null,
                 null, null, null, aliases);
     }
 
@@ -140,7 +142,7 @@ final class Verdicts {
                 + ", max relative " + fmt(rel) + ", " + fmt(ratio) + "x the tolerance)");
     }
 
-    private static ParamReport structural(String name, List<Long> expected, List<Long> candidate, String status,
+    private static ParamReport structural(String name, List<Long> expected, List<Long> candidate, ParamStatus status,
                                           List<String> aliases) {
         return new ParamReport(name, expected, false, null, null, null, List.of(), false, status, candidate, null,
                 null, null, null, aliases);

@@ -1,6 +1,7 @@
 package dev.psg4j.engine;
 
 import dev.psg4j.BadInputException;
+import dev.psg4j.internal.NativeHandles;
 import dev.psg4j.bridge.CloseGuard;
 import dev.psg4j.bridge.NativeCore;
 import dev.psg4j.bridge.NativeCore.LayerCaptureView;
@@ -54,9 +55,9 @@ public final class LayerCapture implements AutoCloseable {
         BadInputException.requireNonNull(loss, "loss", "the loss (Loss.L1, ...)");
         BadInputException.requireNonNull(reduction, "reduction", "Reduction.SUM or Reduction.MEAN");
         Map<String, Module> modules = modulesByName(model);
-        try (CloseGuard.Use use = model.use(); NativeLoss lossHandle = loss.newHandle();
-             LayerCaptureView view = Natives.call(List.of(model.callbackFailure(), loss.callbackFailure()),
-                     () -> NativeCore.capture_layers(model.handle(), batch.handle(), lossHandle, reduction.code()))) {
+        try (CloseGuard.Use use = NativeHandles.use(model); NativeLoss lossHandle = NativeHandles.newHandle(loss);
+             LayerCaptureView view = Natives.call(List.of(NativeHandles.callbackFailure(model), NativeHandles.callbackFailure(loss)),
+                     () -> NativeCore.capture_layers(NativeHandles.handle(model), NativeHandles.handle(batch), lossHandle, reduction.code()))) {
             return read(view, modules);
         }
     }

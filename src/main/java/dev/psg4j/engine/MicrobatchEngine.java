@@ -1,6 +1,7 @@
 package dev.psg4j.engine;
 
 import dev.psg4j.bridge.NativeCore;
+import dev.psg4j.internal.NativeHandles;
 import dev.psg4j.check.Batch;
 import dev.psg4j.check.GradSampler;
 import dev.psg4j.check.Loss;
@@ -21,6 +22,6 @@ final class MicrobatchEngine implements GradSampler {
     @Override
     public Map<String, Tensor> perSampleGradients(Model model, Batch batch, Loss loss, Reduction reduction) {
         return NativeGradients.of(model, loss,
-                lossHandle -> NativeCore.microbatch_gradients(model.handle(), batch.handle(), lossHandle, reduction.code()));
+                lossHandle -> NativeCore.microbatch_gradients(NativeHandles.handle(model), NativeHandles.handle(batch), lossHandle, reduction.code()));
     }
 }

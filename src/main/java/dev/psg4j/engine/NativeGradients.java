@@ -1,6 +1,7 @@
 package dev.psg4j.engine;
 
 import dev.psg4j.BadInputException;
+import dev.psg4j.internal.NativeHandles;
 import dev.psg4j.bridge.CloseGuard;
 import dev.psg4j.bridge.NativeCore.NamedTensorList;
 import dev.psg4j.bridge.NativeCore.NativeLoss;
@@ -22,8 +23,8 @@ final class NativeGradients {
 
     /** The gradients {@code engine} computes with a native handle of {@code loss}, as Java tensors the caller owns. */
     static Map<String, Tensor> of(Model model, Loss loss, Function<NativeLoss, NamedTensorList> engine) {
-        try (CloseGuard.Use use = model.use(); NativeLoss lossHandle = loss.newHandle();
-             NamedTensorList grads = Natives.call(List.of(model.callbackFailure(), loss.callbackFailure()),
+        try (CloseGuard.Use use = NativeHandles.use(model); NativeLoss lossHandle = NativeHandles.newHandle(loss);
+             NamedTensorList grads = Natives.call(List.of(NativeHandles.callbackFailure(model), NativeHandles.callbackFailure(loss)),
                      () -> engine.apply(lossHandle))) {
             return Natives.toMap(grads);
         }
@@ -35,9 +36,9 @@ final class NativeGradients {
      */
     static void into(Model model, Loss loss, Map<String, Tensor> out, BiConsumer<NativeLoss, NamedTensorList> engine) {
         BadInputException.requireNonNull(out, "out", "a map from each trainable parameter's name to a [B, *shape] tensor");
-        try (CloseGuard.Use use = model.use(); NativeLoss lossHandle = loss.newHandle();
+        try (CloseGuard.Use use = NativeHandles.use(model); NativeLoss lossHandle = NativeHandles.newHandle(loss);
              NamedTensorList buffers = Natives.namedList(out, "the per-sample gradient buffer for parameter")) {
-            Natives.call(List.of(model.callbackFailure(), loss.callbackFailure()), () -> {
+            Natives.call(List.of(NativeHandles.callbackFailure(model), NativeHandles.callbackFailure(loss)), () -> {
                 engine.accept(lossHandle, buffers);
                 return null;
             });

@@ -1,6 +1,7 @@
 package dev.psg4j.engine;
 
 import dev.psg4j.BadInputException;
+import dev.psg4j.internal.NativeHandles;
 import dev.psg4j.bridge.NativeCore;
 import dev.psg4j.check.Batch;
 import dev.psg4j.check.GradSampler;
@@ -63,8 +64,8 @@ public final class VmapEngine implements GradSampler {
 
     @Override
     public Map<String, Tensor> perSampleGradients(Model model, Batch batch, Loss loss, Reduction reduction) {
-        return NativeGradients.of(model, loss, lossHandle -> NativeCore.vmap_gradients(model.handle(),
-                batch.handle(), lossHandle, reduction.code(), chunkSize, randomness.code()));
+        return NativeGradients.of(model, loss, lossHandle -> NativeCore.vmap_gradients(NativeHandles.handle(model),
+                NativeHandles.handle(batch), lossHandle, reduction.code(), chunkSize, randomness.code()));
     }
 
     /**
@@ -85,7 +86,7 @@ public final class VmapEngine implements GradSampler {
     public void perSampleGradientsInto(Model model, Batch batch, Loss loss, Reduction reduction,
                                        Map<String, Tensor> out) {
         NativeGradients.into(model, loss, out, (lossHandle, buffers) -> NativeCore.vmap_gradients_into(
-                model.handle(), batch.handle(), lossHandle, reduction.code(), chunkSize, randomness.code(), buffers));
+                NativeHandles.handle(model), NativeHandles.handle(batch), lossHandle, reduction.code(), chunkSize, randomness.code(), buffers));
     }
 
     @Override

@@ -4,6 +4,7 @@ import dev.psg4j.bridge.CloseGuard;
 import dev.psg4j.bridge.NativeCore;
 import dev.psg4j.bridge.NativeCore.NativeModel;
 import dev.psg4j.bridge.Natives;
+import dev.psg4j.internal.NativeHandles;
 
 import org.bytedeco.javacpp.Pointer;
 import org.bytedeco.pytorch.JitModule;
@@ -37,6 +38,25 @@ public final class Model implements AutoCloseable {
     private final JitModule torchScript; // the model's own handle onto the TorchScript module
     private final Natives.CallbackFailure callbackFailure;
     private final CloseGuard guard = new CloseGuard("Model");
+
+    static {
+        NativeHandles.install(new NativeHandles.ModelAccess() {
+            @Override
+            public NativeModel handle(Model model) {
+                return model.handle();
+            }
+
+            @Override
+            public CloseGuard.Use use(Model model) {
+                return model.use();
+            }
+
+            @Override
+            public Natives.CallbackFailure callbackFailure(Model model) {
+                return model.callbackFailure();
+            }
+        });
+    }
 
     /**
      * @param owned       native objects made for this model, freed by {@link #close()}
@@ -74,7 +94,7 @@ public final class Model implements AutoCloseable {
     }
 
     /** Where this model's Java forward records a throw, for {@link Natives#call(List, java.util.function.Supplier)}. */
-    public Natives.CallbackFailure callbackFailure() {
+    Natives.CallbackFailure callbackFailure() {
         return callbackFailure;
     }
 
@@ -82,12 +102,12 @@ public final class Model implements AutoCloseable {
      * Starts a use of the native handle by this library's engines and checks: {@link #close} waits
      * until it has ended. Throws IllegalStateException when the model is closed.
      */
-    public CloseGuard.Use use() {
+    CloseGuard.Use use() {
         return guard.use();
     }
 
     /** The native handle, for engines and checks of this library, inside a {@link #use()}. */
-    public NativeModel handle() {
+    NativeModel handle() {
         if (handle.isNull()) {
             throw new IllegalStateException("this Model is closed: create a new one");
         }

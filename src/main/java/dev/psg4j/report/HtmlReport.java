@@ -122,7 +122,7 @@ public final class HtmlReport {
                 + "</tr></thead>\n<tbody>\n");
         for (ReductionReport red : r.reductions()) {
             for (ParamReport p : red.params()) {
-                String bad = p.status().equals("compared")
+                String bad = p.status() == ParamStatus.COMPARED
                         ? p.badSamples().size() + " of " + r.batchSize()
                         + (p.badSamples().isEmpty() ? "" : ": " + samples(p.badSamples()))
                         : "-";

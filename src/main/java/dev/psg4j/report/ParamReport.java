@@ -33,14 +33,14 @@ public record ParamReport(
         @JsonProperty("worst_sample") Integer worstSample,
         @JsonProperty("bad_samples") List<Integer> badSamples,
         @JsonProperty("non_finite") boolean nonFinite,
-        String status,
+        ParamStatus status,
         @JsonProperty("candidate_shape") List<Long> candidateShape,
         @JsonProperty("max_tol_ratio") Double maxTolRatio,
         @JsonProperty("sample_max_abs_err") List<Double> sampleMaxAbsErr,
         @JsonProperty("sample_max_rel_err") List<Double> sampleMaxRelErr,
         @JsonProperty("sample_max_tol_ratio") List<Double> sampleMaxTolRatio,
         @JsonInclude(JsonInclude.Include.NON_EMPTY) List<String> aliases,
-        @JsonProperty("sketch_zone") @JsonInclude(JsonInclude.Include.NON_NULL) String sketchZone,
+        @JsonProperty("sketch_zone") @JsonInclude(JsonInclude.Include.NON_NULL) SketchZone sketchZone,
         @JsonProperty("sketch_residual_ratio") @JsonInclude(JsonInclude.Include.NON_NULL) Double sketchResidualRatio) {
     public ParamReport {
         aliases = aliases == null ? List.of() : List.copyOf(aliases);
@@ -48,7 +48,7 @@ public record ParamReport(
 
     /** A parameter an exact comparison decided (no sketch fields). */
     public ParamReport(String name, List<Long> shape, boolean passed, Double maxAbsErr, Double maxRelErr,
-                       Integer worstSample, List<Integer> badSamples, boolean nonFinite, String status,
+                       Integer worstSample, List<Integer> badSamples, boolean nonFinite, ParamStatus status,
                        List<Long> candidateShape, Double maxTolRatio, List<Double> sampleMaxAbsErr,
                        List<Double> sampleMaxRelErr, List<Double> sampleMaxTolRatio, List<String> aliases) {
         this(name, shape, passed, maxAbsErr, maxRelErr, worstSample, badSamples, nonFinite, status, candidateShape,
@@ -56,7 +56,7 @@ public record ParamReport(
     }
 
     /** This report with the sketch's zone and residual ratio. */
-    public ParamReport withSketch(String zone, double residualRatio) {
+    public ParamReport withSketch(SketchZone zone, double residualRatio) {
         return new ParamReport(name, shape, passed, maxAbsErr, maxRelErr, worstSample, badSamples, nonFinite, status,
                 candidateShape, maxTolRatio, sampleMaxAbsErr, sampleMaxRelErr, sampleMaxTolRatio, aliases, zone,
                 residualRatio);

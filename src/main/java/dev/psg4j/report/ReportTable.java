@@ -1,13 +1,11 @@
 package dev.psg4j.report;
 
-import picocli.CommandLine.Help.Ansi;
-import picocli.CommandLine.Help.Column;
-import picocli.CommandLine.Help.Column.Overflow;
-import picocli.CommandLine.Help.TextTable;
 
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Locale;
 
-/** Renders a {@link CheckReport} as text, with picocli's table. */
+/** Renders a {@link CheckReport} as text. */
 final class ReportTable {
     private static final int FAILURES_SHOWN = 12;
 
@@ -18,28 +16,23 @@ final class ReportTable {
         if (report.reductions().isEmpty()) {
             return "";  // nothing was compared (a probe stopped the check)
         }
-        String[] header = {"reduction", "parameter", "verdict", "max abs err", "max rel err", "worst sample",
-                "bad samples"};
-        int[] widths = {11, 26, 13, 13, 13, 14, 13};
+        List<Row> rows = new ArrayList<>();
         for (ReductionReport r : report.reductions()) {
-            for (ParamReport p : r.params()) {
-                widths[1] = Math.max(widths[1], Math.min(60, p.name().length() + 2));
-            }
+            r.params().forEach(p -> rows.add(new Row(r.reduction(), p)));
         }
-        Column[] columns = new Column[widths.length];
-        for (int c = 0; c < widths.length; c++) {
-            columns[c] = new Column(widths[c], 1, Overflow.WRAP);
-        }
-        TextTable table = TextTable.forColumns(Ansi.OFF, columns);
-        table.addRowValues(header);
-        for (ReductionReport r : report.reductions()) {
-            for (ParamReport p : r.params()) {
-                table.addRowValues(r.reduction(), p.name(), verdict(p), number(p.maxAbsErr()), number(p.maxRelErr()),
-                        p.worstSample() == null ? "-" : p.worstSample().toString(),
-                        p.status().equals("compared") ? p.badSamples().size() + " of " + report.batchSize() : "-");
-            }
-        }
-        return table.toString();
+        return TextTables.render(rows, List.of(
+                TextTables.column("reduction", Row::reduction),
+                TextTables.column("parameter", row -> row.param().name()),
+                TextTables.column("verdict", row -> verdict(row.param())),
+                TextTables.column("max abs err", row -> number(row.param().maxAbsErr())),
+                TextTables.column("max rel err", row -> number(row.param().maxRelErr())),
+                TextTables.column("worst sample", row -> row.param().worstSample() == null ? "-"
+                        : row.param().worstSample().toString()),
+                TextTables.column("bad samples", row -> row.param().status() == ParamStatus.COMPARED
+                        ? row.param().badSamples().size() + " of " + report.batchSize() : "-")));
+    }
+
+    private record Row(String reduction, ParamReport param) {
     }
 
     static String summary(CheckReport report) {
@@ -71,13 +64,13 @@ final class ReportTable {
     /** The verdict column: ok (ok (sketch) when a sketch passed it), MISMATCH, NON-FINITE, MISSING, EXTRA or WRONG SHAPE. */
     static String verdict(ParamReport p) {
         if (p.passed()) {
-            return "pass".equals(p.sketchZone()) ? "ok (sketch)" : "ok";
+            return p.sketchZone() == SketchZone.PASS ? "ok (sketch)" : "ok";
         }
         return switch (p.status()) {
-            case "missing" -> "MISSING";
-            case "extra" -> "EXTRA";
-            case "shape" -> "WRONG SHAPE";
-            default -> p.nonFinite() ? "NON-FINITE" : "MISMATCH";
+            case MISSING -> "MISSING";
+            case EXTRA -> "EXTRA";
+            case SHAPE -> "WRONG SHAPE";
+            case COMPARED -> p.nonFinite() ? "NON-FINITE" : "MISMATCH";
         };
     }
 

@@ -1,5 +1,6 @@
 package dev.psg4j.check;
 
+import dev.psg4j.junit.PerSampleAssertions;
 import com.fasterxml.jackson.databind.JsonNode;
 
 import dev.psg4j.Fixtures;

@@ -1,5 +1,6 @@
 package dev.psg4j.check;
 
+import dev.psg4j.junit.PerSampleAssertions;
 import dev.psg4j.Fixtures;
 import dev.psg4j.GradAssertions;
 import dev.psg4j.engine.Engines;

@@ -1,5 +1,6 @@
 package dev.psg4j.check;
 
+import dev.psg4j.junit.PerSampleAssertions;
 import com.fasterxml.jackson.databind.JsonNode;
 
 import dev.psg4j.Fixtures;
@@ -115,7 +116,7 @@ class SketchModeTest {
                 assertEquals(ep.name(), sp.name());
                 assertEquals(ep.passed(), sp.passed(), sp.name());
                 assertEquals(ep.badSamples(), sp.badSamples(), sp.name());
-                if (!sp.passed() && sp.status().equals("compared")) {
+                if (!sp.passed() && sp.status() == dev.psg4j.report.ParamStatus.COMPARED) {
                     assertNotNull(sp.sampleMaxTolRatio(), "a failing parameter keeps its per-sample fields");
                 }
             }
@@ -150,7 +151,7 @@ class SketchModeTest {
             assertEquals(2, report.sketch().backwards(), "both reductions share the projections' backwards");
             for (ReductionReport r : report.reductions()) {
                 for (ParamReport p : r.params()) {
-                    assertEquals("pass", p.sketchZone());
+                    assertEquals(dev.psg4j.report.SketchZone.PASS, p.sketchZone());
                     assertNull(p.sampleMaxTolRatio());
                     assertNull(p.maxAbsErr());
                     assertTrue(p.sketchResidualRatio() <= 1.0);

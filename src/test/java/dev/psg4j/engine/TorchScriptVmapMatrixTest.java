@@ -8,7 +8,7 @@ import dev.psg4j.GradAssertions;
 import dev.psg4j.UnsupportedModelException;
 import dev.psg4j.check.Batch;
 import dev.psg4j.check.Loss;
-import dev.psg4j.check.PerSampleAssertions;
+import dev.psg4j.junit.PerSampleAssertions;
 import dev.psg4j.check.PerSampleCheck;
 import dev.psg4j.check.Reduction;
 import dev.psg4j.model.Model;

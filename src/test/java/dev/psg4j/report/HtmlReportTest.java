@@ -94,7 +94,7 @@ class HtmlReportTest {
     @Test
     void textIsEscapedAndChartsStillRender() throws Exception {
         String nasty = "w</script><b id=\"injected\">&amp;'x";
-        ParamReport p = new ParamReport(nasty, List.of(2L, 3L), false, 2.0, 4.0, 1, List.of(1), false, "compared",
+        ParamReport p = new ParamReport(nasty, List.of(2L, 3L), false, 2.0, 4.0, 1, List.of(1), false, dev.psg4j.report.ParamStatus.COMPARED,
                 List.of(2L, 3L), 100.0, List.of(0.0, 2.0), List.of(0.0, 4.0), List.of(0.0, 100.0), List.of());
         CheckReport report = new CheckReport(false, "<i>engine</i>", 2, "cpu", "l1", 1e-5, 1e-4,
                 List.of(new ReductionReport("sum", false, List.of(p))),

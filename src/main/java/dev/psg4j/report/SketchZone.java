@@ -1,4 +1,6 @@
-package dev.psg4j.check;
+package dev.psg4j.report;
+
+import com.fasterxml.jackson.annotation.JsonValue;
 
 import org.bytedeco.javacpp.annotation.Namespace;
 
@@ -34,6 +36,7 @@ public enum SketchZone {
     }
 
     /** The name in reports: "pass", "undecided", "fail". */
+    @JsonValue
     public String label() {
         return intern().name().toLowerCase(java.util.Locale.ROOT);
     }
