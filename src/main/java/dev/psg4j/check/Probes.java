@@ -8,6 +8,9 @@ import dev.psg4j.bridge.NativeCore.ProbeView;
 import dev.psg4j.bridge.Natives;
 import dev.psg4j.model.Model;
 import dev.psg4j.report.Diagnosis;
+import dev.psg4j.report.AloneRoute;
+import dev.psg4j.report.NonFiniteSite;
+import dev.psg4j.report.ProbeMethod;
 import dev.psg4j.report.ProbeReport;
 
 import java.util.ArrayList;
@@ -57,17 +60,17 @@ public final class Probes {
      *                      entries; only samples that depend on others)
      * @param differsAlone  samples whose output changes when run alone (all B are run; mixing the gradient
      *                      route cannot see: a batch statistic through .item(), a data-dependent branch)
-     * @param method        "input_gradient", "intermediate_gradient" (integer inputs) or "value"
+     * @param method        by input gradients, intermediate gradients (integer inputs) or values
      * @param mixingModule  the first submodule where mixing appears, when it could be localized
      * @param affected      every sample whose output is known to depend on other samples
      * @param sources       every sample that some other sample's output depends on
      * @param dense         the leaks could not all be decoded from the partition passes, or named within the bound
      * @param leaksComplete every flagged sample is in {@code leaks}
-     * @param aloneRoute    how samples ran alone: "vmap", "per_sample" or "none" (the model cannot run one)
+     * @param aloneRoute    how samples ran alone: vmap, per sample or not at all (the model cannot run one)
      */
-    public record BatchIndependence(boolean independent, String method, Map<Integer, List<Integer>> leaks,
+    public record BatchIndependence(boolean independent, ProbeMethod method, Map<Integer, List<Integer>> leaks,
                                     List<Integer> differsAlone, Optional<String> mixingModule, List<Integer> affected,
-                                    List<Integer> sources, boolean dense, boolean leaksComplete, String aloneRoute) {
+                                    List<Integer> sources, boolean dense, boolean leaksComplete, AloneRoute aloneRoute) {
         /** A {@code batch_mixing} diagnosis, or none when the model is batch-independent. */
         public Optional<Diagnosis> diagnosis(long batchSize) {
             if (independent) {
@@ -85,7 +88,7 @@ public final class Probes {
             }
             if (!leaks.isEmpty()) {
                 int last = findings.size() - 1;
-                findings.set(last, findings.get(last) + " (found by " + method.replace('_', ' ') + ")");
+                findings.set(last, findings.get(last) + " (found by " + method.label().replace('_', ' ') + ")");
             }
             List<Integer> onlyAlone = differsAlone.stream().filter(i -> !leaks.containsKey(i)).toList();
             if (!onlyAlone.isEmpty()) {
@@ -210,7 +213,7 @@ public final class Probes {
                     independence == null ? null : independence.dense(),
                     independence == null ? null : independence.leaksComplete(),
                     independence == null ? null : independence.aloneRoute(),
-                    nonFinite == null ? null : nonFinite.where(),
+                    nonFinite == null ? null : NonFiniteSite.of(nonFinite.where()),
                     nonFinite == null ? null : nonFinite.samples(),
                     passes, view.probe_ms(), diagnoses);
         }
@@ -235,10 +238,10 @@ public final class Probes {
             leaks.put((int) view.leak_target(k), ints(view.leak_source_count(k), m -> view.leak_source(target, m)));
         }
         String module = view.mixing_module();
-        return new BatchIndependence(view.independent(), view.method(), leaks,
+        return new BatchIndependence(view.independent(), ProbeMethod.of(view.method()), leaks,
                 ints(view.differs_alone_count(), view::differs_alone), module.isEmpty() ? Optional.empty() : Optional.of(module),
                 ints(view.affected_count(), view::affected), ints(view.source_count(), view::source), view.dense(),
-                view.leaks_complete(), view.alone_route());
+                view.leaks_complete(), AloneRoute.of(view.alone_route()));
     }
 
     private static List<Integer> ints(long count, LongFunction<Long> element) {

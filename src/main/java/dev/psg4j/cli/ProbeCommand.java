@@ -68,15 +68,15 @@ final class ProbeCommand implements Callable<Integer> {
         StringBuilder out = new StringBuilder();
         out.append(report.passed() ? "PASSED" : "FAILED").append(": B = ").append(report.batchSize()).append('\n');
         if (report.nonFiniteIn() != null) {
-            out.append("  finite: NO (").append(report.nonFiniteIn()).append(" of samples ")
+            out.append("  finite: NO (").append(report.nonFiniteIn().label()).append(" of samples ")
                     .append(report.nonFiniteSamples()).append(")\n");
         } else {
             out.append("  deterministic: ").append(report.deterministic() ? "yes" : "NO").append('\n');
         }
         if (report.batchIndependent() != null) {
             out.append("  batch-independent: ").append(report.batchIndependent() ? "yes" : "NO")
-                    .append(" (every sample and pair; ").append(report.method().replace('_', ' '))
-                    .append(", samples alone: ").append(report.aloneRoute().replace('_', ' ')).append(")\n");
+                    .append(" (every sample and pair; ").append(report.method().label().replace('_', ' '))
+                    .append(", samples alone: ").append(report.aloneRoute().label().replace('_', ' ')).append(")\n");
             if (!report.batchIndependent()) {
                 out.append("    affected samples: ").append(report.affectedSamples())
                         .append(report.dense() ? " (dense mixing)" : "").append('\n');

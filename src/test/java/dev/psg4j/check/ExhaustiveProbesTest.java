@@ -112,7 +112,7 @@ class ExhaustiveProbesTest {
                 ProbeReport report = probe(m, batch, Probes.DEFAULT_PROBE_SAMPLES);
                 assertTrue(report.passed(), report::toJson);
                 assertEquals(new ProbeReport.Passes(2, partitionVjps(batch), 1, 0), report.passes(), report::toJson);
-                assertEquals("vmap", report.aloneRoute());
+                assertEquals(dev.psg4j.report.AloneRoute.VMAP, report.aloneRoute());
                 assertTrue(report.probeMs() > 0);
             }
         }
@@ -221,7 +221,7 @@ class ExhaustiveProbesTest {
             ProbeReport report = probe(m, batch, 8);
             assertFalse(report.passed());
             assertTrue(report.leaks().isEmpty() && report.sourceSamples().isEmpty(), "no gradient sees .item()");
-            assertEquals("per_sample", report.aloneRoute(), "vmap cannot run .item()");
+            assertEquals(dev.psg4j.report.AloneRoute.PER_SAMPLE, report.aloneRoute(), "vmap cannot run .item()");
             assertEquals(batch, report.differsAlone().size(), report::toJson);
             assertEquals(batch, report.passes().sampleForwards());
             assertTrue(report.diagnoses().get(0).message().contains("change when they run alone"));
@@ -277,7 +277,7 @@ class ExhaustiveProbesTest {
              });
              Batch ids = Batch.of(torch.randint(20, new long[] {batch, 4}))) {
             ProbeReport report = Probes.report(model, ids, 8);
-            assertEquals("intermediate_gradient", report.method(), report::toJson);
+            assertEquals(dev.psg4j.report.ProbeMethod.INTERMEDIATE_GRADIENT, report.method(), report::toJson);
             assertEquals(Map.of(3, List.of(11)), report.leaks(), report::toJson);
             assertEquals(List.of(11), report.sourceSamples());
             assertFalse(report.dense());
@@ -293,7 +293,7 @@ class ExhaustiveProbesTest {
             try (Batch b = Batch.of(x)) {
                 ProbeReport report = Probes.report(m, b, 8);
                 assertFalse(report.passed());
-                assertEquals("input", report.nonFiniteIn());
+                assertEquals(dev.psg4j.report.NonFiniteSite.INPUT, report.nonFiniteIn());
                 assertEquals(List.of(4), report.nonFiniteSamples());
                 assertNull(report.batchIndependent());
                 Diagnosis d = report.diagnoses().get(0);
@@ -312,7 +312,7 @@ class ExhaustiveProbesTest {
         try (Model m = Models.function("log of a linear", Map.of("w", w), (in, p) -> in.get(0).matmul(p.get("w").t()).log());
              Batch b = Batch.of(torch.randn(6, FEATURES))) {
             ProbeReport report = Probes.report(m, b, 8);
-            assertEquals("output", report.nonFiniteIn(), report::toJson);
+            assertEquals(dev.psg4j.report.NonFiniteSite.OUTPUT, report.nonFiniteIn(), report::toJson);
             assertFalse(report.nonFiniteSamples().isEmpty());
             assertEquals("non_finite", report.diagnoses().get(0).kind());
             assertTrue(report.diagnoses().get(0).message().contains("the output of "), report.diagnoses().get(0)::message);
