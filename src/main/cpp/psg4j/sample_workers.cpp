@@ -72,11 +72,23 @@ const std::vector<ThreadSetting>& openblas() {
   return found;
 }
 
+// Runs LibTorch's first-use setting of this thread's intra-op count now, so that it cannot reset
+// a count set after it. at::internal::lazy_init_num_threads is inline with a thread_local flag, and
+// LibTorch, loaded without global symbols, has its own copy of that flag: calling the inline here
+// would set only ours, and LibTorch's first parallel_for in a fresh worker thread would put the
+// default count back (workers then ran with several OpenMP threads: oversubscribed, and sums such
+// as LayerNorm's weight gradient rounded differently from run to run). at::get_num_threads is
+// LibTorch's own and runs its copy.
+void init_intra_op_threads() {
+  at::internal::lazy_init_num_threads();
+  (void)at::get_num_threads();
+}
+
 // The calling thread's OpenMP count held at one until the guard ends (a thread-local setting).
 class OneOpenMpThread {
  public:
   OneOpenMpThread() {
-    at::internal::lazy_init_num_threads();  // ATen's own first-use setting must not come later
+    init_intra_op_threads();  // ATen's own first-use setting must not come later
     for (const ThreadSetting& s : openmp()) {
       previous_.push_back(s.get());
       s.set(1);
@@ -133,7 +145,7 @@ class OneOpenBlasThread {
 
 int sample_workers(int requested) {
   if (requested > 0) return requested;
-  at::internal::lazy_init_num_threads();
+  init_intra_op_threads();
   return std::max(1, at::get_num_threads());
 }
 
@@ -173,7 +185,7 @@ void run_single_threaded(int workers, const std::function<void(int worker)>& wor
 }
 
 int set_intra_op_threads_of_this_thread(int threads) {
-  at::internal::lazy_init_num_threads();
+  init_intra_op_threads();
   const int previous = at::get_num_threads();
   if (threads > 0 && threads != previous) {
     if (openmp().empty()) {
