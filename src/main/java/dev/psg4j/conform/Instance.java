@@ -59,15 +59,15 @@ public record Instance(Model model, List<Tensor> inputs, List<Tensor> targets, i
         }
     }
 
-    /** "torch::nn::Conv2dImpl" → "Conv2d"; another type keeps its own name. */
+    /** "torch::nn::Conv2dImpl" (or "torch::nn::MultiheadAttention") → "Conv2d"; another type keeps its own name. */
     static String kind(Module module) {
         String type = module instanceof SequentialImpl ? "torch::nn::SequentialImpl" : module.name().getString();
         String prefix = "torch::nn::";
-        String suffix = "Impl";
-        if (type.startsWith(prefix) && type.endsWith(suffix) && type.length() > prefix.length() + suffix.length()) {
-            return type.substring(prefix.length(), type.length() - suffix.length());
+        if (!type.startsWith(prefix) || type.length() == prefix.length()) {
+            return type;
         }
-        return type;
+        String kind = type.substring(prefix.length());
+        return kind.endsWith("Impl") && kind.length() > 4 ? kind.substring(0, kind.length() - 4) : kind;
     }
 
     @Override
