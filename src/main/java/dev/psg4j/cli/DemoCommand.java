@@ -54,7 +54,7 @@ final class DemoCommand implements Callable<Integer> {
         List<Demo.ConformanceOutcome> conformance = Demo.conformance();
         out.println();
         out.println("== psg4j conform on the deliberately broken hooks-style samplers (B = " + Demo.CONFORMANCE_B
-                + ", sum and mean):");
+                + ", reduction sum):");
         for (Demo.ConformanceOutcome c : conformance) {
             var t = c.report().totals();
             out.println(String.format(Locale.ROOT, "%-26s %3d passed, %3d failed, %3d skipped  %s  (%s)", c.demo().name(),

@@ -64,7 +64,7 @@ class CliConformTest {
         assertEquals(1, run.status(), run.all());
         assertTrue(run.out().contains("DOES NOT CONFORM"), run.out());
         assertTrue(run.out().contains("FAILED Linear(5->3) time-first on [T=4, B, 5], batch dim 1, sum, B=3"), run.out());
-        assertTrue(run.out().lines().anyMatch(l -> l.startsWith("Linear(5->3) on [B, 5]") && l.contains(" ok ")),
+        assertTrue(run.out().lines().anyMatch(l -> l.strip().startsWith("Linear(5->3) on [B, 5]") && l.contains(" ok ")),
                 run.out());
         ConformanceReport report = read(json);
         assertEquals(List.of(3L), report.batchSizes());
