@@ -141,6 +141,9 @@ public final class Conformance {
     public List<Configuration> selected() {
         List<Configuration> out = configurations.stream().filter(c -> only == null || only.matcher(c.name()).find())
                 .toList();
+        if (out.isEmpty() && only == null) {
+            throw new BadInputException("no configurations to run: give some with configurations(...)");
+        }
         if (out.isEmpty()) {
             throw new BadInputException("no configuration matches --only '" + only.pattern() + "' among "
                     + configurations.size() + ": match part of a name, e.g. 'Linear' or 'Conv2d.*groups'");
