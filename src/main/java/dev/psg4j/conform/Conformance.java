@@ -20,8 +20,10 @@ import org.bytedeco.pytorch.global.torch;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Comparator;
+import java.util.HashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
+import java.util.Map;
 import java.util.Optional;
 import java.util.function.Consumer;
 import java.util.regex.Pattern;
@@ -37,7 +39,7 @@ import java.util.regex.PatternSyntaxException;
  * <p>The checks run without the probes: the matrix's configurations are deterministic and batch
  * independent by construction (eval mode, no random ops; the vmap tests run the probes over them),
  * and the probes would cost more than the check itself. Each row runs in a {@link PointerScope} of
- * its own, which frees every tensor and module it made.
+ * its own, which frees every tensor and module it made. A Conformance runs one {@link #run} at a time.
  *
  * <pre>{@code
  * ConformanceReport report = Conformance.of(mySampler).batchSizes(3, 8).run();
@@ -58,6 +60,8 @@ public final class Conformance {
     private Pattern only;
     private Tolerance tolerance = Tolerance.DEFAULT;
     private Consumer<ConformanceRow> onRow = row -> { };
+    /** Layer kinds by configuration name, as built during the current run. */
+    private final Map<String, List<String>> kindsSeen = new HashMap<>();
 
     private Conformance(GradSampler sampler) {
         this.sampler = sampler;
@@ -154,6 +158,7 @@ public final class Conformance {
     /** Runs every row and reports; never throws for a sampler's failure (that is an error row). */
     public ConformanceReport run() {
         List<Configuration> selected = selected();
+        kindsSeen.clear();
         long start = System.nanoTime();
         List<ConformanceRow> rows = new ArrayList<>();
         for (Configuration c : selected) {
@@ -181,6 +186,13 @@ public final class Conformance {
     }
 
     private RowOutcome decide(Configuration c, long b, Reduction reduction) {
+        List<String> known = kindsSeen.get(c.name());
+        if (known != null) {  // a configuration's layer kinds do not change with B: skip without building it again
+            List<String> unsupported = unsupported(known);
+            if (unsupported != null && !unsupported.isEmpty()) {
+                return RowOutcome.skipped(known, "the sampler does not claim " + String.join(", ", unsupported));
+            }
+        }
         torch.manual_seed(seed(c.name(), b));
         Instance instance;
         try {
@@ -190,6 +202,7 @@ public final class Conformance {
         }
         try (instance) {
             List<String> kinds = instance.layerKinds();
+            kindsSeen.put(c.name(), kinds);
             List<String> unsupported;
             try {
                 unsupported = kinds.stream().filter(k -> !sampler.supportsLayer(k)).toList();
@@ -207,6 +220,15 @@ public final class Conformance {
             } catch (RuntimeException | LinkageError | AssertionError e) {
                 return RowOutcome.error(kinds, sampler.name() + " threw " + describe(e));
             }
+        }
+    }
+
+    /** The kinds the sampler does not claim, or null when supportsLayer throws (the row then says so). */
+    private List<String> unsupported(List<String> kinds) {
+        try {
+            return kinds.stream().filter(k -> !sampler.supportsLayer(k)).toList();
+        } catch (RuntimeException e) {
+            return null;
         }
     }
 
