@@ -16,7 +16,8 @@ import java.util.concurrent.Callable;
 @Command(name = "demo", mixinStandardHelpOptions = true,
         description = {"Runs built-in examples, some deliberately broken.",
                 "Correct grad samplers pass, broken ones fail, and the transpose trap shows a batch-first",
-                "sampler silently wrong on a time-first layer. Exits 0 when every example gets the verdict it should."})
+                "sampler silently wrong on a time-first layer; then psg4j conform shows three broken hooks-style samplers",
+                "failing exactly their rows of the layer matrix. Exits 0 when every example gets the verdict it should."})
 final class DemoCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
@@ -50,13 +51,30 @@ final class DemoCommand implements Callable<Integer> {
                 out.print(o.report().reductions().isEmpty() ? o.report().summary() : o.report().table());
             }
         }
-        long unexpected = outcomes.stream().filter(o -> !o.asExpected()).count();
+        List<Demo.ConformanceOutcome> conformance = Demo.conformance();
+        out.println();
+        out.println("== psg4j conform on the deliberately broken hooks-style samplers (B = " + Demo.CONFORMANCE_B
+                + ", reduction sum):");
+        for (Demo.ConformanceOutcome c : conformance) {
+            var t = c.report().totals();
+            out.println(String.format(Locale.ROOT, "%-26s %3d passed, %3d failed, %3d skipped  %s  (%s)", c.demo().name(),
+                    t.passed(), t.failed() + t.error(), t.skipped(),
+                    c.asExpected() ? "(as expected)" : "(UNEXPECTED: should fail exactly " + c.expectedFailures() + ")",
+                    c.demo().description()));
+            for (String failed : c.failed()) {
+                out.println("    failed: " + failed);
+            }
+        }
+        long unexpected = outcomes.stream().filter(o -> !o.asExpected()).count()
+                + conformance.stream().filter(c -> !c.asExpected()).count();
         long passed = outcomes.stream().filter(o -> o.report().passed()).count();
         out.println();
         out.println(unexpected == 0
                 ? "demo: all " + outcomes.size() + " examples got the expected verdict (" + passed + " pass, "
-                        + (outcomes.size() - passed) + " fail as they should)"
-                : "demo: " + unexpected + " of " + outcomes.size() + " examples did NOT get the expected verdict");
+                        + (outcomes.size() - passed) + " fail as they should), and the " + conformance.size()
+                        + " broken samplers failed exactly their rows"
+                : "demo: " + unexpected + " of " + (outcomes.size() + conformance.size())
+                        + " examples did NOT get the expected verdict");
         out.flush();
         return unexpected == 0 ? Psg4jCli.PASSED : Psg4jCli.FAILED;
     }

@@ -16,7 +16,7 @@ import java.io.PrintWriter;
  */
 @Command(name = "psg4j", mixinStandardHelpOptions = true, versionProvider = Psg4jCli.Version.class,
         description = "Verifies per-sample gradients (DP-SGD) against a microbatch reference, on LibTorch.",
-        subcommands = {CheckCommand.class, ProbeCommand.class, BenchCommand.class, SoakCommand.class, DemoCommand.class, EnginesCommand.class, CommandLine.HelpCommand.class},
+        subcommands = {CheckCommand.class, ProbeCommand.class, BenchCommand.class, SoakCommand.class, DemoCommand.class, EnginesCommand.class, ConformCommand.class, CommandLine.HelpCommand.class},
         exitCodeListHeading = "%nExit status:%n",
         exitCodeList = {"0:every check passed", "1:a mismatch or a violation was found",
                 "2:bad usage or bad input (one line on stderr says what and how to fix it)"})

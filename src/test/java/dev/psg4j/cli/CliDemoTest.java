@@ -40,6 +40,10 @@ class CliDemoTest {
         assertTrue(run.out().lines().filter(l -> l.startsWith("PASS ") && l.contains("vmap")).count() == 2, run::toString);
         assertTrue(run.out().contains("BatchNorm1d train mode") && run.out().contains("Mixing starts in submodule 'bn'"),
                 run::toString);
+        for (String broken : List.of("demo-linear-batch-first", "demo-conv-ignores-groups", "demo-keeps-last-use")) {
+            assertTrue(run.out().lines().anyMatch(l -> l.startsWith(broken) && l.contains("(as expected)")), run::toString);
+        }
+        assertTrue(run.out().contains("    failed: Linear(5->3) time-first on [T=4, B, 5], batch dim 1"), run::toString);
     }
 
     @Test

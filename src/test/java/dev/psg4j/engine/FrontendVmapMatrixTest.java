@@ -8,9 +8,10 @@ import dev.psg4j.check.Loss;
 import dev.psg4j.junit.PerSampleAssertions;
 import dev.psg4j.check.PerSampleCheck;
 import dev.psg4j.check.Reduction;
-import dev.psg4j.engine.VmapTesting.ConvSpec;
-import dev.psg4j.engine.VmapTesting.Problem;
-import dev.psg4j.engine.VmapTesting.RecurrentSpec;
+import dev.psg4j.conform.Configuration;
+import dev.psg4j.conform.LayerMatrix;
+import dev.psg4j.conform.Problem;
+import dev.psg4j.conform.RecurrentSpec;
 import dev.psg4j.model.Model;
 import dev.psg4j.model.Models;
 
@@ -74,312 +75,31 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * The vmap engine on C++-frontend modules built in Java, layer by layer and configuration by
- * configuration, after Opacus's grad-sample tests (opacus/tests/grad_samples): for every case the
+ * configuration: psg4j's layer matrix (dev.psg4j.conform.LayerMatrix, after Opacus's grad-sample
+ * tests, opacus/tests/grad_samples, and what psg4j conform runs). For every configuration the
  * vmap engine passes the check for both reductions and equals the microbatch engine within
  * 1e-5 abs / 1e-4 rel. Plus chunking, the layers the vmap engine refuses, and random ops.
  */
 class FrontendVmapMatrixTest {
-    /** A named configuration; the problem is made after seeding LibTorch with the name. */
-    record Case(String name, Supplier<Problem> problem) {
-        @Override
-        public String toString() {
-            return name;
-        }
-    }
-
     private static final long B = 3;
 
-    static Stream<Case> cases() {
-        List<Case> cases = new ArrayList<>();
-        convolutions(cases);
-        linears(cases);
-        embeddings(cases);
-        norms(cases);
-        recurrent(cases);
-        attention(cases);
-        sequentials(cases);
-        return cases.stream();
-    }
-
-    private static void conv(List<Case> cases, ConvSpec spec, long batch, long... size) {
-        cases.add(new Case(spec + " on " + spatial(size, spec.dims()) + ", B=" + batch,
-                () -> spec.problem(batch, size)));
-    }
-
-    private static String spatial(long[] size, int dims) {
-        StringBuilder s = new StringBuilder();
-        for (int d = 0; d < dims; d++) {
-            s.append(d == 0 ? "" : "x").append(size[Math.min(d, size.length - 1)]);
-        }
-        return s.toString();
-    }
-
-    private static void convolutions(List<Case> cases) {
-        for (int dims = 1; dims <= 3; dims++) {
-            long size = dims == 3 ? 5 : 7;
-            ConvSpec base = ConvSpec.conv(dims, 2, 4, 3);
-            conv(cases, base, B, size);
-            conv(cases, base.stride(2), B, size);
-            conv(cases, base.padding(1), B, size);
-            conv(cases, base.padding(2).stride(2), B, size);
-            conv(cases, base.padding("same"), B, size);
-            conv(cases, base.padding("valid"), B, size);
-            conv(cases, base.dilation(2), B, size);
-            conv(cases, base.padding("same").dilation(2), B, size);
-            conv(cases, base.groups(2), B, size);
-            conv(cases, ConvSpec.conv(dims, 3, 3, 3).groups(3), B, size);          // depthwise
-            conv(cases, ConvSpec.conv(dims, 2, 4, 3).groups(2).noBias(), B, size); // depthwise, multiplier 2
-            conv(cases, base.noBias(), B, size);
-            conv(cases, ConvSpec.conv(dims, 2, 4, 2).padding("same"), B, size);    // even kernel: asymmetric padding
-            conv(cases, ConvSpec.conv(dims, 1, 2, 1), B, size);
-
-            ConvSpec t = ConvSpec.transposed(dims, 2, 4, 3);
-            long tsize = dims == 3 ? 3 : 4;
-            conv(cases, t, B, tsize);
-            conv(cases, t.stride(2), B, tsize);
-            conv(cases, t.stride(2).padding(1).outputPadding(1), B, tsize);
-            conv(cases, t.groups(2), B, tsize);
-            conv(cases, t.stride(2).groups(2).noBias(), B, tsize);
-            conv(cases, t.dilation(2), B, tsize);
-        }
-    }
-
-    private static Problem linear(long in, long out, boolean bias, long[] shape, int batchDim) {
-        LinearOptions o = new LinearOptions(in, out);
-        o.bias().put(bias);
-        LinearImpl m = new LinearImpl(o);
-        return Problem.mse(m, m::forward, torch.randn(shape), batchDim);
-    }
-
-    private static void linears(List<Case> cases) {
-        cases.add(new Case("Linear(5->3) on [B, 5]", () -> linear(5, 3, true, new long[] {B, 5}, 0)));
-        cases.add(new Case("Linear(5->3, bias=false) on [B, 5]", () -> linear(5, 3, false, new long[] {B, 5}, 0)));
-        cases.add(new Case("Linear(5->3) on [B, 4, 5]", () -> linear(5, 3, true, new long[] {B, 4, 5}, 0)));
-        cases.add(new Case("Linear(5->3) on [B, 2, 3, 5]", () -> linear(5, 3, true, new long[] {B, 2, 3, 5}, 0)));
-        cases.add(new Case("Linear(5->3) time-first on [T=4, B, 5], batch dim 1",
-                () -> linear(5, 3, true, new long[] {4, B, 5}, 1)));
-        cases.add(new Case("Linear(5->3) on [B=1, 5] (batch of 1)", () -> linear(5, 3, true, new long[] {1, 5}, 0)));
-        cases.add(new Case("Bilinear(3, 4 -> 2) on [B, 3], [B, 4]", () -> bilinear(true)));
-        cases.add(new Case("Bilinear(3, 4 -> 2, bias=false) on [B, 3], [B, 4]", () -> bilinear(false)));
-    }
-
-    private static Problem bilinear(boolean bias) {
-        BilinearOptions o = new BilinearOptions(3, 4, 2);
-        o.bias().put(bias);
-        BilinearImpl m = new BilinearImpl(o);
-        Tensor x1 = torch.randn(B, 3);
-        Tensor x2 = torch.randn(B, 4);
-        Tensor y = torch.randn(B, 2);
-        return new Problem(m, List.of(x1, x2), 0, Loss.MSE, List.of(y));
-    }
-
-    private static void embeddings(List<Case> cases) {
-        cases.add(new Case("Embedding(10, 4) on [B, 5]", () -> {
-            EmbeddingImpl m = new EmbeddingImpl(10, 4);
-            return Problem.mse(m, m::forward, torch.randint(10, new long[] {B, 5}));
-        }));
-        cases.add(new Case("Embedding(10, 4) on [B, 2, 3]", () -> {
-            EmbeddingImpl m = new EmbeddingImpl(10, 4);
-            return Problem.mse(m, m::forward, torch.randint(10, new long[] {B, 2, 3}));
-        }));
-        for (String mode : List.of("sum", "mean")) {
-            cases.add(new Case("EmbeddingBag(10, 4, mode=" + mode + ") on bags [B, 5]", () -> {
-                EmbeddingBagOptions o = new EmbeddingBagOptions(10, 4);
-                if (mode.equals("sum")) {
-                    o.mode().put(new kSum());
-                } else {
-                    o.mode().put(new kMean());
-                }
-                EmbeddingBagImpl m = new EmbeddingBagImpl(o);
-                return Problem.mse(m, m::forward, torch.randint(10, new long[] {B, 5}));
-            }));
-        }
-    }
-
-    private static void norms(List<Case> cases) {
-        cases.add(new Case("LayerNorm([6]) on [B, 6]", () -> {
-            LayerNormImpl m = new LayerNormImpl(new LayerNormOptions(new LongVector(new long[] {6})));
-            return Problem.mse(m, m::forward, torch.randn(B, 6));
-        }));
-        cases.add(new Case("LayerNorm([6]) on [B, 4, 6]", () -> {
-            LayerNormImpl m = new LayerNormImpl(new LayerNormOptions(new LongVector(new long[] {6})));
-            return Problem.mse(m, m::forward, torch.randn(B, 4, 6));
-        }));
-        cases.add(new Case("LayerNorm([4, 6]) on [B, 4, 6]", () -> {
-            LayerNormImpl m = new LayerNormImpl(new LayerNormOptions(new LongVector(new long[] {4, 6})));
-            return Problem.mse(m, m::forward, torch.randn(B, 4, 6));
-        }));
-        cases.add(new Case("GroupNorm(2 groups, 4 channels) on [B, 4, 5]", () -> {
-            GroupNormImpl m = new GroupNormImpl(new GroupNormOptions(2, 4));
-            return Problem.mse(m, m::forward, torch.randn(B, 4, 5));
-        }));
-        cases.add(new Case("GroupNorm(3 groups, 6 channels) on [B, 6, 3, 3]", () -> {
-            GroupNormImpl m = new GroupNormImpl(new GroupNormOptions(3, 6));
-            return Problem.mse(m, m::forward, torch.randn(B, 6, 3, 3));
-        }));
-        cases.add(new Case("GroupNorm(1 group, 4 channels) on [B, 4, 3, 3]", () -> {
-            GroupNormImpl m = new GroupNormImpl(new GroupNormOptions(1, 4));
-            return Problem.mse(m, m::forward, torch.randn(B, 4, 3, 3));
-        }));
-        cases.add(new Case("InstanceNorm1d(3, affine) on [B, 3, 6]", () -> {
-            InstanceNorm1dImpl m = new InstanceNorm1dImpl(instanceNorm(3));
-            return Problem.mse(m, m::forward, torch.randn(B, 3, 6));
-        }));
-        cases.add(new Case("InstanceNorm2d(3, affine) on [B, 3, 4, 4]", () -> {
-            InstanceNorm2dImpl m = new InstanceNorm2dImpl(instanceNorm(3));
-            return Problem.mse(m, m::forward, torch.randn(B, 3, 4, 4));
-        }));
-        cases.add(new Case("InstanceNorm3d(3, affine) on [B, 3, 3, 3, 3]", () -> {
-            InstanceNorm3dImpl m = new InstanceNorm3dImpl(instanceNorm(3));
-            return Problem.mse(m, m::forward, torch.randn(B, 3, 3, 3, 3));
-        }));
-        cases.add(new Case("BatchNorm1d(4) eval on [B, 4]", () -> {
-            BatchNorm1dImpl m = new BatchNorm1dImpl(new BatchNormOptions(4));
-            Tensor x = torch.randn(B, 4);
-            VmapTesting.warmRunningStats(m, m::forward, x);
-            return Problem.mse(m, m::forward, x);
-        }));
-        cases.add(new Case("BatchNorm1d(4) eval on [B, 4, 5]", () -> {
-            BatchNorm1dImpl m = new BatchNorm1dImpl(new BatchNormOptions(4));
-            Tensor x = torch.randn(B, 4, 5);
-            VmapTesting.warmRunningStats(m, m::forward, x);
-            return Problem.mse(m, m::forward, x);
-        }));
-        cases.add(new Case("BatchNorm2d(3) eval on [B, 3, 4, 4]", () -> {
-            BatchNorm2dImpl m = new BatchNorm2dImpl(new BatchNormOptions(3));
-            Tensor x = torch.randn(B, 3, 4, 4);
-            VmapTesting.warmRunningStats(m, m::forward, x);
-            return Problem.mse(m, m::forward, x);
-        }));
-        cases.add(new Case("BatchNorm3d(2) eval on [B, 2, 3, 3, 3]", () -> {
-            BatchNorm3dImpl m = new BatchNorm3dImpl(new BatchNormOptions(2));
-            Tensor x = torch.randn(B, 2, 3, 3, 3);
-            VmapTesting.warmRunningStats(m, m::forward, x);
-            return Problem.mse(m, m::forward, x);
-        }));
-    }
-
-    private static InstanceNormOptions instanceNorm(long channels) {
-        InstanceNormOptions o = new InstanceNormOptions(channels);
-        o.affine().put(true);
-        return o;
-    }
-
-    private static void recurrent(List<Case> cases) {
-        for (String kind : List.of("RNN", "GRU", "LSTM")) {
-            for (long layers = 1; layers <= 2; layers++) {
-                for (boolean batchFirst : new boolean[] {true, false}) {
-                    for (boolean bidirectional : new boolean[] {false, true}) {
-                        RecurrentSpec spec = new RecurrentSpec(kind, 3, 4, layers, batchFirst, bidirectional, true);
-                        cases.add(new Case(spec + " on " + (batchFirst ? "[B, T=5, 3]" : "[T=5, B, 3], batch dim 1"),
-                                () -> spec.problem(B, 5)));
-                    }
-                }
-            }
-        }
-        RecurrentSpec relu = new RecurrentSpec("RNN_relu", 3, 4, 1, true, false, true);
-        cases.add(new Case(relu + " on [B, T=5, 3]", () -> relu.problem(B, 5)));
-        RecurrentSpec noBias = new RecurrentSpec("LSTM", 3, 4, 1, false, false, false);
-        cases.add(new Case(noBias + " on [T=5, B, 3], batch dim 1", () -> noBias.problem(B, 5)));
-        RecurrentSpec single = new RecurrentSpec("GRU", 3, 4, 2, false, true, true);
-        cases.add(new Case(single + " on [T=5, B=1, 3], batch dim 1 (batch of 1)", () -> single.problem(1, 5)));
-    }
-
-    private static void attention(List<Case> cases) {
-        for (boolean bias : new boolean[] {true, false}) {
-            for (boolean biasKv : new boolean[] {false, true}) {
-                cases.add(new Case("MultiheadAttention(embed 8, heads 2, bias=" + bias + ", add_bias_kv=" + biasKv
-                        + ") self-attention on [L=5, B, 8], batch dim 1", () -> attention(bias, biasKv, false)));
-            }
-        }
-        cases.add(new Case("MultiheadAttention(embed 8, heads 2, add_zero_attn) self-attention on [L=5, B, 8], "
-                + "batch dim 1", () -> attention(true, false, true)));
-    }
-
-    private static Problem attention(boolean bias, boolean biasKv, boolean zeroAttn) {
-        MultiheadAttentionOptions o = new MultiheadAttentionOptions(8, 2);
-        o.bias().put(bias);
-        o.add_bias_kv().put(biasKv);
-        o.add_zero_attn().put(zeroAttn);
-        MultiheadAttentionImpl m = new MultiheadAttentionImpl(o);
-        return Problem.mse(m, x -> m.forward(x, x, x).get0(), torch.randn(5, B, 8), 1);
-    }
-
-    static SequentialImpl cnn() {
-        SequentialImpl seq = new SequentialImpl();
-        seq.push_back("0", new Conv2dImpl(1, 4, new LongPointer(3L, 3L)));
-        seq.push_back("1", new ReLUImpl());
-        seq.push_back("2", Models.forSequential(new MaxPool2dImpl(new LongPointer(2L, 2L))));
-        seq.push_back("3", new FlattenImpl());
-        seq.push_back("4", new LinearImpl(4 * 3 * 3, 3));
-        return seq;
-    }
-
-    private static void sequentials(List<Case> cases) {
-        cases.add(new Case("Sequential(Conv2d, ReLU, MaxPool2d, Flatten, Linear) cross-entropy on [B, 1, 8, 8]",
-                () -> new Problem(cnn(), List.of(torch.randn(4, 1, 8, 8)), 0, Loss.CROSS_ENTROPY,
-                        List.of(torch.randint(3, new long[] {4})))));
-        cases.add(new Case("Sequential(Conv2d, ReLU, MaxPool2d, Flatten, Linear) cross-entropy on [B=1, 1, 8, 8] "
-                + "(batch of 1)", () -> new Problem(cnn(), List.of(torch.randn(1, 1, 8, 8)), 0, Loss.CROSS_ENTROPY,
-                List.of(torch.randint(3, new long[] {1})))));
-        cases.add(new Case("Sequential(Conv1d, GroupNorm, Tanh, Flatten, Linear) l1 on [B, 2, 6]", () -> {
-            SequentialImpl seq = new SequentialImpl();
-            seq.push_back("conv", (Conv1dImpl) ConvSpec.conv(1, 2, 4, 3).padding(1).build());
-            seq.push_back("norm", new GroupNormImpl(new GroupNormOptions(2, 4)));
-            seq.push_back("act", new TanhImpl());
-            seq.push_back("flat", new FlattenImpl());
-            seq.push_back("fc", new LinearImpl(4 * 6, 2));
-            return new Problem(seq, List.of(torch.randn(B, 2, 6)), 0, Loss.L1, List.of());
-        }));
-        cases.add(new Case("Sequential(Conv2d, BatchNorm2d eval, ReLU, AvgPool2d, Flatten, Linear) cross-entropy "
-                + "on [B, 2, 6, 6]", () -> {
-            SequentialImpl seq = new SequentialImpl();
-            seq.push_back("conv", new Conv2dImpl(2, 3, new LongPointer(3L, 3L)));
-            seq.push_back("bn", new BatchNorm2dImpl(new BatchNormOptions(3)));
-            seq.push_back("act", new ReLUImpl());
-            seq.push_back("pool", new AvgPool2dImpl(new LongPointer(2L, 2L)));
-            seq.push_back("flat", new FlattenImpl());
-            seq.push_back("fc", new LinearImpl(3 * 2 * 2, 3));
-            Tensor x = torch.randn(B, 2, 6, 6);
-            VmapTesting.warmRunningStats(seq, seq::forward, x);
-            return new Problem(seq, List.of(x), 0, Loss.CROSS_ENTROPY, List.of(torch.randint(3, new long[] {B})));
-        }));
-        cases.add(new Case("Sequential(Conv1d, InstanceNorm1d affine, BatchNorm1d eval, Flatten, Linear) mse "
-                + "on [B, 2, 6]", () -> {
-            SequentialImpl seq = new SequentialImpl();
-            seq.push_back("conv", (Conv1dImpl) ConvSpec.conv(1, 2, 3, 3).build());
-            seq.push_back("in", new InstanceNorm1dImpl(instanceNorm(3)));
-            BatchNorm1dImpl bn = Models.forSequential(new BatchNorm1dImpl(new BatchNormOptions(3)));
-            seq.push_back("bn", bn);
-            seq.push_back("flat", new FlattenImpl());
-            seq.push_back("fc", new LinearImpl(3 * 4, 2));
-            Tensor x = torch.randn(B, 2, 6);
-            VmapTesting.warmRunningStats(seq, seq::forward, x);
-            return Problem.mse(seq, seq::forward, x);
-        }));
-        cases.add(new Case("Sequential(Embedding, LSTM, Linear) sum on [B, T=4]", () -> {
-            SequentialImpl seq = new SequentialImpl();
-            seq.push_back("emb", new EmbeddingImpl(12, 3));
-            LSTMOptions lstm = new LSTMOptions(3, 5);
-            lstm.batch_first().put(true);
-            seq.push_back("lstm", new LSTMImpl(lstm));
-            seq.push_back("fc", new LinearImpl(5, 2));
-            return new Problem(seq, List.of(torch.randint(12, new long[] {B, 4})), 0, Loss.SUM, List.of());
-        }));
+    /** The layer matrix (dev.psg4j.conform.LayerMatrix, shared with psg4j conform), each at B = 3 (or its fixed B). */
+    static Stream<Configuration> cases() {
+        return LayerMatrix.configurations().stream();
     }
 
     @ParameterizedTest(name = "{0}")
     @MethodSource("cases")
-    void vmapPassesTheCheckAndEqualsMicrobatch(Case c) {
+    void vmapPassesTheCheckAndEqualsMicrobatch(Configuration c) {
         torch.manual_seed(c.name().hashCode());
-        VmapTesting.assertVmapCorrect(c.name(), c.problem().get(), Engines.vmap());
+        VmapTesting.assertVmapCorrect(c.name(), c.problem(B), Engines.vmap());
     }
 
     @ParameterizedTest(name = "{0}")
     @EnumSource(Reduction.class)
     void chunksOfTwoOnABatchOfFive(Reduction reduction) {
         torch.manual_seed(11);
-        SequentialImpl seq = cnn();
+        SequentialImpl seq = LayerMatrix.cnn();
         Problem problem = new Problem(seq, List.of(torch.randn(5, 1, 8, 8)), 0, Loss.CROSS_ENTROPY,
                 List.of(torch.randint(3, new long[] {5})));
         VmapTesting.assertVmapCorrect("cnn, B=5, chunk size 2", problem, Engines.vmap().chunkSize(2), reduction);
@@ -420,7 +140,7 @@ class FrontendVmapMatrixTest {
     @Test
     void chunkedEqualsOnePass() {
         torch.manual_seed(12);
-        SequentialImpl seq = cnn();
+        SequentialImpl seq = LayerMatrix.cnn();
         Tensor x = torch.randn(5, 1, 8, 8);
         Tensor y = torch.randint(3, new long[] {5});
         try (Model model = Models.module(seq);

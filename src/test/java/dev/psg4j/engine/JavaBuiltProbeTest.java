@@ -2,9 +2,10 @@ package dev.psg4j.engine;
 
 import dev.psg4j.check.Batch;
 import dev.psg4j.check.Probes;
-import dev.psg4j.engine.VmapTesting.ConvSpec;
-import dev.psg4j.engine.VmapTesting.Problem;
-import dev.psg4j.engine.VmapTesting.RecurrentSpec;
+import dev.psg4j.conform.Configuration;
+import dev.psg4j.conform.ConvSpec;
+import dev.psg4j.conform.Problem;
+import dev.psg4j.conform.RecurrentSpec;
 import dev.psg4j.model.Model;
 import dev.psg4j.model.Models;
 import dev.psg4j.report.ProbeReport;
@@ -27,7 +28,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * round differently most often.
  */
 class JavaBuiltProbeTest {
-    static Stream<FrontendVmapMatrixTest.Case> matrixCases() {
+    static Stream<Configuration> matrixCases() {
         return FrontendVmapMatrixTest.cases();
     }
 
@@ -40,9 +41,9 @@ class JavaBuiltProbeTest {
 
     @ParameterizedTest(name = "{0}")
     @MethodSource("matrixCases")
-    void noModelOfTheJavaBuiltMatrixIsFlagged(FrontendVmapMatrixTest.Case c) {
+    void noModelOfTheJavaBuiltMatrixIsFlagged(Configuration c) {
         torch.manual_seed(c.name().hashCode());
-        ProbeReport report = probe(c.problem().get());
+        ProbeReport report = probe(c.problem(3));
         assertTrue(report.passed() && report.diagnoses().isEmpty(), report::toJson);
     }
 

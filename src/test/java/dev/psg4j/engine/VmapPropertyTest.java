@@ -2,9 +2,9 @@ package dev.psg4j.engine;
 
 import dev.psg4j.check.Loss;
 import dev.psg4j.check.Reduction;
-import dev.psg4j.engine.VmapTesting.ConvSpec;
-import dev.psg4j.engine.VmapTesting.Problem;
-import dev.psg4j.engine.VmapTesting.RecurrentSpec;
+import dev.psg4j.conform.ConvSpec;
+import dev.psg4j.conform.Problem;
+import dev.psg4j.conform.RecurrentSpec;
 
 import org.bytedeco.pytorch.GroupNormImpl;
 import org.bytedeco.pytorch.GroupNormOptions;

@@ -2,10 +2,16 @@ package dev.psg4j.cli.demo;
 
 import dev.psg4j.check.GradSampler;
 import dev.psg4j.check.PerSampleCheck;
+import dev.psg4j.check.Reduction;
+import dev.psg4j.conform.Conformance;
+import dev.psg4j.conform.demo.DemoSamplers;
 import dev.psg4j.engine.Engines;
 import dev.psg4j.model.Model;
 import dev.psg4j.model.Models;
 import dev.psg4j.report.CheckReport;
+import dev.psg4j.report.ConformanceReport;
+import dev.psg4j.report.ConformanceRow;
+import dev.psg4j.report.ConformanceVerdict;
 
 import org.bytedeco.pytorch.BatchNorm1dImpl;
 import org.bytedeco.pytorch.BatchNormOptions;
@@ -20,6 +26,9 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
+import java.util.TreeSet;
+import java.util.stream.Collectors;
 
 /**
  * The built-in examples of {@code psg4j demo}: correct grad samplers (the vmap engine, a
@@ -32,6 +41,46 @@ public final class Demo {
     public static final int B = 8;
     public static final String TRANSPOSE_TRAP = "linear(x.transpose(0,1)).transpose(0,1), x [8,8,4]";
     public static final String BATCHNORM_TRAIN = "Sequential(fc: Linear(5,4), bn: BatchNorm1d train mode, out), x [8,5]";
+
+    /** The conformance batch size of the demo's broken hooks-style samplers. */
+    public static final long CONFORMANCE_B = 3;
+
+    /**
+     * A deliberately broken sampler run over the layer matrix: the configurations it failed and
+     * those it should fail (every other row it ran passed when {@link #asExpected}).
+     */
+    public record ConformanceOutcome(DemoSamplers.DemoSampler demo, ConformanceReport report) {
+        public Set<String> failed() {
+            return report.rows().stream().filter(r -> r.verdict() != ConformanceVerdict.PASSED
+                    && r.verdict() != ConformanceVerdict.SKIPPED).map(ConformanceRow::configuration)
+                    .collect(Collectors.toCollection(TreeSet::new));
+        }
+
+        public Set<String> expectedFailures() {
+            return report.rows().stream().filter(r -> r.verdict() != ConformanceVerdict.SKIPPED)
+                    .map(ConformanceRow::configuration).filter(demo.shouldFail())
+                    .collect(Collectors.toCollection(TreeSet::new));
+        }
+
+        /** It failed (no errors) exactly the configurations it should, at every B and reduction. */
+        public boolean asExpected() {
+            boolean everyRowOfAFailingConfigurationFailed = report.rows().stream()
+                    .filter(r -> r.verdict() != ConformanceVerdict.SKIPPED && demo.shouldFail().test(r.configuration()))
+                    .allMatch(r -> r.verdict() == ConformanceVerdict.FAILED);
+            return report.totals().error() == 0 && !failed().isEmpty() && failed().equals(expectedFailures())
+                    && everyRowOfAFailingConfigurationFailed;
+        }
+    }
+
+    /** The demo's broken hooks-style samplers over the layer matrix, B = {@value #CONFORMANCE_B}, sum (their bugs are not about the reduction). */
+    public static List<ConformanceOutcome> conformance() {
+        List<ConformanceOutcome> out = new ArrayList<>();
+        for (DemoSamplers.DemoSampler demo : DemoSamplers.broken()) {
+            out.add(new ConformanceOutcome(demo, Conformance.of(demo.sampler()).batchSizes(CONFORMANCE_B)
+                    .reductions(Reduction.SUM).run()));
+        }
+        return out;
+    }
 
     /** One example checked: what it is, the verdict it should get, and the report it got. */
     public record Outcome(String model, boolean expectPass, CheckReport report) {

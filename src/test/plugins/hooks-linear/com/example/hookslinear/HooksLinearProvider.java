@@ -13,7 +13,7 @@ public final class HooksLinearProvider implements GradSamplerProvider {
 
     @Override
     public String description() {
-        return "an example plug-in: Opacus-style Linear sampler from psg4j's layer capture (batch-first data)";
+        return "an example plug-in: Opacus-style Linear sampler from psg4j's layer capture (batch-first or time-first data)";
     }
 
     @Override

@@ -20,7 +20,8 @@ import java.util.Set;
 /**
  * A grad sampler written outside psg4j, the way Opacus's grad_sample/linear.py is: per Linear layer,
  * grad_W[n] = G[n]^T A[n] and grad_b[n] = sum of G[n] over the middle dimensions, from the layer's
- * activations A and backprops G (psg4j's LayerCapture), times B for a mean loss. Batch-first data only.
+ * activations A and backprops G (psg4j's LayerCapture), times B for a mean loss. The batch is where the
+ * data has it (batch.batchDim(): 1 for time-first input).
  */
 public final class HooksLinearSampler implements GradSampler {
     private static final Set<String> PARAMETER_FREE = Set.of("ReLU", "GELU", "Tanh", "Sigmoid", "Flatten", "Identity",
@@ -47,8 +48,8 @@ public final class HooksLinearSampler implements GradSampler {
                     throw new UnsupportedModelException("example-hooks-linear handles Linear layers only, not "
                             + layer.kind() + " (layer " + layer.name() + ")", null);
                 }
-                Tensor a = layer.activations();
-                Tensor g = layer.backprops();
+                Tensor a = layer.activations().movedim(batch.batchDim(), 0);
+                Tensor g = layer.backprops().movedim(batch.batchDim(), 0);
                 long n = a.size(0);
                 Tensor a3 = a.reshape(n, -1, a.size(-1));
                 Tensor g3 = g.reshape(n, -1, g.size(-1));
