@@ -215,7 +215,8 @@ PlannedCandidate plan_candidate(const TrainableParameters& parameters, int64_t b
 // whichever worker finishes first: a sample that is early waits in `pending_` (its gradient
 // handles and factors, no copy) until the ones before it are in; whoever adds drains what is
 // next. So the sums are the same at any worker count, and no worker ever blocks on another's
-// sample (a sample that fails is never added, and nothing waits for it).
+// sample (a sample that fails is never added, and nothing waits for it). `pending_` holds only the
+// samples finished ahead of a slower one, about one per worker when samples cost alike.
 class OrderedSums {
  public:
   OrderedSums(const TrainableParameters& parameters, size_t rules) : rules_(rules) {

@@ -36,7 +36,8 @@ final class ReportTable {
             for (ParamReport p : r.params()) {
                 table.addRowValues(r.reduction(), p.name(), verdict(p), number(p.maxAbsErr()), number(p.maxRelErr()),
                         p.worstSample() == null ? "-" : p.worstSample().toString(),
-                        p.status().equals("compared") ? p.badSamples().size() + " of " + report.batchSize() : "-");
+                        p.status().equals("compared") && !CheckReport.CLIPPED_SUM.equals(report.candidate())  // a sum has no samples
+                                ? p.badSamples().size() + " of " + report.batchSize() : "-");
             }
         }
         return table.toString();
