@@ -398,6 +398,186 @@ SketchView sketch_compare(const NativeModel& model, const NativeBatch& batch, co
   });
 }
 
+// ---- Norms-only and clipped-sum candidates (issue 10) ----
+namespace {
+
+template <typename Items>
+void require_index(const Items& items, int64_t k, const char* what) {
+  if (k < 0 || k >= static_cast<int64_t>(items.size())) {
+    bad_input(std::string(what) + " index " + std::to_string(k) + " out of range [0, " + std::to_string(items.size()) +
+              ")");
+  }
+}
+
+}  // namespace
+
+const TrainableParameter& SampleNormsView::param(int64_t p) const {
+  require_index(norms_.parameters, p, "parameter");
+  return norms_.parameters[p];
+}
+
+std::string SampleNormsView::name(int64_t p) const {
+  return translated([&] { return param(p).name; });
+}
+
+int64_t SampleNormsView::alias_count(int64_t p) const {
+  return translated([&] { return static_cast<int64_t>(param(p).aliases.size()); });
+}
+
+std::string SampleNormsView::alias(int64_t p, int64_t k) const {
+  return translated([&] {
+    require_index(param(p).aliases, k, "alias");
+    return param(p).aliases[k];
+  });
+}
+
+void SampleNormsView::per_parameter(at::Tensor* out) const {
+  translated([&] {
+    if (out == nullptr) bad_input("per_parameter needs a tensor to fill");
+    *out = norms_.per_parameter;
+  });
+}
+
+void SampleNormsView::whole(at::Tensor* out) const {
+  translated([&] {
+    if (out == nullptr) bad_input("whole needs a tensor to fill");
+    *out = norms_.whole;
+  });
+}
+
+SampleNormsView reference_norms(const NativeModel& model, const NativeBatch& batch, const NativeLoss& loss,
+                                int reduction, int workers) {
+  return translated([&] {
+    if (workers < 0) bad_input("workers must be 0 (the intra-op thread count) or positive, got " + std::to_string(workers));
+    const Problem problem{model.get(), batch.get(), loss.get(), reduction_of(reduction)};
+    return SampleNormsView(psg4j::reference_norms(problem, Spread{workers}));
+  });
+}
+
+const TrainableParameter& ClippedSumView::param(int64_t p) const {
+  require_index(comparison_.parameters, p, "parameter");
+  return comparison_.parameters[p];
+}
+
+const ClippingMatch& ClippedSumView::match(int64_t k) const {
+  require_index(comparison_.matches, k, "match");
+  return comparison_.matches[k];
+}
+
+std::string ClippedSumView::name(int64_t p) const {
+  return translated([&] {
+    param(p);
+    return comparison_.names[p];
+  });
+}
+
+// The parameter's names other than the one the candidate used.
+int64_t ClippedSumView::alias_count(int64_t p) const {
+  return translated([&] { return static_cast<int64_t>(param(p).aliases.size()); });
+}
+
+std::string ClippedSumView::alias(int64_t p, int64_t k) const {
+  return translated([&] {
+    const TrainableParameter& t = param(p);
+    std::vector<std::string> others;
+    if (t.name != comparison_.names[p]) others.push_back(t.name);
+    for (const std::string& a : t.aliases) {
+      if (a != comparison_.names[p]) others.push_back(a);
+    }
+    require_index(others, k, "alias");
+    return others[k];
+  });
+}
+
+int64_t ClippedSumView::rank(int64_t p) const {
+  return translated([&] { return static_cast<int64_t>(param(p).tensor.dim()); });
+}
+
+int64_t ClippedSumView::dim(int64_t p, int64_t d) const {
+  return translated([&] {
+    const at::Tensor& t = param(p).tensor;
+    if (d < 0 || d >= t.dim()) bad_input("dimension " + std::to_string(d) + " out of range");
+    return t.size(d);
+  });
+}
+
+double ClippedSumView::threshold(int64_t p) const {
+  return translated([&] {
+    param(p);
+    return comparison_.thresholds[p];
+  });
+}
+
+void ClippedSumView::stats(at::Tensor* out) const {
+  translated([&] {
+    if (out == nullptr) bad_input("stats needs a tensor to fill");
+    *out = clipped_sum_stats_tensor(comparison_);
+  });
+}
+
+void ClippedSumView::norms(at::Tensor* out) const {
+  translated([&] {
+    if (out == nullptr) bad_input("norms needs a tensor to fill");
+    *out = comparison_.norms;
+  });
+}
+
+void ClippedSumView::whole(at::Tensor* out) const {
+  translated([&] {
+    if (out == nullptr) bad_input("whole needs a tensor to fill");
+    *out = comparison_.whole;
+  });
+}
+
+void ClippedSumView::factors(at::Tensor* out) const {
+  translated([&] {
+    if (out == nullptr) bad_input("factors needs a tensor to fill");
+    *out = comparison_.factors;
+  });
+}
+
+std::string ClippedSumView::match_kind(int64_t k) const {
+  return translated([&] { return match(k).kind; });
+}
+
+std::string ClippedSumView::match_explanation(int64_t k) const {
+  return translated([&] { return match(k).explanation; });
+}
+
+int64_t ClippedSumView::match_param_count(int64_t k) const {
+  return translated([&] { return static_cast<int64_t>(match(k).params.size()); });
+}
+
+int64_t ClippedSumView::match_param(int64_t k, int64_t m) const {
+  return translated([&] {
+    require_index(match(k).params, m, "matched parameter");
+    return static_cast<int64_t>(match(k).params[m]);
+  });
+}
+
+int64_t ClippedSumView::match_sample_count(int64_t k) const {
+  return translated([&] { return static_cast<int64_t>(match(k).samples.size()); });
+}
+
+int64_t ClippedSumView::match_sample(int64_t k, int64_t m) const {
+  return translated([&] {
+    require_index(match(k).samples, m, "matched sample");
+    return match(k).samples[m];
+  });
+}
+
+ClippedSumView compare_clipped_sum(const NativeModel& model, const NativeBatch& batch, const NativeLoss& loss,
+                                   int reduction, const NamedTensorList& candidate, const ClippingSpec& clipping,
+                                   double atol, double rtol, int workers) {
+  return translated([&] {
+    if (workers < 0) bad_input("workers must be 0 (the intra-op thread count) or positive, got " + std::to_string(workers));
+    const Problem problem{model.get(), batch.get(), loss.get(), reduction_of(reduction)};
+    return ClippedSumView(psg4j::compare_clipped_sum(problem, candidate.get(), clipping.get(), Tolerance{atol, rtol},
+                                                     Spread{workers}));
+  });
+}
+// ---- end of the norms block ----
+
 namespace {
 
 int64_t element(const std::vector<int64_t>& items, int64_t k, const char* what) {

@@ -4,9 +4,11 @@
 #pragma once
 
 #include "psg4j/capture.h"
+#include "psg4j/clipped_sum.h"
 #include "psg4j/compare.h"
 #include "psg4j/loss.h"
 #include "psg4j/model.h"
+#include "psg4j/norms.h"
 #include "psg4j/probes.h"
 #include "psg4j/reference.h"
 #include "psg4j/sketch.h"
@@ -224,6 +226,82 @@ ComparisonList compare_reductions(const NativeModel& model, const NativeBatch& b
 // previous one: unlike at::set_num_threads, no process-wide default changes.
 int set_intra_op_threads_of_this_thread(int threads);
 // ---- end of the block ----
+
+// ---- Norms-only and clipped-sum candidates (issue 10) ----
+// The reference's per-sample norms of one reduction: parameters in model order (a tied one once,
+// with its aliases).
+class SampleNormsView {
+ public:
+  SampleNormsView() = default;
+  explicit SampleNormsView(SampleNorms norms) : norms_(std::move(norms)) {}
+  int64_t batch_size() const { return norms_.whole.defined() ? norms_.whole.size(0) : 0; }
+  int64_t param_count() const { return static_cast<int64_t>(norms_.parameters.size()); }
+  std::string name(int64_t p) const;
+  int64_t alias_count(int64_t p) const;
+  std::string alias(int64_t p, int64_t k) const;
+  // *out = [P, B] doubles ‖g_{i,p}‖ (per_parameter) or [B] doubles ‖g_i‖ (whole); the view's own
+  // tensors, shared with the caller's handle (read them, do not write).
+  void per_parameter(at::Tensor* out) const;
+  void whole(at::Tensor* out) const;
+
+ private:
+  const TrainableParameter& param(int64_t p) const;
+  SampleNorms norms_;
+};
+
+// workers: the reference's sample workers (0: the calling thread's intra-op thread count).
+SampleNormsView reference_norms(const NativeModel& model, const NativeBatch& batch, const NativeLoss& loss,
+                                int reduction, int workers);
+
+// How a clipped sum was clipped: the mode and its thresholds (see psg4j::Clipping).
+class ClippingSpec {
+ public:
+  void set_mode(ClippingMode mode) { clipping_.mode = mode; }
+  void add_threshold(double threshold) { clipping_.thresholds.push_back(threshold); }
+  const Clipping& get() const { return clipping_; }
+
+ private:
+  Clipping clipping_;
+};
+
+class ClippedSumView {
+ public:
+  ClippedSumView() = default;
+  explicit ClippedSumView(ClippedSumComparison comparison) : comparison_(std::move(comparison)) {}
+  int64_t batch_size() const { return comparison_.batch_size; }
+  int64_t param_count() const { return static_cast<int64_t>(comparison_.params.size()); }
+  // The name the candidate gave parameter p, and the parameter's other names.
+  std::string name(int64_t p) const;
+  int64_t alias_count(int64_t p) const;
+  std::string alias(int64_t p, int64_t k) const;
+  int64_t rank(int64_t p) const;
+  int64_t dim(int64_t p, int64_t d) const;
+  double threshold(int64_t p) const;
+  // [P, 9] doubles in ClippedSumStats order; [P, B] norms; [B] whole norms; [P, B] factors.
+  void stats(at::Tensor* out) const;
+  void norms(at::Tensor* out) const;
+  void whole(at::Tensor* out) const;
+  void factors(at::Tensor* out) const;
+  // The known clipping bugs that reproduce failing parameters.
+  int64_t match_count() const { return static_cast<int64_t>(comparison_.matches.size()); }
+  std::string match_kind(int64_t k) const;
+  std::string match_explanation(int64_t k) const;
+  int64_t match_param_count(int64_t k) const;
+  int64_t match_param(int64_t k, int64_t m) const;
+  int64_t match_sample_count(int64_t k) const;
+  int64_t match_sample(int64_t k, int64_t m) const;
+
+ private:
+  const TrainableParameter& param(int64_t p) const;
+  const ClippingMatch& match(int64_t k) const;
+  ClippedSumComparison comparison_;
+};
+
+// candidate: {parameter name or alias: Tensor[*shape]}, the sum over samples of one reduction.
+ClippedSumView compare_clipped_sum(const NativeModel& model, const NativeBatch& batch, const NativeLoss& loss,
+                                   int reduction, const NamedTensorList& candidate, const ClippingSpec& clipping,
+                                   double atol, double rtol, int workers);
+// ---- end of the norms block ----
 
 // What probe() found, moved out of the core in one call, with plain accessors. The independence
 // accessors give empty findings when the probe stopped before them (has_independence() false).

@@ -6,7 +6,9 @@
 //                                                src/test/python/bench_python.py --export DIR
 //   psg4j_selftest vmap-bench [same options]     the vmap engine's routes (rules, into reused
 //                                                buffers, functorch), backward and write floor
+#include "psg4j/clipped_sum.h"
 #include "psg4j/compare.h"
+#include "psg4j/norms.h"
 #include "psg4j/error.h"
 #include "psg4j/probes.h"
 #include "psg4j/sketch.h"
@@ -714,6 +716,81 @@ void exact_mode_checks(const torch::Device device) {
   });
 }
 
+// ---- norms and clipped sums (issue 10) ----
+// The clipped sum of `grads` ([B, *shape] each) as Opacus computes it, in float.
+NamedTensors opacus_clipped_sum(const NamedTensors& grads, double c, bool floored) {
+  std::vector<at::Tensor> squares;
+  for (const auto& [name, g] : grads) squares.push_back(g.reshape({g.size(0), -1}).norm(2, 1));
+  const at::Tensor norms = at::stack(squares, 1).norm(2, 1);
+  at::Tensor factor = c / (norms + 1e-6);
+  if (floored) factor = factor.clamp_max(1.0);
+  NamedTensors out;
+  for (const auto& [name, g] : grads) out.emplace_back(name, at::einsum("i,i...", {factor, g}));
+  return out;
+}
+
+void norms_checks(const torch::Device device) {
+  torch::manual_seed(5);
+  const int64_t B = 7;
+  torch::nn::Sequential seq(torch::nn::Linear(5, 8), torch::nn::Tanh(), torch::nn::Linear(8, 3));
+  seq->to(device);
+  auto model = frontend_model(seq.ptr().get());
+  Batch batch;
+  batch.inputs = {torch::randn({B, 5}, device) * 3};
+  Loss l1;
+  const Problem problem{*model, batch, l1, Reduction::Mean};
+  const NamedTensors grads = microbatch_gradients(problem, Spread{1});
+  const Tolerance tol;
+
+  run_case("reference norms equal the norms of the reference gradients, at 1 and 3 workers", [&] {
+    const SampleNorms one = reference_norms(problem, Spread{1});
+    at::Tensor squares = at::zeros({B}, at::kDouble);
+    bool close = true;
+    for (size_t p = 0; p < grads.size(); ++p) {
+      const at::Tensor n = grads[p].second.to(at::kDouble).reshape({B, -1}).norm(2, 1).cpu();
+      close = close && at::allclose(one.per_parameter[p], n, 1e-12, 1e-12);
+      squares += n * n;
+    }
+    close = close && at::allclose(one.whole, squares.sqrt(), 1e-12, 1e-12);
+    const SampleNorms three = reference_norms(problem, Spread{3});
+    expect(close && at::equal(one.whole, three.whole) && at::equal(one.per_parameter, three.per_parameter),
+           "norms match torch's and are bit-identical at 1 and 3 workers");
+  });
+
+  run_case("Opacus's flat clipped sum passes, identically at 1 and 3 workers; an unfloored one is named", [&] {
+    const SampleNorms norms = reference_norms(problem, Spread{1});
+    // A threshold between the norms, so some samples are clipped and some are not.
+    const double c = norms.whole.median().item<double>();
+    const Clipping flat{ClippingMode::Flat, {c}};
+    const ClippedSumComparison one = compare_clipped_sum(problem, opacus_clipped_sum(grads, c, true), flat, tol, Spread{1});
+    const ClippedSumComparison three =
+        compare_clipped_sum(problem, opacus_clipped_sum(grads, c, true), flat, tol, Spread{3});
+    bool passes = one.matches.empty();
+    for (const ClippedSumStats& s : one.params) passes = passes && s.bad == 0;
+    expect(passes && at::equal(clipped_sum_stats_tensor(one), clipped_sum_stats_tensor(three)),
+           "Opacus's summed_grad passes; stats equal at 1 and 3 workers");
+    const ClippedSumComparison bug =
+        compare_clipped_sum(problem, opacus_clipped_sum(grads, c, false), flat, tol, Spread{2});
+    const bool named = !bug.matches.empty() && bug.matches[0].kind == "clipping_not_floored" &&
+                       !bug.matches[0].samples.empty();
+    expect(bug.params[0].bad > 0 && named, "the unfloored sum fails and is diagnosed clipping_not_floored");
+  });
+
+  run_case("bad clipping thresholds are refused", [&] {
+    int refused = 0;
+    for (const Clipping& bad : {Clipping{ClippingMode::Flat, {0.0}}, Clipping{ClippingMode::Flat, {-1.0}},
+                                Clipping{ClippingMode::PerLayer, {1.0, 2.0}}, Clipping{ClippingMode::Flat, {}}}) {
+      try {
+        parameter_thresholds(bad, 4);
+      } catch (const Error& e) {
+        refused += e.kind() == ErrorKind::BadInput;
+      }
+    }
+    expect(refused == 4, "zero, negative, a wrong per-layer count and no threshold: " + std::to_string(refused) + " of 4");
+  });
+}
+// ---- end of the norms block ----
+
 void checks(const torch::Device device) {
   torch::manual_seed(0);
   const int64_t B = 5, F = 4, K = 3;
@@ -863,6 +940,7 @@ void checks(const torch::Device device) {
   vmap_checks(device);
   probe_checks(device);
   exact_mode_checks(device);
+  norms_checks(device);
 }
 
 // The DESIGN §7 suite as C++-frontend modules.

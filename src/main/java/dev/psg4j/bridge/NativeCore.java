@@ -1,5 +1,6 @@
 package dev.psg4j.bridge;
 
+import dev.psg4j.check.ClippingMode;
 import dev.psg4j.report.ParamStatus;
 import dev.psg4j.report.SketchZone;
 import dev.psg4j.engine.TensorContainer;
@@ -320,6 +321,121 @@ public final class NativeCore {
     public static native int set_intra_op_threads_of_this_thread(int threads);
 
     // ---- end of the block ----
+
+    // ---- Norms-only and clipped-sum candidates (issue 10) ----
+
+    /** The reference's per-sample norms of one reduction (peer of {@code SampleNormsView}). */
+    @Name("SampleNormsView")
+    public static class SampleNormsView extends Pointer {
+        static {
+            Loader.load();
+        }
+
+        public SampleNormsView() {
+            allocate();
+        }
+
+        private native void allocate();
+
+        public native @Cast("int64_t") long batch_size();
+
+        public native @Cast("int64_t") long param_count();
+
+        public native @StdString String name(@Cast("int64_t") long p);
+
+        public native @Cast("int64_t") long alias_count(@Cast("int64_t") long p);
+
+        public native @StdString String alias(@Cast("int64_t") long p, @Cast("int64_t") long k);
+
+        /** {@code out} = [P, B] doubles ‖g_{i,p}‖ (the view's tensor: read it only). */
+        public native void per_parameter(@Cast("at::Tensor*") Pointer out);
+
+        /** {@code out} = [B] doubles ‖g_i‖ (the view's tensor: read it only). */
+        public native void whole(@Cast("at::Tensor*") Pointer out);
+    }
+
+    /** How a clipped sum was clipped: the mode and its thresholds. */
+    @Name("ClippingSpec")
+    public static class ClippingSpec extends Pointer {
+        static {
+            Loader.load();
+        }
+
+        public ClippingSpec() {
+            allocate();
+        }
+
+        private native void allocate();
+
+        public native void set_mode(ClippingMode mode);
+
+        public native void add_threshold(double threshold);
+    }
+
+    /** A clipped-sum comparison (peer of {@code ClippedSumView}). */
+    @Name("ClippedSumView")
+    public static class ClippedSumView extends Pointer {
+        static {
+            Loader.load();
+        }
+
+        public ClippedSumView() {
+            allocate();
+        }
+
+        private native void allocate();
+
+        public native @Cast("int64_t") long batch_size();
+
+        public native @Cast("int64_t") long param_count();
+
+        public native @StdString String name(@Cast("int64_t") long p);
+
+        public native @Cast("int64_t") long alias_count(@Cast("int64_t") long p);
+
+        public native @StdString String alias(@Cast("int64_t") long p, @Cast("int64_t") long k);
+
+        public native @Cast("int64_t") long rank(@Cast("int64_t") long p);
+
+        public native @Cast("int64_t") long dim(@Cast("int64_t") long p, @Cast("int64_t") long d);
+
+        public native double threshold(@Cast("int64_t") long p);
+
+        /** {@code out} = [P, 9] doubles: max_abs, max_rel, max_tol_ratio, bad, cand/ref non-finite, worst element, its candidate and reference. */
+        public native void stats(@Cast("at::Tensor*") Pointer out);
+
+        public native void norms(@Cast("at::Tensor*") Pointer out);
+
+        public native void whole(@Cast("at::Tensor*") Pointer out);
+
+        public native void factors(@Cast("at::Tensor*") Pointer out);
+
+        public native @Cast("int64_t") long match_count();
+
+        public native @StdString String match_kind(@Cast("int64_t") long k);
+
+        public native @StdString String match_explanation(@Cast("int64_t") long k);
+
+        public native @Cast("int64_t") long match_param_count(@Cast("int64_t") long k);
+
+        public native @Cast("int64_t") long match_param(@Cast("int64_t") long k, @Cast("int64_t") long m);
+
+        public native @Cast("int64_t") long match_sample_count(@Cast("int64_t") long k);
+
+        public native @Cast("int64_t") long match_sample(@Cast("int64_t") long k, @Cast("int64_t") long m);
+    }
+
+    /** The reference's per-sample norms; {@code workers} as {@link #compare_reductions}. */
+    public static native @ByVal SampleNormsView reference_norms(@Const @ByRef NativeModel model,
+            @Const @ByRef NativeBatch batch, @Const @ByRef NativeLoss loss, int reduction, int workers);
+
+    /** The candidate clipped sum {name: Tensor[*shape]} against the reference's. */
+    public static native @ByVal ClippedSumView compare_clipped_sum(@Const @ByRef NativeModel model,
+            @Const @ByRef NativeBatch batch, @Const @ByRef NativeLoss loss, int reduction,
+            @Const @ByRef NamedTensorList candidate, @Const @ByRef ClippingSpec clipping, double atol, double rtol,
+            int workers);
+
+    // ---- end of the norms block ----
 
     /** A Java forward: fills {@code output} and returns 0, or returns non-zero after a throw. */
     @Allocator(max = 256)

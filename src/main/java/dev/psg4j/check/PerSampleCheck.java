@@ -13,8 +13,10 @@ import dev.psg4j.bridge.NativeCore.ReductionCandidates;
 import dev.psg4j.bridge.Natives;
 import dev.psg4j.model.Model;
 import dev.psg4j.report.CheckReport;
+import dev.psg4j.report.ClippingSummary;
 import dev.psg4j.report.Diagnosis;
 import dev.psg4j.report.Failure;
+import dev.psg4j.report.ParamReport;
 import dev.psg4j.report.ReductionReport;
 import dev.psg4j.report.SketchSummary;
 
@@ -23,6 +25,7 @@ import org.bytedeco.pytorch.Tensor;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.EnumMap;
+import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
@@ -273,6 +276,167 @@ public final class PerSampleCheck implements AutoCloseable {
     private static NamedTensorList namedListOrNull(Map<String, Tensor> candidate) {
         return candidate == null ? null : Natives.namedList(candidate, "candidate gradient");
     }
+
+    // ---- Norms-only and clipped-sum candidates (issue 10) ----
+
+    /**
+     * Verifies a {@link NormSampler}'s per-sample norms against the reference's, for each reduction
+     * asked, after the probes (as {@link #run}). The reference streams sample by sample (O(|θ|) per
+     * thread); sample i's norm is the L2 norm of its whole gradient, sqrt(Σ_p ‖g_{i,p}‖²) over the
+     * trainable parameters (a tied parameter once), or per parameter. A norm passes when
+     * {@code |n_cand - n_ref| <= atol + rtol·n_ref} (torch.allclose on the norms; NaN or Inf never
+     * matches); the report has one entry per compared norm vector, shape [B], named
+     * "(whole gradient)" or by the parameter, and {@code candidate} "norms". A mismatch names the
+     * samples; a diagnosis says when every norm is B or 1/B times the reference's
+     * ({@code norms_mean_sum_confusion}), its square ({@code norms_squared}), the norms of other
+     * samples ({@code norms_permuted}) or some samples' norms are scaled ({@code scaled_norms}).
+     * A candidate that is not [B] per entry, or names parameters wrongly, is a BadInputException.
+     * Exact mode only: a sketch applies to per-sample gradients.
+     */
+    public CheckReport runNorms(NormSampler sampler) {
+        BadInputException.requireNonNull(sampler, "sampler", "a NormSampler (NormSampler.precomputed(...) or your own)");
+        requireExact("norms");
+        try (CloseGuard.Use use = guard.use(); CloseGuard.Use modelUse = NativeHandles.use(model);
+             IntraOpThreads scope = IntraOpThreads.set(threads)) {
+            List<Diagnosis> probed = probeFindings();
+            if (!probed.isEmpty()) {
+                return candidateReport(false, sampler.name(), List.of(), List.of(), probed, CheckReport.NORMS, null);
+            }
+            List<String> names = new ArrayList<>();
+            Map<String, List<String>> aliases = model.aliases();
+            Map<String, Tensor> parameters = model.trainableParameters();
+            names.addAll(parameters.keySet());
+            Natives.closeAll(parameters);
+            List<Failure> failures = new ArrayList<>();
+            List<Diagnosis> diagnoses = new ArrayList<>();
+            List<ReductionReport> reports = new ArrayList<>();
+            for (Reduction reduction : reductions) {
+                Map<String, Tensor> norms = sampler.perSampleNorms(model, batch, loss, reduction);
+                if (norms == null) {
+                    throw new BadInputException("norm sampler '" + sampler.name() + "' returned null for reduction "
+                            + reduction.label() + ": return {\"\": Tensor[B]} or {parameter name: Tensor[B]}");
+                }
+                try {
+                    List<NormVerdicts.Entry> entries = NormVerdicts.plan(norms, names, aliases, batch.size());
+                    reports.add(compareNorms(reduction, entries, failures, diagnoses));
+                } finally {
+                    Natives.closeAll(norms);
+                }
+            }
+            return candidateReport(reports.stream().allMatch(ReductionReport::passed), sampler.name(), reports, failures,
+                    diagnoses, CheckReport.NORMS, null);
+        }
+    }
+
+    /**
+     * Verifies a {@link ClippedSumSampler}'s clipped sum, what a DP optimizer adds noise to, against
+     * the reference's Σᵢ fᵢ·gᵢ with Opacus's factors (see {@link Clipping}: flat
+     * min(1, C / (‖gᵢ‖ + 1e-6)), per-layer min(1, C_p / (‖g_{i,p}‖ + 1e-6))), for each reduction
+     * asked, after the probes. The reference streams sample by sample and accumulates in double,
+     * in sample order whatever the thread count (identical numbers at any count). An element
+     * passes when {@code |s_cand - s_ref| <= atol + rtol·Σᵢ|fᵢ·g_i|} (element-wise): the rounding
+     * bound of a sum of B terms each correct to rtol, which stays meaningful where the terms
+     * cancel and |s_ref| is small. A failing parameter's failure names its worst element; a
+     * diagnosis names a known clipping bug that reproduces the candidate (the factor not floored
+     * at 1, no clipping, per-layer thresholds unsplit or split linearly, flat and per-layer
+     * confused, clipping before the ×B of a mean loss, the sum divided by B). The report has
+     * {@code candidate} "clipped_sum" and a {@code clipping} summary. A candidate with a missing,
+     * extra or misshapen parameter is a BadInputException. Exact mode only.
+     */
+    public CheckReport runClippedSum(ClippedSumSampler sampler, Clipping clipping) {
+        BadInputException.requireNonNull(sampler, "sampler", "a ClippedSumSampler (ClippedSumSampler.precomputed(...) "
+                + "or your own)");
+        BadInputException.requireNonNull(clipping, "clipping", "Clipping.flat(C), Clipping.perLayer(C) or "
+                + "Clipping.perLayerThresholds(...)");
+        requireExact("clipped sums");
+        try (CloseGuard.Use use = guard.use(); CloseGuard.Use modelUse = NativeHandles.use(model);
+             IntraOpThreads scope = IntraOpThreads.set(threads)) {
+            List<Diagnosis> probed = probeFindings();
+            if (!probed.isEmpty()) {
+                return candidateReport(false, sampler.name(), List.of(), List.of(), probed, CheckReport.CLIPPED_SUM, null);
+            }
+            List<Failure> failures = new ArrayList<>();
+            List<Diagnosis> diagnoses = new ArrayList<>();
+            List<ReductionReport> reports = new ArrayList<>();
+            Map<String, List<Integer>> clipped = new LinkedHashMap<>();
+            Map<String, Double> thresholds = Map.of();
+            for (Reduction reduction : reductions) {
+                Map<String, Tensor> sum = sampler.clippedSum(model, batch, loss, reduction, clipping);
+                if (sum == null) {
+                    throw new BadInputException("clipped-sum sampler '" + sampler.name() + "' returned null for "
+                            + "reduction " + reduction.label() + ": return {parameter name: Tensor[*shape]}");
+                }
+                try (NamedTensorList list = Natives.namedList(sum, "candidate clipped sum");
+                     NativeLoss lossHandle = loss.newHandle();
+                     NativeCore.ClippingSpec spec = clippingSpec(clipping);
+                     NativeCore.ClippedSumView view = Natives.call(List.of(NativeHandles.callbackFailure(model),
+                             loss.callbackFailure()), () -> NativeCore.compare_clipped_sum(NativeHandles.handle(model), batch.handle(),
+                             lossHandle, reduction.code(), list, spec, tolerance.atol(), tolerance.rtol(), threads))) {
+                    reports.add(ClippedSumVerdicts.read(view, reduction, failures, diagnoses));
+                    clipped.put(reduction.label(), ClippedSumVerdicts.clippedSamples(view));
+                    thresholds = ClippedSumVerdicts.thresholds(view);
+                } finally {
+                    Natives.closeAll(sum);
+                }
+            }
+            double total = Math.sqrt(thresholds.values().stream().mapToDouble(t -> t * t).sum());
+            ClippingSummary summary = new ClippingSummary(clipping.mode().label(),
+                    clipping.mode() == ClippingMode.FLAT || clipping.split() ? clipping.thresholds().get(0) : total,
+                    thresholds, ClippingSummary.EPSILON, clipped);
+            return candidateReport(reports.stream().allMatch(ReductionReport::passed), sampler.name(), reports, failures,
+                    diagnoses, CheckReport.CLIPPED_SUM, summary);
+        }
+    }
+
+    private void requireExact(String what) {
+        if (mode != CheckMode.EXACT) {
+            throw new BadInputException("sketch mode checks per-sample gradients; " + what + " are always checked "
+                    + "exactly: build the check with mode(CheckMode.EXACT)");
+        }
+    }
+
+    private List<Diagnosis> probeFindings() {
+        return probes ? probeCache.diagnoses(batch, b -> Probes.diagnose(model, b, probeSamples)) : List.of();
+    }
+
+    private static NativeCore.ClippingSpec clippingSpec(Clipping clipping) {
+        NativeCore.ClippingSpec spec = new NativeCore.ClippingSpec();
+        spec.set_mode(clipping.mode());
+        clipping.thresholds().forEach(spec::add_threshold);
+        return spec;
+    }
+
+    private ReductionReport compareNorms(Reduction reduction, List<NormVerdicts.Entry> entries, List<Failure> failures,
+                                         List<Diagnosis> diagnoses) {
+        try (NativeLoss lossHandle = loss.newHandle();
+             NativeCore.SampleNormsView view = Natives.call(List.of(NativeHandles.callbackFailure(model), loss.callbackFailure()),
+                     () -> NativeCore.reference_norms(NativeHandles.handle(model), batch.handle(), lossHandle, reduction.code(),
+                             threads));
+             Tensor perParameter = new Tensor(); Tensor whole = new Tensor()) {
+            view.per_parameter(perParameter);
+            view.whole(whole);
+            double[] all = NormVerdicts.doubles(perParameter);
+            double[] total = NormVerdicts.doubles(whole);
+            int b = total.length;
+            List<ParamReport> params = new ArrayList<>();
+            for (NormVerdicts.Entry entry : entries) {
+                double[] reference = entry.parameter() < 0 ? total
+                        : Arrays.copyOfRange(all, entry.parameter() * b, (entry.parameter() + 1) * b);
+                params.add(NormVerdicts.compare(reduction.label(), entry, reference, tolerance, failures, diagnoses));
+            }
+            return new ReductionReport(reduction.label(), params.stream().allMatch(ParamReport::passed), params);
+        }
+    }
+
+    private CheckReport candidateReport(boolean passed, String sampler, List<ReductionReport> reports,
+                                        List<Failure> failures, List<Diagnosis> diagnoses, String candidate,
+                                        ClippingSummary clipping) {
+        return new CheckReport(CheckReport.SCHEMA_VERSION, passed, CheckMode.EXACT.label(), sampler, batch.size(),
+                batch.device(), loss.name(), tolerance.atol(), tolerance.rtol(), reports, null, failures, diagnoses,
+                candidate, clipping);
+    }
+
+    // ---- end of the norms block ----
 
     @Override
     public void close() {

@@ -2,8 +2,13 @@ package dev.psg4j.cli;
 
 import dev.psg4j.BadInputException;
 import dev.psg4j.ModelExecutionException;
+import dev.psg4j.bridge.Natives;
+import dev.psg4j.check.ClippedSumSampler;
+import dev.psg4j.check.Clipping;
+import dev.psg4j.check.ClippingMode;
 import dev.psg4j.check.GradSampler;
 import dev.psg4j.check.Loss;
+import dev.psg4j.check.NormSampler;
 import dev.psg4j.check.CheckMode;
 import dev.psg4j.check.PerSampleCheck;
 import dev.psg4j.check.Reduction;
@@ -87,6 +92,29 @@ final class CheckCommand implements Callable<Integer> {
             description = "torch.save of a dict {parameter name: Tensor[B, *shape]} for the one --reduction given")
     Path candidate;
 
+    // ---- norms-only and clipped-sum candidates (issue 10) ----
+    @Option(names = "--candidate-norms", paramLabel = "NORMS.pt",
+            description = "torch.save of per-sample gradient norms for the one --reduction: a tensor [B] (each "
+                    + "sample's whole-gradient norm) or a dict {parameter name: Tensor[B]} (e.g. Opacus ghost clipping's)")
+    Path candidateNorms;
+
+    @Option(names = "--candidate-clipped-sum", paramLabel = "SUM.pt",
+            description = "torch.save of a DP optimizer's pre-noise clipped sum {parameter name: Tensor[*shape]} "
+                    + "(Opacus's p.summed_grad) for the one --reduction; needs --max-grad-norm")
+    Path candidateClippedSum;
+
+    @Option(names = "--max-grad-norm", paramLabel = "C",
+            description = "the clipping threshold C of --candidate-clipped-sum; per-layer: one C, split as C/sqrt(P) "
+                    + "over the P trainable parameters as Opacus's examples do, or C1,C2,... one per parameter "
+                    + "(named_parameters() order, a tied one once)")
+    String maxGradNorm;
+
+    @Option(names = "--clipping", paramLabel = "MODE",
+            description = "how --candidate-clipped-sum was clipped: flat (one factor per sample from its whole "
+                    + "gradient's norm; the default) or per-layer (one per parameter)")
+    String clippingMode;
+    // ---- end of the norms options ----
+
     @Option(names = "--atol", paramLabel = "A", description = "absolute tolerance; default 1e-5")
     Double atol;
 
@@ -147,7 +175,7 @@ final class CheckCommand implements Callable<Integer> {
             }
             CheckReport report;
             try (PerSampleCheck check = builder.build()) {
-                report = check.run(sampler);
+                report = otherCandidate() ? runOtherCandidate(check, reductions.get(0)) : check.run(sampler);
             } catch (ModelExecutionException e) {
                 throw source.explainDtype(m, inputs, e);
             }
@@ -195,6 +223,7 @@ final class CheckCommand implements Callable<Integer> {
                     + "the CPU only; use --device cpu");
             default -> throw new BadInputException("unknown device '" + device + "': use --device cpu");
         }
+        checkOtherCandidateOptions(reductions);
         if (candidate != null && reductions.size() != 1) {
             throw new BadInputException("--candidate holds gradients for one reduction: say which with "
                     + "--reduction sum or --reduction mean");
@@ -209,6 +238,92 @@ final class CheckCommand implements Callable<Integer> {
                     + "(or use --loss l1 or sum, which need none)");
         }
     }
+
+    // ---- norms-only and clipped-sum candidates (issue 10) ----
+    private boolean otherCandidate() {
+        return candidateNorms != null || candidateClippedSum != null;
+    }
+
+    private void checkOtherCandidateOptions(List<Reduction> reductions) {
+        long given = java.util.stream.Stream.of(candidate, candidateNorms, candidateClippedSum)
+                .filter(java.util.Objects::nonNull).count();
+        if (given > 1) {
+            throw new BadInputException("give one of --candidate, --candidate-norms and --candidate-clipped-sum: a "
+                    + "check compares one kind of candidate");
+        }
+        if (candidateClippedSum == null && (maxGradNorm != null || clippingMode != null)) {
+            throw new BadInputException((maxGradNorm != null ? "--max-grad-norm" : "--clipping") + " applies to "
+                    + "--candidate-clipped-sum only: give the clipped sum, or drop the option");
+        }
+        if (!otherCandidate()) {
+            return;
+        }
+        String option = candidateNorms != null ? "--candidate-norms" : "--candidate-clipped-sum";
+        if (reductions.size() != 1) {
+            throw new BadInputException(option + " holds values for one reduction: say which with --reduction sum or "
+                    + "--reduction mean");
+        }
+        if (CheckMode.named(mode) != CheckMode.EXACT) {
+            throw new BadInputException(option + " is always checked exactly (a sketch applies to per-sample "
+                    + "gradients): drop --mode sketch");
+        }
+        if (candidateClippedSum != null) {
+            clipping();
+        }
+    }
+
+    private Clipping clipping() {
+        if (maxGradNorm == null) {
+            throw new BadInputException("--candidate-clipped-sum needs --max-grad-norm C: the max_grad_norm the DP "
+                    + "optimizer clipped with");
+        }
+        List<Double> thresholds = CommaLists.of("--max-grad-norm", maxGradNorm, "a number C > 0, or C1,C2,... for "
+                + "per-layer clipping", entry -> {
+                    try {
+                        return Double.parseDouble(entry);
+                    } catch (NumberFormatException e) {
+                        throw new BadInputException("--max-grad-norm: '" + entry + "' is not a number; give C > 0 "
+                                + "(e.g. 1.0), or C1,C2,... one per parameter for per-layer clipping");
+                    }
+                });
+        ClippingMode clip = clippingMode == null ? ClippingMode.FLAT : ClippingMode.named(clippingMode);
+        if (clip == ClippingMode.FLAT && thresholds.size() > 1) {
+            throw new BadInputException("--max-grad-norm has " + thresholds.size() + " thresholds but flat clipping "
+                    + "takes one C: give --clipping per-layer for one threshold per parameter");
+        }
+        return new Clipping(clip, thresholds);
+    }
+
+    private CheckReport runOtherCandidate(PerSampleCheck check, Reduction reduction) {
+        if (candidateNorms != null) {
+            TensorFile norms = TensorMaps.read(candidateNorms);
+            if (norms.container() != TensorContainer.TENSOR && norms.container() != TensorContainer.DICT) {
+                Natives.closeAll(norms.entries());
+                throw new BadInputException("--candidate-norms " + candidateNorms + " holds " + norms.describe()
+                        + ": save a tensor [B] (torch.save(norms, path)) or a dict {parameter name: Tensor[B]}");
+            }
+            try {
+                return check.runNorms(NormSampler.precomputed(candidateNorms.getFileName().toString(), reduction,
+                        norms.entries()));
+            } finally {
+                Natives.closeAll(norms.entries());
+            }
+        }
+        Clipping clip = clipping();
+        TensorFile sum = TensorMaps.read(candidateClippedSum);
+        try {
+            if (sum.container() != TensorContainer.DICT) {
+                throw new BadInputException("--candidate-clipped-sum " + candidateClippedSum + " holds " + sum.describe()
+                        + ", not a dict: save {parameter name: Tensor[*shape]}, e.g. {n: p.summed_grad for n, p in "
+                        + "model.named_parameters()}");
+            }
+            return check.runClippedSum(ClippedSumSampler.precomputed(candidateClippedSum.getFileName().toString(),
+                    reduction, sum.entries()), clip);
+        } finally {
+            Natives.closeAll(sum.entries());
+        }
+    }
+    // ---- end of the norms block ----
 
     private Map<String, Tensor> candidateGrads() {
         TensorFile grads = TensorMaps.read(candidate);

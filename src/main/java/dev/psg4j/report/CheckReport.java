@@ -18,9 +18,14 @@ import java.util.List;
  * {@code schema_version} {@value #SCHEMA_VERSION} added {@code mode} ("exact" or "sketch"), the
  * {@code sketch} summary (null in exact mode) and, per parameter, the sketch's zone; a sketch
  * leaves null the per-sample fields of the parameters it passed.
+ * Added since, without a version bump (new fields only): {@code candidate}, what was compared
+ * ("gradients", "norms" or "clipped_sum"; absent in older reports, meaning gradients), and
+ * {@code clipping} ({@link ClippingSummary}, clipped-sum checks only). A norms report has one
+ * parameter entry per compared norm vector (per parameter, or "(whole gradient)"), shape [B]; a
+ * clipped-sum report one per parameter, shape the parameter's, with no per-sample fields.
  */
 @JsonPropertyOrder({"schema_version", "passed", "mode", "engine", "batch_size", "device", "loss", "atol", "rtol",
-        "sketch", "reductions", "failures", "diagnoses"})
+        "sketch", "reductions", "failures", "diagnoses", "candidate", "clipping"})
 public record CheckReport(
         @JsonProperty("schema_version") int schemaVersion,
         boolean passed,
@@ -34,7 +39,22 @@ public record CheckReport(
         List<ReductionReport> reductions,
         @JsonInclude(JsonInclude.Include.NON_NULL) SketchSummary sketch,
         List<Failure> failures,
-        List<Diagnosis> diagnoses) {
+        List<Diagnosis> diagnoses,
+        // ---- norms-only and clipped-sum candidates (issue 10) ----
+        @JsonInclude(JsonInclude.Include.NON_NULL) String candidate,
+        @JsonInclude(JsonInclude.Include.NON_NULL) ClippingSummary clipping) {
+
+    /** What a check compared: per-sample gradients, per-sample norms or a clipped sum ({@code candidate}). */
+    public static final String GRADIENTS = "gradients", NORMS = "norms", CLIPPED_SUM = "clipped_sum";
+
+    /** A report of per-sample gradients (candidate "gradients", no clipping). */
+    public CheckReport(int schemaVersion, boolean passed, String mode, String engine, long batchSize, String device,
+                       String loss, double atol, double rtol, List<ReductionReport> reductions, SketchSummary sketch,
+                       List<Failure> failures, List<Diagnosis> diagnoses) {
+        this(schemaVersion, passed, mode, engine, batchSize, device, loss, atol, rtol, reductions, sketch, failures,
+                diagnoses, GRADIENTS, null);
+    }
+    // ---- end of the norms block ----
 
     /** The report format: 1 had no schema_version field; 2 added mode and the sketch fields. */
     public static final int SCHEMA_VERSION = 2;

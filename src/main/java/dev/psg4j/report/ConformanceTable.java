@@ -1,10 +1,7 @@
 package dev.psg4j.report;
 
-import picocli.CommandLine.Help.Ansi;
-import picocli.CommandLine.Help.Column;
-import picocli.CommandLine.Help.Column.Overflow;
-import picocli.CommandLine.Help.TextTable;
 
+import java.util.List;
 import java.util.Locale;
 
 /** Renders a {@link ConformanceReport} as text, with the same table helper as {@link ReportTable}. */
@@ -13,27 +10,15 @@ final class ConformanceTable {
     }
 
     static String render(ConformanceReport report) {
-        String[] header = {"configuration", "reduction", "B", "verdict", "max abs err", "tol ratio", "parameter",
-                "sample"};
-        int[] widths = {40, 11, 5, 9, 13, 11, 16, 8};
-        for (ConformanceRow r : report.rows()) {
-            widths[0] = Math.max(widths[0], Math.min(90, r.configuration().length() + 2));
-            if (r.param() != null) {
-                widths[6] = Math.max(widths[6], Math.min(40, r.param().length() + 2));
-            }
-        }
-        Column[] columns = new Column[widths.length];
-        for (int c = 0; c < widths.length; c++) {
-            columns[c] = new Column(widths[c], 1, Overflow.WRAP);
-        }
-        TextTable table = TextTable.forColumns(Ansi.OFF, columns);
-        table.addRowValues(header);
-        for (ConformanceRow r : report.rows()) {
-            table.addRowValues(r.configuration(), r.reduction(), Long.toString(r.batchSize()), verdict(r),
-                    ReportTable.number(r.maxAbsErr()), ReportTable.number(r.maxTolRatio()),
-                    r.param() == null ? "-" : r.param(), r.sample() == null ? "-" : r.sample().toString());
-        }
-        return table.toString();
+        return TextTables.render(report.rows(), List.of(
+                TextTables.column("configuration", ConformanceRow::configuration),
+                TextTables.column("reduction", ConformanceRow::reduction),
+                TextTables.column("B", r -> Long.toString(r.batchSize())),
+                TextTables.column("verdict", ConformanceTable::verdict),
+                TextTables.column("max abs err", r -> ReportTable.number(r.maxAbsErr())),
+                TextTables.column("tol ratio", r -> ReportTable.number(r.maxTolRatio())),
+                TextTables.column("parameter", r -> r.param() == null ? "-" : r.param()),
+                TextTables.column("sample", r -> r.sample() == null ? "-" : r.sample().toString())));
     }
 
     static String summary(ConformanceReport report) {

@@ -78,8 +78,26 @@ public final class HtmlReport {
         }
         h.append("</dl>\n<p class=\"note\">An element matches when |candidate − reference| ≤ atol + rtol·|reference|"
                 + " (as torch.allclose); NaN or Inf never matches. Relative errors divide by max(|reference|, atol).</p>\n")
+                .append(candidateNote(r))
                 .append("</header>\n");
     }
+
+    // ---- norms-only and clipped-sum candidates (issue 10) ----
+    /** What a norms or clipped-sum report compared, and its tolerance ("" for per-sample gradients). */
+    private static String candidateNote(CheckReport r) {
+        if (CheckReport.NORMS.equals(r.candidate())) {
+            return "<p class=\"note\">Candidate: per-sample gradient norms; a sample's norm matches when |candidate − "
+                    + "reference| ≤ atol + rtol·reference (the parameter \"(whole gradient)\" is sqrt(Σ_p ‖g_p‖²)).</p>\n";
+        }
+        if (CheckReport.CLIPPED_SUM.equals(r.candidate()) && r.clipping() != null) {
+            return "<p class=\"note\">Candidate: a clipped sum Σᵢ fᵢ·gᵢ (" + esc(r.clipping().mode()) + " clipping, C = "
+                    + ReportTable.number(r.clipping().maxGradNorm()) + ", fᵢ = min(1, C / (‖gᵢ‖ + 1e-6))); an element "
+                    + "matches when |candidate − reference| ≤ atol + rtol·Σᵢ|fᵢ·gᵢ|. A sum has no per-sample errors: "
+                    + "the charts stay empty.</p>\n";
+        }
+        return "";
+    }
+    // ---- end of the norms block ----
 
     private static void item(StringBuilder h, String term, String value) {
         h.append("<dt>").append(esc(term)).append("</dt><dd>").append(esc(value)).append("</dd>\n");

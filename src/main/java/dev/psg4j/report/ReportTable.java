@@ -29,6 +29,7 @@ final class ReportTable {
                 TextTables.column("worst sample", row -> row.param().worstSample() == null ? "-"
                         : row.param().worstSample().toString()),
                 TextTables.column("bad samples", row -> row.param().status() == ParamStatus.COMPARED
+                        && !CheckReport.CLIPPED_SUM.equals(report.candidate())  // a sum has no samples
                         ? row.param().badSamples().size() + " of " + report.batchSize() : "-")));
     }
 
