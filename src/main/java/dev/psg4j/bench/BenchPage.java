@@ -88,10 +88,9 @@ public final class BenchPage {
         for (BenchResult.Row row : r.rows()) {
             BenchResult.Timing t = row.timing();
             Verification v = row.verification();
-            h.append("<tr data-suite=\"").append(HtmlPages.esc(row.suite())).append("\" data-method=\"")
-                    .append(row.method().label()).append("\" data-batch=\"").append(row.batch()).append("\"")
-                    .append(v == null ? "" : " data-verification=\"" + v.status().name().toLowerCase(Locale.ROOT) + "\"")
-                    .append(">")
+            h.append("<tr").append(v == null ? "" : " data-verification=\"" + v.status().name().toLowerCase(Locale.ROOT)
+                    + "\"").append(" data-suite=\"").append(HtmlPages.esc(row.suite())).append("\" data-method=\"")
+                    .append(row.method().label()).append("\" data-batch=\"").append(row.batch()).append("\">")
                     .append("<td>").append(HtmlPages.esc(row.suite())).append("</td><td>")
                     .append(HtmlPages.esc(r.label(row.method())))
                     .append("</td><td class=\"num\">").append(row.batch()).append("</td><td class=\"num\">")

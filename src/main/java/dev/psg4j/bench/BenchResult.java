@@ -319,7 +319,7 @@ public record BenchResult(String device, String models, Settings settings, Strin
             medianRows.add(m);
             List<String> mem = new ArrayList<>(key);
             methods().forEach(method -> mem.add(row(suite, method, batch, threads).map(Row::peakExtraBytes)
-                    .map(bytes -> String.format(Locale.ROOT, "%.1f", bytes / MIB)).orElse("-")));
+                    .map(bytes -> format(OptionalDouble.of(bytes / MIB), "%s")).orElse("-")));
             memoryRows.add(mem);
             List<String> r = new ArrayList<>(key);
             ratios().forEach(ratio -> r.add(format(ratio(suite, batch, threads, ratio), "%sx")));

@@ -38,8 +38,34 @@ final class PeakMemory {
         });
     }
 
-    /** Runs {@code call} once; returns its peak resident bytes above the resident set before it (0 at least). */
+    /**
+     * Runs {@code call} once; returns its peak resident bytes above the resident set before it (0 at
+     * least). For the call, allocations of {@value #FRESH_MAPPING_BYTES} bytes or more get mappings of
+     * their own, so buffers freed earlier (by the warm-up call, in thread arenas malloc_trim does not
+     * empty) are not silently reused; afterwards glibc's default threshold (128 KiB) is set again, fixed
+     * (glibc no longer adapts it in this JVM: in-process timings, {@code --forks 0}, may differ a little).
+     */
     static long peakExtraBytes(Runnable call) {
+        setMmapThreshold(FRESH_MAPPING_BYTES);
+        try {
+            return measured(call);
+        } finally {
+            setMmapThreshold(GLIBC_DEFAULT_MMAP_THRESHOLD);
+        }
+    }
+
+    /** Allocations at least this large get their own mapping while a call is measured. */
+    static final long FRESH_MAPPING_BYTES = 64 * 1024;
+    private static final long GLIBC_DEFAULT_MMAP_THRESHOLD = 128 * 1024;
+
+    private static void setMmapThreshold(long bytes) {
+        Natives.call(() -> {
+            NativeCore.set_malloc_mmap_threshold(bytes);
+            return null;
+        });
+    }
+
+    private static long measured(Runnable call) {
         releaseFreeNativeMemory();
         if (resetPeak()) {
             long before = statusBytes("VmRSS:");

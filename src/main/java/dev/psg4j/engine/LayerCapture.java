@@ -129,7 +129,8 @@ public final class LayerCapture implements AutoCloseable {
         StringSharedModuleDict named = root.get().named_modules("", true);
         for (long i = 0; i < named.size(); i++) {
             var item = named.get(i);
-            out.put(item.key().getString(), item.value());
+            // the root's key is "", which the presets hand back as a null pointer
+            out.put(item.key() == null ? "" : item.key().getString(), item.value());
         }
         return out;
     }
