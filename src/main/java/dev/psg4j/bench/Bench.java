@@ -44,10 +44,13 @@ import java.util.regex.Pattern;
 import java.util.stream.Collectors;
 
 /**
- * Runs the benchmark suite with JMH (sample-time mode: every call timed, the median of all measured
- * calls reported), one benchmark per model, method, batch size and thread count of the sweep.
- * Before JMH starts, every model is built or loaded once per batch size here and the vmap engine
- * checked on it, so bad input fails fast and no wrong engine is timed.
+ * Runs the benchmark suite (or the user's model, {@link Builder#model}) with JMH (sample-time mode:
+ * every call timed, the median of all measured calls reported), one benchmark per model, method,
+ * batch size and thread count of the sweep, one JMH run per model and batch size. Before each, the
+ * model is set up here at that B, each timed sampler (vmap, the {@link Builder#engine} one) checked
+ * once against the microbatch reference ({@link Verification}: a wrong one is timed and marked, one
+ * that refuses the model is not timed) and every method's peak extra memory measured
+ * ({@link PeakMemory}), so bad input fails fast, before any JVM is forked.
  *
  * <pre>{@code
  * BenchResult result = Bench.builder().suites(Suite.NAMES).batches(List.of(32L, 256L)).threads(1).run();
