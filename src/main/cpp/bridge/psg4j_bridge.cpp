@@ -7,6 +7,7 @@
 #include <c10/util/Exception.h>
 #include <torch/script.h>
 
+#include <algorithm>
 #include <stdexcept>
 
 #if defined(__GLIBC__)
@@ -255,6 +256,18 @@ void release_free_native_memory() {
   malloc_trim(0);
 #endif
 }
+
+// ---- bench memory measurement (issue 10)
+void set_malloc_mmap_threshold(int64_t bytes) {
+#if defined(__GLIBC__)
+  // glibc caps the threshold at 32 MiB (HEAP_MAX on 64-bit) and refuses larger values
+  const int64_t clamped = std::max<int64_t>(0, std::min<int64_t>(bytes, int64_t{32} << 20));
+  mallopt(M_MMAP_THRESHOLD, static_cast<int>(clamped));
+#else
+  (void)bytes;
+#endif
+}
+// ---- end of the bench memory block.
 
 TensorContainer load_tensor_file(const std::string& path, NamedTensorList* entries) {
   return translated([&] {

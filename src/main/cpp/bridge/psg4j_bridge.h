@@ -133,6 +133,15 @@ void vmap_gradients_into(const NativeModel& model, const NativeBatch& batch, con
 // that a memory measurement sees what the process holds rather than what malloc keeps cached.
 void release_free_native_memory();
 
+// ---- bench memory measurement (issue 10)
+// Serves every allocation of at least `bytes` from a mapping of its own (glibc's M_MMAP_THRESHOLD;
+// a no-op elsewhere), so a freed buffer leaves the resident set at once and the next call's buffers
+// show up in it: bench's peak extra memory then counts what a call allocates, not the part of it
+// malloc hands back from free memory it still holds (in thread arenas malloc_trim cannot empty).
+// Fixes the threshold: glibc stops adapting it.
+void set_malloc_mmap_threshold(int64_t bytes);
+// ---- end of the bench memory block.
+
 // Fills `entries` with the tensors of a torch.save file and says what container held them.
 TensorContainer load_tensor_file(const std::string& path, NamedTensorList* entries);
 

@@ -2,11 +2,14 @@ package dev.psg4j.bench;
 
 import dev.psg4j.BadInputException;
 import dev.psg4j.Psg4jException;
+import dev.psg4j.UnsupportedModelException;
 import dev.psg4j.check.CheckMode;
+import dev.psg4j.check.GradSampler;
 import dev.psg4j.check.PerSampleCheck;
 import dev.psg4j.check.Reduction;
 import dev.psg4j.check.Threads;
 import dev.psg4j.engine.Engines;
+import dev.psg4j.engine.GradSamplers;
 import dev.psg4j.report.CheckReport;
 
 import org.openjdk.jmh.annotations.Mode;
@@ -16,6 +19,7 @@ import org.openjdk.jmh.results.RunResult;
 import org.openjdk.jmh.runner.Runner;
 import org.openjdk.jmh.runner.RunnerException;
 import org.openjdk.jmh.runner.format.OutputFormatFactory;
+import org.openjdk.jmh.runner.options.ChainedOptionsBuilder;
 import org.openjdk.jmh.runner.options.Options;
 import org.openjdk.jmh.runner.options.OptionsBuilder;
 import org.openjdk.jmh.runner.options.TimeValue;
@@ -30,6 +34,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Collection;
+import java.util.EnumMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -39,10 +44,13 @@ import java.util.regex.Pattern;
 import java.util.stream.Collectors;
 
 /**
- * Runs the benchmark suite with JMH (sample-time mode: every call timed, the median of all measured
- * calls reported), one benchmark per model, method, batch size and thread count of the sweep.
- * Before JMH starts, every model is built or loaded once per batch size here and the vmap engine
- * checked on it, so bad input fails fast and no wrong engine is timed.
+ * Runs the benchmark suite (or the user's model, {@link Builder#model}) with JMH (sample-time mode:
+ * every call timed, the median of all measured calls reported), one benchmark per model, method,
+ * batch size and thread count of the sweep, one JMH run per model and batch size. Before each, the
+ * model is set up here at that B, each timed sampler (vmap, the {@link Builder#engine} one) checked
+ * once against the microbatch reference ({@link Verification}: a wrong one is timed and marked, one
+ * that refuses the model is not timed) and every method's peak extra memory measured
+ * ({@link PeakMemory}), so bad input fails fast, before any JVM is forked.
  *
  * <pre>{@code
  * BenchResult result = Bench.builder().suites(Suite.NAMES).batches(List.of(32L, 256L)).threads(1).run();
@@ -72,6 +80,9 @@ public final class Bench {
         private List<Long> batches = List.of();
         private List<Integer> threads = List.of(1);
         private Path models;
+        private UserModel user;
+        private EngineSpec engine;
+        private boolean methodsGiven;
         private int warmups = 3;
         private int iterations = 5;
         private long iterationMillis = 400;
@@ -98,6 +109,7 @@ public final class Bench {
                 throw new BadInputException("give at least one method");
             }
             this.methods = methods.stream().distinct().toList();
+            this.methodsGiven = true;
             return this;
         }
 
@@ -193,18 +205,215 @@ public final class Bench {
             return this;
         }
 
+        /** Time the user's own model instead of the suite (see {@link UserModel}); null for the suite. */
+        public Builder model(UserModel user) {
+            this.user = user;
+            return this;
+        }
+
+        /**
+         * Time this grad sampler too, as the {@link BenchMethod#ENGINE} method (added to the default
+         * methods); null for none.
+         */
+        public Builder engine(EngineSpec engine) {
+            this.engine = engine;
+            return this;
+        }
+
         public BenchResult run() {
-            long benchmarks = (long) suites.size() * methods.size() * threads.size()
-                    * Math.max(1, batches.size());
+            List<BenchMethod> timed = timedMethods();
+            if (user != null && models != null) {
+                throw new BadInputException("--models gives the suite exported weights; --model times your own model: "
+                        + "give one of them");
+            }
+            if (engine != null) {
+                engine.requireValid();
+            }
+            List<String> names = user == null ? suites : List.of(user.name());
+            List<Long> sweep = sweep();
+            long benchmarks = (long) names.size() * timed.size() * threads.size() * sweep.size();
             long iterationsEach = (long) Math.max(1, forks) * (warmups + iterations);
-            long preflights = (long) suites.size() * Math.max(1, batches.size());
+            long preflights = (long) names.size() * sweep.size();
             try (BenchProgress bar = progress == null ? BenchProgress.NONE
                     : BenchProgress.on(progress, preflights + benchmarks * iterationsEach)) {
-                List<Long> sweep = preflight(bar);
-                Collection<RunResult> results = runJmh(options(sweep), bar);
-                return new BenchResult("cpu", models == null ? BenchResult.BUILT_IN : models.toString(),
-                        new BenchResult.Settings(warmups, iterations, iterationMillis, forks), rows(results, sweep));
+                List<BenchResult.Row> rows = new ArrayList<>();
+                for (long b : sweep) {
+                    for (String name : names) {
+                        Preflight checked = preflight(name, b, timed);
+                        bar.step("checking " + name + " B=" + b);
+                        List<BenchMethod> runnable = new ArrayList<>();
+                        for (BenchMethod m : timed) {
+                            Verification v = checked.verdicts().get(m);
+                            if (v == null || v.status().timed()) {
+                                runnable.add(m);
+                                continue;
+                            }
+                            for (int t : threads) {
+                                rows.add(new BenchResult.Row(name, m, b, t, null, v, null));
+                                for (long k = 0; k < iterationsEach; k++) {
+                                    bar.step("skipping " + name + "/" + m.label() + " B=" + b);
+                                }
+                            }
+                        }
+                        if (!runnable.isEmpty()) {
+                            rows.addAll(rows(runJmh(options(name, b, runnable), bar), name, b, runnable, checked));
+                        }
+                    }
+                }
+                return new BenchResult("cpu", user != null ? user.model().toString()
+                        : models == null ? BenchResult.BUILT_IN : models.toString(),
+                        new BenchResult.Settings(warmups, iterations, iterationMillis, forks),
+                        engine == null ? null : engine.name(), rows);
             }
+        }
+
+        /** The methods to time: those given, else all, the engine's only with an engine. */
+        private List<BenchMethod> timedMethods() {
+            if (!methodsGiven) {
+                return List.of(BenchMethod.values()).stream()
+                        .filter(m -> m != BenchMethod.ENGINE || engine != null).toList();
+            }
+            if (methods.contains(BenchMethod.ENGINE) && engine == null) {
+                throw new BadInputException("the engine method times the sampler --engine names: give --engine NAME "
+                        + "(and --plugin JAR for a plug-in's), or drop engine from --methods");
+            }
+            return methods;
+        }
+
+        /**
+         * The batch sizes to sweep: those given (each at most the user model's input batch), else
+         * {@value Bench#DEFAULT_BATCH} for the built suite, the exported inputs' batch with
+         * {@link #models}, the whole input with {@link #model(UserModel)}.
+         */
+        private List<Long> sweep() {
+            if (user != null) {
+                long samples = user.samples();
+                batches.forEach(b -> user.requireSamples(b, samples));
+                return batches.isEmpty() ? List.of(samples) : batches;
+            }
+            if (!batches.isEmpty()) {
+                return batches;
+            }
+            return models == null ? List.of(DEFAULT_BATCH) : List.of(exportedBatch());
+        }
+
+        /** What one model at one B got before timing: the samplers' verdicts and every method's peak extra memory. */
+        private record Preflight(Map<BenchMethod, Verification> verdicts, Map<BenchMethod, Long> peakExtraBytes) {
+        }
+
+        /**
+         * Sets the model up at B = {@code batch} in this JVM (bad files fail here with a clear
+         * message, before any JVM is forked), checks each timed sampler once against the reference
+         * (exact, reduction sum), with check-sketch in the run also the vmap engine in sketch mode
+         * (which must agree: a false alarm on a correct engine is a bug, not a timing), then measures
+         * every timeable method's peak extra memory over one call (after one unmeasured call).
+         */
+        private Preflight preflight(String name, long batch, List<BenchMethod> timed) {
+            SuiteBenchmark local = benchmark(name, batch, threads.get(0));
+            local.setUp();
+            try {
+                Map<BenchMethod, Verification> verdicts = new EnumMap<>(BenchMethod.class);
+                Workload w = local.workload();
+                boolean vmapUsed = timed.stream().anyMatch(m -> m != BenchMethod.ENGINE
+                        && m != BenchMethod.MICROBATCH && m != BenchMethod.BACKWARD);
+                if (vmapUsed) {
+                    verdicts.put(BenchMethod.VMAP, verifyVmap(w, CheckMode.EXACT));
+                    if (timed.contains(BenchMethod.CHECK_SKETCH) && verdicts.get(BenchMethod.VMAP).passed()) {
+                        Verification sketch = verifyVmap(w, CheckMode.SKETCH);
+                        if (!sketch.passed()) {
+                            throw new BenchException("the vmap engine's per-sample gradients differ from the reference "
+                                    + "on " + name + " at B = " + batch + " in sketch mode (" + sketch.detail()
+                                    + ") but not in exact mode: a false alarm, not timing it", null);
+                        }
+                    }
+                }
+                if (engine != null && timed.contains(BenchMethod.ENGINE)) {
+                    try (GradSamplers registry = engine.open()) {
+                        verdicts.put(BenchMethod.ENGINE, verify(w, engine.sampler(registry), CheckMode.EXACT));
+                    }
+                }
+                Map<BenchMethod, Long> memory = new EnumMap<>(BenchMethod.class);
+                for (BenchMethod m : timed) {
+                    Verification v = verdicts.get(m);
+                    if (v == null || v.status().timed()) {
+                        m.callOnce(local);
+                        memory.put(m, PeakMemory.peakExtraBytes(() -> m.callOnce(local)));
+                    }
+                }
+                verdicts.keySet().retainAll(timed);
+                return new Preflight(verdicts, memory);
+            } finally {
+                local.tearDown();
+            }
+        }
+
+        /** The vmap engine's verdict; a failure other than refusing the model is the model's, and stops the run. */
+        private Verification verifyVmap(Workload w, CheckMode mode) {
+            try {
+                return verify(w, Engines.vmap(), mode);
+            } catch (BadInputException | UnsupportedModelException e) {
+                throw e;
+            } catch (Psg4jException e) {
+                throw new BenchException("the vmap engine failed on " + w.name() + " at B = " + w.batchSize()
+                        + (models == null ? "" : " (" + Suite.modelFile(models, w.name()) + ")")
+                        + ": " + tellingLine(e.getMessage()), e);
+            }
+        }
+
+        /** One check of {@code sampler} (reduction sum, probes included) against the microbatch reference. */
+        private Verification verify(Workload w, GradSampler sampler, CheckMode mode) {
+            try (PerSampleCheck check = w.check().reduction(Reduction.SUM).mode(mode).threads(threads.get(0)).build()) {
+                CheckReport report = check.run(sampler);
+                return report.passed() ? Verification.PASSED
+                        : new Verification(Verification.Status.WRONG, why(report));
+            } catch (UnsupportedModelException e) {
+                return new Verification(Verification.Status.UNSUPPORTED, tellingLine(e.getMessage()));
+            } catch (BadInputException e) {
+                throw e;
+            } catch (RuntimeException | LinkageError e) {
+                if (sampler.name().equals("vmap") && e instanceof Psg4jException) {
+                    throw e;
+                }
+                return new Verification(Verification.Status.FAILED, e.getClass().getSimpleName() + ": "
+                        + tellingLine(e.getMessage()));
+            }
+        }
+
+        /** The benchmark state for {@code name} at B and thread count, as JMH gets it from {@link #options}. */
+        private SuiteBenchmark benchmark(String name, long batch, int threadCount) {
+            SuiteBenchmark b = new SuiteBenchmark();
+            Map<String, String> params = params(name, batch);
+            b.suite = params.get("suite");
+            b.batch = batch;
+            b.threads = threadCount;
+            b.models = params.get("models");
+            b.model = params.get("model");
+            b.input = params.get("input");
+            b.target = params.get("target");
+            b.loss = params.get("loss");
+            b.batchDim = Integer.parseInt(params.get("batchDim"));
+            b.engine = params.get("engine");
+            b.plugins = params.get("plugins");
+            b.engineOptions = params.get("engineOptions");
+            return b;
+        }
+
+        /** Every {@link SuiteBenchmark} parameter but threads, for {@code name} at B. */
+        private Map<String, String> params(String name, long batch) {
+            String none = SuiteBenchmark.NONE;
+            Map<String, String> p = new LinkedHashMap<>();
+            p.put("suite", name);
+            p.put("batch", Long.toString(batch));
+            p.put("models", models == null ? SuiteBenchmark.BUILT_IN : models.toAbsolutePath().toString());
+            p.put("model", user == null ? none : user.model().toAbsolutePath().toString());
+            p.put("input", user == null ? none : user.input().toAbsolutePath().toString());
+            p.put("target", user == null || user.target() == null ? none : user.target().toAbsolutePath().toString());
+            p.put("loss", user == null ? "l1" : user.loss());
+            p.put("batchDim", Integer.toString(user == null ? 0 : user.batchDim()));
+            p.put("engine", engine == null ? none : engine.name());
+            p.put("plugins", engine == null ? none : engine.pluginsParam());
+            p.put("engineOptions", engine == null ? "{}" : engine.optionsParam());
+            return p;
         }
 
         private Collection<RunResult> runJmh(Options options, BenchProgress bar) {
@@ -221,29 +430,8 @@ public final class Bench {
             }
         }
 
-        /**
-         * Builds or loads every model once per batch size and checks the vmap engine on it (sum
-         * reduction): bad files fail here with a clear message, before any JVM is forked. Returns the
-         * batch sizes to sweep (with {@link #models} and none given: the exported inputs' batch).
-         */
-        private List<Long> preflight(BenchProgress bar) {
-            List<Long> sweep = batches.isEmpty() && models == null ? List.of(DEFAULT_BATCH) : batches;
-            if (sweep.isEmpty()) {
-                return List.of(exportedBatch(bar));
-            }
-            for (long b : sweep) {
-                for (String name : suites) {
-                    try (Suite suite = models == null ? Suite.build(name, b) : Suite.load(name, models, b)) {
-                        checkVmapEngine(suite);
-                    }
-                    bar.step("checking " + name + " B=" + b);
-                }
-            }
-            return sweep;
-        }
-
-        /** Checks every model on the single-batch export's inputs; returns their common batch size. */
-        private long exportedBatch(BenchProgress bar) {
+        /** The batch size of the single-batch export's inputs, common to every model. */
+        private long exportedBatch() {
             Long found = null;
             for (String name : suites) {
                 try (Suite suite = Suite.load(name, models)) {
@@ -253,56 +441,19 @@ public final class Bench {
                                 + " and " + b + " in " + name + "): export them together with bench_python.py --export");
                     }
                     found = b;
-                    checkVmapEngine(suite);
                 }
-                bar.step("checking " + name);
             }
             return found;
         }
 
-        /**
-         * One exact check of the vmap engine (sum reduction, probes included): no wrong engine is
-         * timed; with check-sketch in the run also one sketch check, which must agree (a false alarm
-         * on the clean suite is a bug, not a timing).
-         */
-        private void checkVmapEngine(Suite suite) {
-            checkVmapEngine(suite, CheckMode.EXACT);
-            if (methods.contains(BenchMethod.CHECK_SKETCH)) {
-                checkVmapEngine(suite, CheckMode.SKETCH);
-            }
-        }
-
-        private void checkVmapEngine(Suite suite, CheckMode mode) {
-            String name = suite.name();
-            try (PerSampleCheck check = PerSampleCheck.builder().model(suite.model()).inputs(suite.input())
-                    .reduction(Reduction.SUM).mode(mode).threads(threads.get(0)).build()) {
-                CheckReport report;
-                try {
-                    report = check.run(Engines.vmap());
-                } catch (BadInputException e) {
-                    throw e;
-                } catch (Psg4jException e) {
-                    throw new BenchException("the vmap engine failed on " + name + " at B = " + suite.batchSize()
-                            + (models == null ? "" : " (" + Suite.modelFile(models, name) + ")")
-                            + ": " + tellingLine(e.getMessage()), e);
-                }
-                if (!report.passed()) {
-                    throw new BenchException("the vmap engine's per-sample gradients differ from the reference on "
-                            + name + " at B = " + suite.batchSize() + " in " + mode.label() + " mode (" + why(report)
-                            + "); not timing a wrong engine", null);
-                }
-            }
-        }
-
-        private Options options(List<Long> sweep) {
+        private Options options(String name, long batch, List<BenchMethod> runnable) {
             String include = Pattern.quote(SuiteBenchmark.class.getName()) + "\\.("
-                    + methods.stream().map(BenchMethod::benchmarkName).collect(Collectors.joining("|")) + ")$";
-            return new OptionsBuilder()
+                    + runnable.stream().map(BenchMethod::benchmarkName).collect(Collectors.joining("|")) + ")$";
+            ChainedOptionsBuilder builder = new OptionsBuilder()
                     .include(include)
-                    .param("suite", suites.toArray(String[]::new))
-                    .param("batch", sweep.stream().map(String::valueOf).toArray(String[]::new))
-                    .param("threads", threads.stream().map(String::valueOf).toArray(String[]::new))
-                    .param("models", models == null ? SuiteBenchmark.BUILT_IN : models.toAbsolutePath().toString())
+                    .param("threads", threads.stream().map(String::valueOf).toArray(String[]::new));
+            params(name, batch).forEach(builder::param);
+            return builder
                     .mode(Mode.SampleTime)
                     .timeUnit(TimeUnit.MILLISECONDS)
                     .warmupIterations(warmups)
@@ -316,26 +467,29 @@ public final class Bench {
                     .build();
         }
 
-        /** One row per model, method, B and threads; every one must have been measured. */
-        private List<BenchResult.Row> rows(Collection<RunResult> results, List<Long> sweep) {
-            Map<List<Object>, BenchResult.Row> found = new LinkedHashMap<>();
+        /** One row per method and threads of one model at one B; every one must have been measured. */
+        private List<BenchResult.Row> rows(Collection<RunResult> results, String name, long batch,
+                                           List<BenchMethod> runnable, Preflight checked) {
+            Map<List<Object>, BenchResult.Timing> found = new LinkedHashMap<>();
             for (RunResult r : results == null ? List.<RunResult>of() : results) {
-                BenchResult.Row row = row(r);
-                found.put(List.of(row.suite(), row.method(), row.batch(), row.threads()), row);
+                BenchmarkParams params = r.getParams();
+                String benchmark = params.getBenchmark();
+                BenchMethod method = BenchMethod.ofBenchmark(benchmark.substring(benchmark.lastIndexOf('.') + 1));
+                Result<?> primary = r.getPrimaryResult();
+                Statistics stats = primary.getStatistics();
+                found.put(List.of(method, Integer.parseInt(params.getParam("threads"))), new BenchResult.Timing(
+                        stats.getPercentile(50), primary.getScore(), primary.getScoreError(), stats.getN()));
             }
             List<BenchResult.Row> rows = new ArrayList<>();
             List<String> missing = new ArrayList<>();
-            for (String suite : suites) {
-                for (long b : sweep) {
-                    for (int t : threads) {
-                        for (BenchMethod method : methods) {
-                            BenchResult.Row row = found.get(List.of(suite, method, b, t));
-                            if (row == null || row.timing().samples() == 0) {
-                                missing.add(suite + "/" + method.label() + " B=" + b + " threads=" + t);
-                            } else {
-                                rows.add(row);
-                            }
-                        }
+            for (int t : threads) {
+                for (BenchMethod method : runnable) {
+                    BenchResult.Timing timing = found.get(List.of(method, t));
+                    if (timing == null || timing.samples() == 0) {
+                        missing.add(name + "/" + method.label() + " B=" + batch + " threads=" + t);
+                    } else {
+                        rows.add(new BenchResult.Row(name, method, batch, t, timing, checked.verdicts().get(method),
+                                checked.peakExtraBytes().get(method)));
                     }
                 }
             }
@@ -344,17 +498,6 @@ public final class Bench {
                         + " (--verbose shows JMH's log)", null);
             }
             return rows;
-        }
-
-        private static BenchResult.Row row(RunResult r) {
-            BenchmarkParams params = r.getParams();
-            String benchmark = params.getBenchmark();
-            BenchMethod method = BenchMethod.ofBenchmark(benchmark.substring(benchmark.lastIndexOf('.') + 1));
-            Result<?> primary = r.getPrimaryResult();
-            Statistics stats = primary.getStatistics();
-            return new BenchResult.Row(params.getParam("suite"), method, Long.parseLong(params.getParam("batch")),
-                    Integer.parseInt(params.getParam("threads")), new BenchResult.Timing(stats.getPercentile(50),
-                    primary.getScore(), primary.getScoreError(), stats.getN()));
         }
     }
 

@@ -4,30 +4,48 @@ import dev.psg4j.BadInputException;
 
 import java.util.Arrays;
 import java.util.Locale;
+import java.util.function.Consumer;
 import java.util.stream.Collectors;
 
 /** What {@code psg4j bench} times per suite model and batch size; each is one {@code @Benchmark} of {@link SuiteBenchmark}. */
 public enum BenchMethod {
     /** The vmap engine's per-sample gradients. */
-    VMAP("vmap"),
+    VMAP("vmap", SuiteBenchmark::vmap),
     /** The microbatch engine's (the reference's) per-sample gradients. */
-    MICROBATCH("microbatch"),
+    MICROBATCH("microbatch", SuiteBenchmark::microbatch),
     /**
      * A full exact check of the vmap engine, as Opacus's check runs: check set-up, the probes, the
      * candidate and the streamed reference for both reductions (sum and mean).
      */
-    CHECK_EXACT("checkExact"),
+    CHECK_EXACT("checkExact", SuiteBenchmark::checkExact),
     /** The same full check in sketch mode (random projections of the per-sample gradients), both reductions. */
-    CHECK_SKETCH("checkSketch"),
+    CHECK_SKETCH("checkSketch", SuiteBenchmark::checkSketch),
     /** The probes alone (finite values, determinism, exhaustive batch independence): 2⌈log₂B⌉ VJPs and 3 forwards. */
-    PROBE("probe"),
+    PROBE("probe", SuiteBenchmark::probe),
     /** One plain batched backward, no per-sample gradients: the floor the others are measured against. */
-    BACKWARD("backward");
+    BACKWARD("backward", SuiteBenchmark::backward),
+    /**
+     * The grad sampler {@code --engine NAME} names (a built-in or a plug-in's), timed like vmap;
+     * reports show the engine's name. Only with an engine given.
+     */
+    ENGINE("engine", SuiteBenchmark::engine);
 
     private final String benchmarkName;
+    private final Consumer<SuiteBenchmark> call;
 
-    BenchMethod(String benchmarkName) {
+    BenchMethod(String benchmarkName, Consumer<SuiteBenchmark> call) {
         this.benchmarkName = benchmarkName;
+        this.call = call;
+    }
+
+    /** One call of the method on a set-up benchmark, as JMH times it (for the memory measurement). */
+    void callOnce(SuiteBenchmark benchmark) {
+        call.accept(benchmark);
+    }
+
+    /** Whether it times a grad sampler, which is verified against the reference at every B (vmap, engine). */
+    public boolean isSampler() {
+        return this == VMAP || this == ENGINE;
     }
 
     /** The name used on the command line and in reports: lower case, words joined by '-' (check-exact). */

@@ -46,7 +46,10 @@ public final class BenchPage {
                 : "weights and inputs from " + r.models());
         item(h, "batch sizes (B)", join(r.batches()));
         item(h, "threads", join(r.threadCounts()));
-        item(h, "methods", String.join(", ", r.methods().stream().map(BenchMethod::label).toList()));
+        item(h, "methods", String.join(", ", r.methods().stream().map(r::label).toList()));
+        if (r.engine() != null) {
+            item(h, "engine", r.engine() + " (verified against the microbatch reference at every B)");
+        }
         item(h, "device", r.device());
         item(h, "JMH", String.format(Locale.ROOT, "sample time, %d fork(s), %d × %d ms warm-up, %d × %d ms measured",
                 s.forks(), s.warmups(), s.iterationMillis(), s.iterations(), s.iterationMillis()));
@@ -54,7 +57,11 @@ public final class BenchPage {
                 + " timed; score ± error is JMH's mean with the half-width of its 99.9% confidence interval (no"
                 + " error where JMH had too few calls for one)."
                 + " Loss l1 against zeros; the engines and the backward use reduction sum, the checks both"
-                + " reductions.</p>\n</header>\n");
+                + " reductions (a model of your own: its loss). The samplers (vmap and the engine) are checked once"
+                + " per B against the microbatch reference (exact, reduction sum) outside the timed region: a WRONG"
+                + " sampler's points are drawn as red crosses, an unsupported one has none. Peak extra memory is the"
+                + " peak resident set over one call minus the resident set before it (free native memory returned to"
+                + " the system first), measured in the bench's own JVM.</p>\n</header>\n");
     }
 
     private static void charts(StringBuilder h, BenchResult r) {
@@ -65,24 +72,37 @@ public final class BenchPage {
                     .append(name).append("\" style=\"height:420px\"></div>\n<figcaption>")
                     .append(name).append(": median ms per call against B, one line per method")
                     .append(r.threadCounts().size() > 1 ? " and thread count" : "")
-                    .append("; both axes logarithmic.</figcaption>\n</figure>\n</section>\n");
+                    .append("; both axes logarithmic.</figcaption>\n</figure>\n<figure>\n")
+                    .append("<div class=\"chart bench-memory\" id=\"memory-").append(name).append("\" data-suite=\"")
+                    .append(name).append("\" style=\"height:360px\"></div>\n<figcaption>").append(name)
+                    .append(": peak extra MiB of one call against B, one line per method; both axes logarithmic.")
+                    .append("</figcaption>\n</figure>\n</section>\n");
         }
     }
 
     private static void timings(StringBuilder h, BenchResult r) {
         h.append("<section>\n<h2>Timings</h2>\n<table id=\"timings\">\n<thead><tr><th>model</th><th>method</th>"
-                + "<th>B</th><th>threads</th><th>median ms</th><th>score ± error ms</th><th>samples</th></tr></thead>\n"
+                + "<th>B</th><th>threads</th><th>median ms</th><th>score ± error ms</th><th>samples</th>"
+                + "<th>verified</th><th>peak extra MiB</th></tr></thead>\n"
                 + "<tbody>\n");
         for (BenchResult.Row row : r.rows()) {
             BenchResult.Timing t = row.timing();
-            h.append("<tr data-suite=\"").append(HtmlPages.esc(row.suite())).append("\" data-method=\"")
+            Verification v = row.verification();
+            h.append("<tr").append(v == null ? "" : " data-verification=\"" + v.status().name().toLowerCase(Locale.ROOT)
+                    + "\"").append(" data-suite=\"").append(HtmlPages.esc(row.suite())).append("\" data-method=\"")
                     .append(row.method().label()).append("\" data-batch=\"").append(row.batch()).append("\">")
-                    .append("<td>").append(HtmlPages.esc(row.suite())).append("</td><td>").append(row.method().label())
+                    .append("<td>").append(HtmlPages.esc(row.suite())).append("</td><td>")
+                    .append(HtmlPages.esc(r.label(row.method())))
                     .append("</td><td class=\"num\">").append(row.batch()).append("</td><td class=\"num\">")
-                    .append(row.threads()).append("</td><td class=\"num\">").append(ms(t.medianMs()))
-                    .append("</td><td class=\"num\">").append(ms(t.scoreMs()))
-                    .append(Double.isFinite(t.scoreErrorMs()) ? " ± " + ms(t.scoreErrorMs()) : "")
-                    .append("</td><td class=\"num\">").append(t.samples()).append("</td></tr>\n");
+                    .append(row.threads()).append("</td><td class=\"num\">")
+                    .append(t == null ? "-" : ms(t.medianMs()))
+                    .append("</td><td class=\"num\">").append(t == null ? "-" : ms(t.scoreMs()))
+                    .append(t != null && Double.isFinite(t.scoreErrorMs()) ? " ± " + ms(t.scoreErrorMs()) : "")
+                    .append("</td><td class=\"num\">").append(t == null ? 0 : t.samples()).append("</td><td>")
+                    .append(v == null ? "" : HtmlPages.esc(v.passed() ? "yes" : v.status().mark() + ": " + v.detail()))
+                    .append("</td><td class=\"num\">").append(row.peakExtraBytes() == null ? "-"
+                            : String.format(Locale.ROOT, "%.1f", row.peakExtraBytes() / (1024.0 * 1024.0)))
+                    .append("</td></tr>\n");
         }
         h.append("</tbody>\n</table>\n</section>\n");
     }

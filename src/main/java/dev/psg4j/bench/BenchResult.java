@@ -32,15 +32,22 @@ import java.util.function.Function;
  * @param device   where they ran ("cpu")
  * @param models   "java" for the suite built in Java with seeded weights, else the folder whose exported weights and inputs it took
  * @param settings how JMH ran
+ * @param engine   the name of the sampler the {@link BenchMethod#ENGINE} method timed, or null
  * @param rows     every timing, ordered by model (suite order), B, threads, method
  */
-public record BenchResult(String device, String models, Settings settings, List<Row> rows) {
+public record BenchResult(String device, String models, Settings settings, String engine, List<Row> rows) {
 
     /** The {@link #models} value for the suite built in Java. */
     public static final String BUILT_IN = "java";
 
-    /** The JSON layout's version: 2 is the sweep's (one result per model, method, B, threads). */
-    public static final int SCHEMA_VERSION = 2;
+    /**
+     * The JSON layout's version: 2 is the sweep's (one result per model, method, B, threads); 3 adds
+     * the engine, each result's verification and peak extra memory, and null timings for samplers
+     * that were not timed (unsupported or failed).
+     */
+    public static final int SCHEMA_VERSION = 3;
+
+    private static final double MIB = 1024.0 * 1024.0;
 
     /** The ratios reported, numerator over denominator, when both were timed. */
     public static final List<Ratio> RATIOS = List.of(
@@ -49,7 +56,9 @@ public record BenchResult(String device, String models, Settings settings, List<
             new Ratio(BenchMethod.CHECK_EXACT, BenchMethod.BACKWARD),
             new Ratio(BenchMethod.CHECK_SKETCH, BenchMethod.BACKWARD),
             new Ratio(BenchMethod.CHECK_EXACT, BenchMethod.CHECK_SKETCH),
-            new Ratio(BenchMethod.PROBE, BenchMethod.BACKWARD));
+            new Ratio(BenchMethod.PROBE, BenchMethod.BACKWARD),
+            new Ratio(BenchMethod.ENGINE, BenchMethod.BACKWARD),
+            new Ratio(BenchMethod.ENGINE, BenchMethod.VMAP));
 
     private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
     private static final Comparator<Row> ORDER = Comparator.<Row>comparingInt(r -> suiteIndex(r.suite()))
@@ -74,13 +83,37 @@ public record BenchResult(String device, String models, Settings settings, List<
     public record Timing(double medianMs, double scoreMs, double scoreErrorMs, long samples) {
     }
 
-    /** A timing and what it timed. */
-    public record Row(String suite, BenchMethod method, long batch, int threads, Timing timing) {
+    /**
+     * A timing and what it timed.
+     *
+     * @param timing          null when the sampler was not timed (its verification says why)
+     * @param verification    the sampler's check at this B (vmap, engine); null for the other methods
+     * @param peakExtraBytes  peak resident bytes above the baseline over one call (see {@link PeakMemory}); null when not run
+     */
+    public record Row(String suite, BenchMethod method, long batch, int threads, Timing timing,
+                      Verification verification, Long peakExtraBytes) {
         public Row {
             Objects.requireNonNull(suite, "suite");
             Objects.requireNonNull(method, "method");
-            Objects.requireNonNull(timing, "timing");
+            if (timing == null && (verification == null || verification.status().timed())) {
+                throw new IllegalArgumentException("only a sampler that was not timed has no timing");
+            }
         }
+
+        /** The row's median cell: the ms, marked when the sampler is wrong; the verdict alone when not timed. */
+        String medianCell() {
+            if (timing == null) {
+                return verification.status().mark();
+            }
+            String ms = format(OptionalDouble.of(timing.medianMs()), "%s");
+            return verification != null && verification.status() == Verification.Status.WRONG
+                    ? ms + " " + verification.status().mark() : ms;
+        }
+    }
+
+    /** The name reports give {@code method}: the engine's own name for {@link BenchMethod#ENGINE}. */
+    public String label(BenchMethod method) {
+        return method == BenchMethod.ENGINE && engine != null ? engine : method.label();
     }
 
     /** {@code numerator / denominator}, e.g. vmap/backward. */
@@ -92,8 +125,13 @@ public record BenchResult(String device, String models, Settings settings, List<
 
     /** The timing of {@code method} on {@code suite} at B = {@code batch} and {@code threads} threads, if timed. */
     public Optional<Timing> timing(String suite, BenchMethod method, long batch, int threads) {
+        return row(suite, method, batch, threads).map(Row::timing);
+    }
+
+    /** The row of {@code method} on {@code suite} at B = {@code batch} and {@code threads} threads, if any. */
+    public Optional<Row> row(String suite, BenchMethod method, long batch, int threads) {
         return rows.stream().filter(r -> r.suite().equals(suite) && r.method() == method && r.batch() == batch
-                && r.threads() == threads).map(Row::timing).findFirst();
+                && r.threads() == threads).findFirst();
     }
 
     /** The median of that timing in ms, if timed. */
@@ -184,6 +222,14 @@ public record BenchResult(String device, String models, Settings settings, List<
         root.put("models", models);
         root.put("statistic", "median");
         root.put("unit", "ms");
+        if (engine == null) {
+            root.putNull("engine");
+        } else {
+            root.put("engine", engine);
+        }
+        root.put("memory", "peak_extra_bytes: the peak resident set over one call minus the resident set before it, "
+                + "after returning free native memory to the system; measured once per model, method and B in the "
+                + "bench's own JVM at the first thread count");
         ObjectNode jmh = root.putObject("jmh");
         jmh.put("mode", "sample_time");
         jmh.put("warmups", settings.warmups());
@@ -202,10 +248,26 @@ public record BenchResult(String device, String models, Settings settings, List<
             node.put("method", r.method().label());
             node.put("batch", r.batch());
             node.put("threads", r.threads());
-            putFinite(node, "median_ms", r.timing().medianMs());
-            putFinite(node, "score_ms", r.timing().scoreMs());
-            putFinite(node, "score_error_ms", r.timing().scoreErrorMs());
-            node.put("samples", r.timing().samples());
+            Timing t = r.timing();
+            putFinite(node, "median_ms", t == null ? Double.NaN : t.medianMs());
+            putFinite(node, "score_ms", t == null ? Double.NaN : t.scoreMs());
+            putFinite(node, "score_error_ms", t == null ? Double.NaN : t.scoreErrorMs());
+            node.put("samples", t == null ? 0 : t.samples());
+            Verification v = r.verification();
+            if (v == null) {
+                node.putNull("verified");
+            } else {
+                node.put("verified", v.passed());
+                node.put("verification", v.status().name().toLowerCase(Locale.ROOT));
+                if (v.detail() != null) {
+                    node.put("failure", v.detail());
+                }
+            }
+            if (r.peakExtraBytes() == null) {
+                node.putNull("peak_extra_bytes");
+            } else {
+                node.put("peak_extra_bytes", r.peakExtraBytes());
+            }
         }
         ArrayNode ratios = root.putArray("ratios");
         forEachSetting((suite, batch, threads) -> {
@@ -244,16 +306,21 @@ public record BenchResult(String device, String models, Settings settings, List<
     /** The summary line, the medians (model × B × threads rows, a column per method), then the ratios. */
     public String table() {
         List<String> medianHeader = new ArrayList<>(List.of("suite", "B", "threads"));
-        methods().forEach(m -> medianHeader.add(m.label()));
+        methods().forEach(m -> medianHeader.add(label(m)));
         List<String> ratioHeader = new ArrayList<>(List.of("suite", "B", "threads"));
-        ratios().forEach(r -> ratioHeader.add(r.label()));
+        ratios().forEach(r -> ratioHeader.add(label(r.numerator()) + "/" + label(r.denominator())));
+        List<List<String>> memoryRows = new ArrayList<>();
         List<List<String>> medianRows = new ArrayList<>();
         List<List<String>> ratioRows = new ArrayList<>();
         forEachSetting((suite, batch, threads) -> {
             List<String> key = List.of(suite, Long.toString(batch), Integer.toString(threads));
             List<String> m = new ArrayList<>(key);
-            methods().forEach(method -> m.add(format(median(suite, method, batch, threads), "%s")));
+            methods().forEach(method -> m.add(row(suite, method, batch, threads).map(Row::medianCell).orElse("-")));
             medianRows.add(m);
+            List<String> mem = new ArrayList<>(key);
+            methods().forEach(method -> mem.add(row(suite, method, batch, threads).map(Row::peakExtraBytes)
+                    .map(bytes -> format(OptionalDouble.of(bytes / MIB), "%s")).orElse("-")));
+            memoryRows.add(mem);
             List<String> r = new ArrayList<>(key);
             ratios().forEach(ratio -> r.add(format(ratio(suite, batch, threads, ratio), "%sx")));
             ratioRows.add(r);
@@ -262,13 +329,33 @@ public record BenchResult(String device, String models, Settings settings, List<
         if (!ratios().isEmpty()) {
             out.append('\n').append(textTable(ratioHeader, ratioRows));
         }
+        if (rows.stream().anyMatch(r -> r.peakExtraBytes() != null)) {
+            out.append('\n').append(MEMORY_CAPTION).append('\n').append(textTable(medianHeader, memoryRows));
+        }
+        for (Row r : rows) {
+            Verification v = r.verification();
+            if (v != null && !v.passed()) {
+                out.append(String.format(Locale.ROOT, "%s: %s on %s at B = %d%s: %s%n", v.status().mark(),
+                        label(r.method()), r.suite(), r.batch(), threadCounts().size() > 1 ? ", " + r.threads()
+                                + " threads" : "", v.detail()));
+            }
+        }
+        if (rows.stream().anyMatch(r -> r.verification() != null && r.verification().status() == Verification.Status.WRONG)) {
+            out.append("a WRONG sampler's timing is of per-sample gradients that differ from the reference: "
+                    + "fix the sampler before reading it\n");
+        }
         return out.toString();
     }
+
+    /** The line above the memory table. */
+    public static final String MEMORY_CAPTION = "peak extra memory of one call (MiB above the resident set before it):";
 
     private static String textTable(List<String> header, List<List<String>> rows) {
         Column[] columns = new Column[header.size()];
         for (int c = 0; c < columns.length; c++) {
-            int width = c < 3 ? 8 : Math.max(12, header.get(c).length() + 3);
+            int column = c;
+            int longest = rows.stream().mapToInt(r -> r.get(column).length()).max().orElse(0);
+            int width = Math.max(c < 3 ? 8 : 12, Math.max(header.get(c).length(), longest) + 3);
             columns[c] = new Column(width, 1, Overflow.WRAP);
         }
         TextTable table = TextTable.forColumns(Ansi.OFF, columns);
@@ -279,10 +366,11 @@ public record BenchResult(String device, String models, Settings settings, List<
 
     /** One line: what ran where, and how it was measured. */
     public String summary() {
-        return String.format(Locale.ROOT, "bench: B = %s, threads %s, device %s, models %s; JMH sample time, "
+        return String.format(Locale.ROOT, "bench: B = %s, threads %s, device %s, models %s%s; JMH sample time, "
                         + "%d fork%s, %d x %d ms warm-up, %d x %d ms measured; median (p50) ms per call",
                 join(batches()), join(threadCounts()), device,
                 models.equals(BUILT_IN) ? "built in Java (C++ frontend)" : "from " + models,
+                engine == null ? "" : ", engine " + engine + " verified against the reference at every B",
                 settings.forks(), settings.forks() == 1 ? "" : "s", settings.warmups(), settings.iterationMillis(),
                 settings.iterations(), settings.iterationMillis());
     }

@@ -1,8 +1,6 @@
 package dev.psg4j.bench;
 
 import dev.psg4j.BadInputException;
-import dev.psg4j.bridge.NativeCore;
-import dev.psg4j.bridge.Natives;
 
 import org.bytedeco.javacpp.Pointer;
 
@@ -38,10 +36,7 @@ public final class Soak {
      */
     public record Sample(long checks, long residentBytes, long committedHeapBytes, long nativeBytes, long pointers) {
         static Sample now(long checks) {
-            Natives.call(() -> {
-                NativeCore.release_free_native_memory();
-                return null;
-            });
+            PeakMemory.releaseFreeNativeMemory();
             long resident = Pointer.physicalBytes();
             long heap = ManagementFactory.getMemoryMXBean().getHeapMemoryUsage().getCommitted();
             return new Sample(checks, resident, heap, resident - heap, Pointer.totalCount());

@@ -3,15 +3,14 @@ package dev.psg4j.bench;
 import dev.psg4j.check.Batch;
 import dev.psg4j.check.CheckMode;
 import dev.psg4j.check.GradSampler;
-import dev.psg4j.check.Loss;
 import dev.psg4j.check.PerSampleCheck;
 import dev.psg4j.check.Probes;
 import dev.psg4j.check.Reduction;
 import dev.psg4j.engine.Engines;
+import dev.psg4j.engine.GradSamplers;
 
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Tensor;
-import org.bytedeco.pytorch.TensorVector;
 import org.bytedeco.pytorch.global.torch;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
@@ -25,12 +24,11 @@ import org.openjdk.jmh.annotations.State;
 import org.openjdk.jmh.annotations.TearDown;
 
 import java.nio.file.Path;
-import java.util.List;
 import java.util.concurrent.TimeUnit;
 
 /**
- * The JMH benchmarks behind {@code psg4j bench}: one suite model (its {@link Suite}) at one batch
- * size, l1 loss against zeros, each method timed per call: the engines and the backward with
+ * The JMH benchmarks behind {@code psg4j bench}: one suite model (its {@link Suite}, l1 loss
+ * against zeros) or the user's model ({@link UserModel}) at one batch size, each method timed per call: the engines and the backward with
  * reduction sum, the checks with both reductions (as Opacus's check runs). {@link Bench} runs them with its
  * options; the {@code @Param} defaults here only make the class runnable by JMH's own main.
  *
@@ -57,36 +55,92 @@ public class SuiteBenchmark {
     @Param({BUILT_IN})
     public String models;
 
+    /** The user's TorchScript file ({@link UserModel}), or {@link #NONE} for the suite model {@link #suite}. */
+    @Param({NONE})
+    public String model;
+
+    /** With {@link #model}: its batch file. */
+    @Param({NONE})
+    public String input;
+
+    /** With {@link #model}: its targets file, or {@link #NONE}. */
+    @Param({NONE})
+    public String target;
+
+    /** With {@link #model}: the loss. */
+    @Param({"l1"})
+    public String loss;
+
+    /** With {@link #model}: the batch dimension of inputs and targets. */
+    @Param({"0"})
+    public int batchDim;
+
+    /** The sampler the {@code engine} benchmark times (a registered name), or {@link #NONE}. */
+    @Param({NONE})
+    public String engine;
+
+    /** Plug-in jars for {@link #engine}: {@link EngineSpec#pluginsParam()}. */
+    @Param({NONE})
+    public String plugins;
+
+    /** Options of {@link #engine}: {@link EngineSpec#optionsParam()}. */
+    @Param({"{}"})
+    public String engineOptions;
+
     /** The {@link #models} value that means: build the suite in Java. */
     public static final String BUILT_IN = "-";
 
-    private Suite model;
+    /** The value of a file or name parameter that is not given. */
+    public static final String NONE = "-";
+
+    private Workload workload;
     private Batch samples;
     private GradSampler vmapEngine;
     private GradSampler microbatchEngine;
+    private GradSamplers registry;
+    private GradSampler chosenEngine;
     private Tensor[] parameters;
 
     @Setup(Level.Trial)
     public void setUp() {
         torch.set_num_threads(threads);
-        model = BUILT_IN.equals(models) ? Suite.build(suite, batch) : Suite.load(suite, Path.of(models), batch);
-        samples = Batch.of(model.input());
+        workload = NONE.equals(model)
+                ? Workload.suite(suite, BUILT_IN.equals(models) ? null : Path.of(models), batch)
+                : userModel().open(batch);
+        samples = workload.batch();
         vmapEngine = Engines.vmap();
         microbatchEngine = Engines.microbatch();
-        parameters = model.model().trainableParameters().values().toArray(Tensor[]::new);
+        if (!NONE.equals(engine)) {
+            EngineSpec spec = EngineSpec.ofParams(engine, plugins, engineOptions);
+            registry = spec.open();
+            chosenEngine = spec.sampler(registry);
+        }
+        parameters = workload.model().trainableParameters().values().toArray(Tensor[]::new);
+    }
+
+    /** The {@link UserModel} the parameters name. */
+    UserModel userModel() {
+        return new UserModel(Path.of(model), Path.of(input), NONE.equals(target) ? null : Path.of(target), loss, batchDim);
+    }
+
+    /** The workload set up (for the verification and memory measurement run in the bench's own JVM). */
+    Workload workload() {
+        return workload;
     }
 
     @TearDown(Level.Trial)
     public void tearDown() {
-        samples.close();
-        model.close();
+        workload.close();
+        if (registry != null) {
+            registry.close();
+        }
     }
 
     /** The vmap engine's per-sample gradients: vmap(grad) natively, the whole batch in one pass. */
     @Benchmark
     public int vmap() {
         try (PointerScope scope = new PointerScope()) {
-            return vmapEngine.perSampleGradients(model.model(), samples, Loss.L1, Reduction.SUM).size();
+            return vmapEngine.perSampleGradients(workload.model(), samples, workload.loss(), Reduction.SUM).size();
         }
     }
 
@@ -94,7 +148,18 @@ public class SuiteBenchmark {
     @Benchmark
     public int microbatch() {
         try (PointerScope scope = new PointerScope()) {
-            return microbatchEngine.perSampleGradients(model.model(), samples, Loss.L1, Reduction.SUM).size();
+            return microbatchEngine.perSampleGradients(workload.model(), samples, workload.loss(), Reduction.SUM).size();
+        }
+    }
+
+    /** The {@code --engine} sampler's per-sample gradients (a built-in or a plug-in's), reduction sum. */
+    @Benchmark
+    public int engine() {
+        if (chosenEngine == null) {
+            throw new IllegalStateException("the engine benchmark needs the engine parameter");
+        }
+        try (PointerScope scope = new PointerScope()) {
+            return chosenEngine.perSampleGradients(workload.model(), samples, workload.loss(), Reduction.SUM).size();
         }
     }
 
@@ -105,8 +170,7 @@ public class SuiteBenchmark {
     @Benchmark
     public boolean checkExact() {
         try (PointerScope scope = new PointerScope();
-             PerSampleCheck check = PerSampleCheck.builder().model(model.model()).inputs(model.input())
-                     .loss(Loss.L1).reductions(Reduction.SUM, Reduction.MEAN).threads(threads).build()) {
+             PerSampleCheck check = workload.check().reductions(Reduction.SUM, Reduction.MEAN).threads(threads).build()) {
             return check.run(vmapEngine).passed();
         }
     }
@@ -119,8 +183,7 @@ public class SuiteBenchmark {
     @Benchmark
     public boolean checkSketch() {
         try (PointerScope scope = new PointerScope();
-             PerSampleCheck check = PerSampleCheck.builder().model(model.model()).inputs(model.input())
-                     .loss(Loss.L1).reductions(Reduction.SUM, Reduction.MEAN).mode(CheckMode.SKETCH)
+             PerSampleCheck check = workload.check().reductions(Reduction.SUM, Reduction.MEAN).mode(CheckMode.SKETCH)
                      .threads(threads).build()) {
             return check.run(vmapEngine).passed();
         }
@@ -130,7 +193,7 @@ public class SuiteBenchmark {
     @Benchmark
     public boolean probe() {
         try (PointerScope scope = new PointerScope()) {
-            return Probes.report(model.model(), samples, Probes.DEFAULT_PROBE_SAMPLES).passed();
+            return Probes.report(workload.model(), samples, Probes.DEFAULT_PROBE_SAMPLES).passed();
         }
     }
 
@@ -138,8 +201,7 @@ public class SuiteBenchmark {
     @Benchmark
     public long backward() {
         try (PointerScope scope = new PointerScope()) {
-            Tensor loss = Loss.L1.apply(model.forward(model.input()), List.of(), Reduction.SUM, model.batchSize());
-            return torch.grad(new TensorVector(loss), new TensorVector(parameters)).size();
+            return workload.backward(parameters);
         }
     }
 }

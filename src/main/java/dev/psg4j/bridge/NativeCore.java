@@ -505,6 +505,11 @@ public final class NativeCore {
     /** glibc's malloc_trim(0): returns the allocator's free pages to the system. */
     public static native void release_free_native_memory();
 
+    // ---- bench memory measurement (issue 10)
+    /** glibc's mallopt(M_MMAP_THRESHOLD, bytes) (at most 32 MiB): allocations of that size or more get their own mapping. */
+    public static native void set_malloc_mmap_threshold(long bytes);
+    // ---- end of the bench memory block.
+
     public static native @ByVal NamedTensorList microbatch_gradients(@Const @ByRef NativeModel model,
             @Const @ByRef NativeBatch batch, @Const @ByRef NativeLoss loss, int reduction);
 

@@ -4,9 +4,13 @@ import dev.psg4j.BadInputException;
 import dev.psg4j.bench.Bench;
 import dev.psg4j.bench.BenchMethod;
 import dev.psg4j.bench.BenchResult;
+import dev.psg4j.bench.EngineSpec;
 import dev.psg4j.bench.Suite;
+import dev.psg4j.bench.UserModel;
 
+import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
@@ -18,11 +22,13 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.Callable;
 
 /**
- * {@code psg4j bench}: the DESIGN §7 suite timed with JMH over a sweep of batch sizes (and thread
- * counts), medians per model, method and B, their ratios, and optionally JSON and an HTML page.
+ * {@code psg4j bench}: the DESIGN §7 suite, or the user's own model, timed with JMH over a sweep of
+ * batch sizes (and thread counts), medians per model, method and B, their ratios, each method's peak
+ * extra memory, the samplers' verification at every B, and optionally JSON and an HTML page.
  */
 @Command(name = "bench", mixinStandardHelpOptions = true, sortOptions = false,
         description = {"Times per-sample gradients on the benchmark suite with JMH.",
@@ -39,6 +45,14 @@ import java.util.concurrent.Callable;
                 "  emb  Embedding(1000,64)-Flatten-Linear(512,10)              x int [B,8]",
                 "Built in Java; with --models DIR they take the weights and inputs of the TorchScript",
                 "models src/test/python/bench_python.py --export DIR [--batch LIST] wrote (Python times the same).",
+                "--engine NAME [--plugin JAR]... adds the method 'engine': that grad sampler (a built-in or a",
+                "plug-in's), timed next to vmap, microbatch and backward. --model M.pt --input X.pt [--target Y.pt",
+                "--loss L] times your own TorchScript model instead of the suite, each B on the first B samples",
+                "of X (a B above X's batch is refused; default: X's whole batch).",
+                "Before timing, each sampler (vmap, the engine) is checked once per B against the microbatch",
+                "reference (exact, reduction sum): a wrong one's timing is marked WRONG, one that refuses the",
+                "model 'unsupported' (not timed). Every method's peak extra memory over one call (MiB above the",
+                "resident set before it) is measured in this JVM and printed in a third table.",
                 "A progress bar over the whole run goes to stderr when it is a terminal (not with --verbose",
                 "or --no-progress)."},
         exitCodeListHeading = "%nExit status:%n",
@@ -61,8 +75,22 @@ final class BenchCommand implements Callable<Integer> {
     String threads;
 
     @Option(names = "--methods", paramLabel = "LIST",
-            description = "comma list of vmap, microbatch, check-exact, check-sketch, probe, backward; default all")
+            description = "comma list of vmap, microbatch, check-exact, check-sketch, probe, backward, engine; default "
+                    + "all (engine with --engine)")
     String methods;
+
+    @Mixin
+    EngineOptions engines;
+
+    @ArgGroup(exclusive = false, heading = "Your own model instead of the suite:%n")
+    ModelBatchOptions source;
+
+    @Option(names = "--target", paramLabel = "Y.pt", description = "with --model: torch.save of the loss targets")
+    Path target;
+
+    @Option(names = "--loss", paramLabel = "LOSS",
+            description = "with --model: l1 (against zeros without a target), mse, cross_entropy or sum; default l1")
+    String loss;
 
     @Option(names = "--models", paramLabel = "DIR",
             description = "give the models built in Java the weights of DIR/<suite>.pt (TorchScript) and time them "
@@ -108,8 +136,6 @@ final class BenchCommand implements Callable<Integer> {
         PrintWriter out = spec.commandLine().getOut();
         Bench.Builder builder = Bench.builder()
                 .suites(Suite.named(suite))
-                .methods(methods == null ? List.of(BenchMethod.values()) : CommaLists.of("--methods", methods,
-                        "a comma list of " + BenchMethod.labels(), BenchMethod::named))
                 .batches(batch == null ? List.of() : CommaLists.of("--batch", batch,
                         "a comma list of batch sizes like 1,8,32", text -> CommaLists.positiveLong("--batch", text)))
                 .threads(CommaLists.of("--threads", threads, "a thread count or a comma list like 1,2",
@@ -119,7 +145,13 @@ final class BenchCommand implements Callable<Integer> {
                 .iterationMillis(iterationMillis)
                 .forks(forks)
                 .log(verbose ? new WriterStream(out) : null)
-                .progress(drawProgress() ? System.err : null);
+                .progress(drawProgress() ? System.err : null)
+                .model(userModel())
+                .engine(engineSpec());
+        if (methods != null) {
+            builder.methods(CommaLists.of("--methods", methods, "a comma list of " + BenchMethod.labels(),
+                    BenchMethod::named));
+        }
         if (models != null) {
             if (!Files.isDirectory(models)) {
                 throw new BadInputException("--models " + models + " is not a folder: export the suite with "
@@ -145,6 +177,39 @@ final class BenchCommand implements Callable<Integer> {
         }
         out.flush();
         return Psg4jCli.PASSED;
+    }
+
+    /** The user's model, or null for the suite; --target and --loss only with it. */
+    private UserModel userModel() {
+        if (source == null) {
+            for (String option : List.of("--target", "--loss")) {
+                if (spec.commandLine().getParseResult().hasMatchedOption(option)) {
+                    throw new BadInputException(option + " belongs to a model of your own: give --model M.pt --input "
+                            + "X.pt with it, or drop it (the suite's loss is l1 against zeros)");
+                }
+            }
+            return null;
+        }
+        if (spec.commandLine().getParseResult().hasMatchedOption("--suite")) {
+            throw new BadInputException("--suite and --model both name what to time: give one of them");
+        }
+        return new UserModel(source.model, source.input, target, loss == null ? "l1" : loss, source.batchDim);
+    }
+
+    /**
+     * The sampler --engine names, or null when it names vmap without options (timed anyway). A
+     * plug-in jar without --engine is refused: the jar's engine would silently go untimed.
+     */
+    private EngineSpec engineSpec() {
+        Map<String, String> options = engines.options(engines.engine);
+        if (EngineOptions.DEFAULT_ENGINE.equals(engines.engine) && options.isEmpty()) {
+            if (!engines.plugins.isEmpty()) {
+                throw new BadInputException("--plugin given without --engine: name the plug-in's grad sampler with "
+                        + "--engine NAME ('psg4j engines --plugin JAR' lists them)");
+            }
+            return null;
+        }
+        return new EngineSpec(engines.engine, options, engines.plugins);
     }
 
     /**

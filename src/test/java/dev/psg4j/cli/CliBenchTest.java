@@ -3,6 +3,8 @@ package dev.psg4j.cli;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 
+import dev.psg4j.bench.BenchResult;
+import dev.psg4j.engine.PluginJars;
 import dev.psg4j.report.HeadlessChromium;
 
 import org.junit.jupiter.api.BeforeAll;
@@ -17,6 +19,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashSet;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -109,7 +112,8 @@ class CliBenchTest {
     void theJsonHoldsOneResultPerMethodAndBatchAndRatiosOfThoseMedians() throws IOException {
         assertEquals(0, sweep.status(), sweep::toString);
         JsonNode root = new ObjectMapper().readTree(json.toFile());
-        assertEquals(2, root.get("schema_version").asInt());
+        assertEquals(3, root.get("schema_version").asInt());
+        assertTrue(root.get("engine").isNull(), root::toPrettyString);
         assertEquals("cpu", root.get("device").asText());
         assertEquals("java", root.get("models").asText());
         assertEquals(0, root.get("jmh").get("forks").asInt());
@@ -128,6 +132,12 @@ class CliBenchTest {
             assertTrue(r.get("score_ms").asDouble() > 0, root::toPrettyString);
             assertTrue(r.has("score_error_ms"), root::toPrettyString);
             assertTrue(r.get("samples").asLong() >= 1, root::toPrettyString);
+            assertTrue(r.get("peak_extra_bytes").asLong() > 0, root::toPrettyString);
+            if (r.get("method").asText().equals("vmap")) {
+                assertTrue(r.get("verified").asBoolean(), root::toPrettyString);
+            } else {
+                assertTrue(r.get("verified").isNull(), root::toPrettyString);
+            }
             seen.add(r.get("method").asText() + "@" + r.get("batch").asLong());
         }
         for (String m : METHODS) {
@@ -163,7 +173,7 @@ class CliBenchTest {
         // one row per method and B in the timings table
         for (String m : METHODS) {
             for (long b : BATCHES) {
-                assertTrue(dom.contains("<tr data-suite=\"seq\" data-method=\"" + m + "\" data-batch=\"" + b + "\">"),
+                assertTrue(dom.contains(" data-suite=\"seq\" data-method=\"" + m + "\" data-batch=\"" + b + "\">"),
                         "no table row for " + m + " at B = " + b);
             }
         }
@@ -212,6 +222,213 @@ class CliBenchTest {
         assertEquals(1, run.errLines().size(), run::toString);
         assertTrue(run.err().contains("cnn.pt does not exist") && run.err().contains("bench_python.py --export "
                 + dir + " --batch 8"), run::toString);
+    }
+
+    // ---- --engine, --model, verification and memory (issue 10) ----
+
+    private static final String SERVICES = "META-INF/services/dev.psg4j.engine.GradSamplerProvider";
+    private static final Path FIXTURE = Path.of("src", "test", "resources", "fixtures", "mlp");
+    private static Path hooksLinear;
+
+    /** The example plug-in's jar, built once (as its author would, against psg4j's API only). */
+    private static synchronized Path hooksLinear() {
+        if (hooksLinear == null) {
+            hooksLinear = PluginJars.build("hooks-linear", work);
+        }
+        return hooksLinear;
+    }
+
+    /** A plug-in whose sampler returns vmap's per-sample gradients times 2: a contribution counted twice. */
+    private static Path doublingPlugin() {
+        String source = "package com.example.twice;\n"
+                + "import dev.psg4j.check.*;\n"
+                + "import dev.psg4j.model.Model;\n"
+                + "import org.bytedeco.pytorch.Scalar;\n"
+                + "import org.bytedeco.pytorch.Tensor;\n"
+                + "import java.util.LinkedHashMap;\n"
+                + "import java.util.Map;\n"
+                + "public final class TwiceProvider implements dev.psg4j.engine.GradSamplerProvider {\n"
+                + "  public String name() { return \"twice\"; }\n"
+                + "  public String description() { return \"vmap times 2\"; }\n"
+                + "  public GradSampler create(dev.psg4j.engine.SamplerOptions o) {\n"
+                + "    GradSampler vmap = dev.psg4j.engine.Engines.vmap();\n"
+                + "    return new GradSampler() {\n"
+                + "      public String name() { return \"twice\"; }\n"
+                + "      public Map<String, Tensor> perSampleGradients(Model m, Batch b, Loss l, Reduction r) {\n"
+                + "        Map<String, Tensor> out = new LinkedHashMap<>();\n"
+                + "        for (Map.Entry<String, Tensor> e : vmap.perSampleGradients(m, b, l, r).entrySet()) {\n"
+                + "          out.put(e.getKey(), e.getValue().mul(new Scalar(2.0)));\n"
+                + "          e.getValue().close();\n"
+                + "        }\n"
+                + "        return out;\n"
+                + "      }\n"
+                + "    };\n"
+                + "  }\n"
+                + "}\n";
+        return PluginJars.build(null, Map.of(SERVICES, "com.example.twice.TwiceProvider\n",
+                "com/example/twice/TwiceProvider.java", source), work.resolve("twice.jar"));
+    }
+
+    private static List<String> userModel(String... more) {
+        List<String> args = new ArrayList<>(List.of("--model", FIXTURE.resolve("model.pt").toString(),
+                "--input", FIXTURE.resolve("x.pt").toString(), "--target", FIXTURE.resolve("y.pt").toString(),
+                "--loss", "cross_entropy"));
+        args.addAll(Arrays.asList(more));
+        return args;
+    }
+
+    private static JsonNode result(JsonNode root, String suite, String method, long batch) {
+        for (JsonNode r : root.get("results")) {
+            if (r.get("suite").asText().equals(suite) && r.get("method").asText().equals(method)
+                    && r.get("batch").asLong() == batch) {
+                return r;
+            }
+        }
+        throw new AssertionError("no " + suite + "/" + method + " at B = " + batch + "\n" + root.toPrettyString());
+    }
+
+    /** The cells of the memory table's row for (suite, B), after its header. */
+    private static List<List<String>> memoryTable(CliRun run, String suite, long batch) {
+        List<String> lines = run.out().lines().map(String::strip).toList();
+        int caption = lines.indexOf(BenchResult.MEMORY_CAPTION);
+        assertTrue(caption >= 0, () -> "no memory table\n" + run);
+        List<String> header = List.of(lines.get(caption + 1).split("\\s+"));
+        List<String> row = lines.subList(caption + 2, lines.size()).stream().map(l -> List.of(l.split("\\s+")))
+                .filter(cells -> cells.size() == header.size() && cells.get(0).equals(suite)
+                        && cells.get(1).equals(Long.toString(batch)))
+                .findFirst().orElseThrow(() -> new AssertionError("no memory row " + suite + " B=" + batch + "\n" + run));
+        return List.of(header, row);
+    }
+
+    @Test
+    void aPluginEngineIsTimedNextToVmapVerifiedAtEveryBatchWithItsMemory() throws Exception {
+        Path out = work.resolve("plugin.json");
+        Path page = work.resolve("plugin.html");
+        CliRun run = CliRun.asMain(tiny("--suite", "mlp", "--batch", "2,4", "--engine", "example-hooks-linear",
+                "--plugin", hooksLinear().toString(), "--methods", "vmap,microbatch,backward,engine",
+                "--json", out.toString(), "--html", page.toString()).toArray(String[]::new));
+        assertEquals(0, run.status(), run::toString);
+        List<String> expected = List.of("suite", "B", "threads", "vmap", "microbatch", "backward", "example-hooks-linear");
+        for (long b : List.of(2L, 4L)) {
+            List<List<String>> medians = table(run, "vmap", "mlp", b);
+            assertEquals(expected, medians.get(0), run::toString);
+            medians.get(1).subList(3, expected.size()).forEach(cell -> assertTrue(Double.parseDouble(cell) > 0, run::toString));
+            List<List<String>> memory = memoryTable(run, "mlp", b);
+            assertEquals(expected, memory.get(0), run::toString);
+            memory.get(1).subList(3, expected.size()).forEach(cell -> assertTrue(Double.parseDouble(cell) >= 0, run::toString));
+        }
+        assertTrue(table(run, "example-hooks-linear/vmap", "mlp", 2).get(0).contains("example-hooks-linear/backward"),
+                run::toString);
+        assertTrue(!run.out().contains("WRONG") && !run.out().contains("unsupported"), run::toString);
+
+        JsonNode root = new ObjectMapper().readTree(out.toFile());
+        assertEquals("example-hooks-linear", root.get("engine").asText());
+        for (long b : List.of(2L, 4L)) {
+            JsonNode engine = result(root, "mlp", "engine", b);
+            assertTrue(engine.get("verified").asBoolean(), root::toPrettyString);
+            assertEquals("passed", engine.get("verification").asText());
+            assertTrue(engine.get("median_ms").asDouble() > 0, root::toPrettyString);
+            for (String m : List.of("vmap", "microbatch", "backward", "engine")) {
+                assertTrue(result(root, "mlp", m, b).get("peak_extra_bytes").asLong() > 0, root::toPrettyString);
+            }
+        }
+
+        String dom = HeadlessChromium.findOrInstall(work).dumpDom(page, work);
+        for (String id : List.of("chart-mlp", "memory-mlp")) {
+            int at = dom.indexOf("id=\"" + id + "\"");
+            assertTrue(at >= 0, "no " + id);
+            String chart = dom.substring(at, dom.indexOf("</figure>", at));
+            assertTrue(chart.contains("data-rendered=\"true\""), chart);
+            assertTrue(chart.contains(">example-hooks-linear</text>"), "no legend entry for the engine:\n" + chart);
+        }
+        assertTrue(dom.contains(">peak extra MiB per call</text>"), "no memory axis");
+        assertTrue(dom.contains("<tr data-verification=\"passed\" data-suite=\"mlp\" data-method=\"engine\" data-batch=\"4\">"),
+                "no verified row for the engine at B = 4");
+    }
+
+    @Test
+    void aUserModelIsTimedOnTheFirstBSamplesOfItsInput() throws Exception {
+        Path out = work.resolve("user.json");
+        CliRun run = CliRun.asMain(tiny(userModel("--batch", "2,6", "--engine", "example-hooks-linear",
+                "--plugin", hooksLinear().toString(), "--methods", "vmap,microbatch,backward,engine",
+                "--json", out.toString()).toArray(String[]::new)).toArray(String[]::new));
+        assertEquals(0, run.status(), run::toString);
+        assertTrue(run.out().contains("models from " + FIXTURE.resolve("model.pt")), run::toString);
+        assertEquals(List.of("suite", "B", "threads", "vmap", "microbatch", "backward", "example-hooks-linear"),
+                table(run, "vmap", "model.pt", 6).get(0), run::toString);
+        JsonNode root = new ObjectMapper().readTree(out.toFile());
+        assertEquals("[2,6]", root.get("batches").toString());
+        for (long b : List.of(2L, 6L)) {
+            assertTrue(result(root, "model.pt", "engine", b).get("verified").asBoolean(), root::toPrettyString);
+            assertTrue(result(root, "model.pt", "vmap", b).get("verified").asBoolean(), root::toPrettyString);
+            assertTrue(result(root, "model.pt", "backward", b).get("peak_extra_bytes").asLong() > 0, root::toPrettyString);
+        }
+        // no --batch: the input's whole batch
+        CliRun whole = CliRun.asMain(tiny(userModel("--methods", "backward").toArray(String[]::new))
+                .toArray(String[]::new));
+        assertEquals(0, whole.status(), whole::toString);
+        assertTrue(whole.out().startsWith("bench: B = 6,"), whole::toString);
+    }
+
+    @Test
+    void aWrongSamplersTimingIsMarkedWrongWithItsFirstFailure() throws Exception {
+        Path out = work.resolve("wrong.json");
+        CliRun run = CliRun.asMain(tiny("--suite", "mlp", "--batch", "2", "--engine", "twice", "--plugin",
+                doublingPlugin().toString(), "--methods", "vmap,engine", "--json", out.toString()).toArray(String[]::new));
+        assertEquals(0, run.status(), run::toString);
+        List<String> lines = run.out().lines().map(String::strip).toList();
+        assertTrue(lines.stream()
+                .anyMatch(l -> List.of(l.split("\\s+")).equals(List.of("suite", "B", "threads", "vmap", "twice"))), run::toString);
+        // the median cell of twice is "<ms> WRONG": one more word than the header
+        String row = run.out().lines().map(String::strip).filter(l -> l.startsWith("mlp ")).findFirst().orElseThrow();
+        assertTrue(row.matches("mlp\\s+2\\s+1\\s+[0-9.]+\\s+[0-9.]+ WRONG"), row);
+        assertTrue(run.out().contains("WRONG: twice on mlp at B = 2: "), run::toString);
+        JsonNode twice = result(new ObjectMapper().readTree(out.toFile()), "mlp", "engine", 2);
+        assertEquals(false, twice.get("verified").asBoolean());
+        assertEquals("wrong", twice.get("verification").asText());
+        assertTrue(twice.get("failure").asText().length() > 0 && !twice.get("failure").asText().contains("\n"), twice::toString);
+        assertTrue(twice.get("median_ms").asDouble() > 0, twice::toString);
+    }
+
+    @Test
+    void aSamplerThatRefusesTheModelIsMarkedUnsupportedAndNotTimed() throws Exception {
+        Path out = work.resolve("unsupported.json");
+        CliRun run = CliRun.asMain(tiny("--suite", "cnn", "--batch", "2", "--engine", "example-hooks-linear",
+                "--plugin", hooksLinear().toString(), "--methods", "backward,engine", "--json", out.toString())
+                .toArray(String[]::new));
+        assertEquals(0, run.status(), run::toString);
+        assertEquals("unsupported", table(run, "backward", "cnn", 2).get(1).get(4), run::toString);
+        assertTrue(run.out().contains("unsupported: example-hooks-linear on cnn at B = 2: "), run::toString);
+        JsonNode engine = result(new ObjectMapper().readTree(out.toFile()), "cnn", "engine", 2);
+        assertEquals("unsupported", engine.get("verification").asText());
+        assertEquals(false, engine.get("verified").asBoolean());
+        assertTrue(engine.get("median_ms").isNull() && engine.get("peak_extra_bytes").isNull(), engine::toString);
+        assertTrue(engine.get("failure").asText().contains("Linear layers only"), engine::toString);
+    }
+
+    @Test
+    void badEngineOrModelInputExitsTwoWithOneLine() {
+        String model = FIXTURE.resolve("model.pt").toString();
+        String x = FIXTURE.resolve("x.pt").toString();
+        Map<List<String>, String> cases = Map.of(
+                userModel("--batch", "2,7"), "--batch 7 is more than the 6 samples of --input",
+                List.of("--model", model), "--input",
+                List.of("--engine", "nope"), "unknown engine 'nope'",
+                List.of("--methods", "vmap,engine"), "give --engine NAME",
+                List.of("--plugin", hooksLinear().toString()), "--plugin given without --engine",
+                List.of("--loss", "mse"), "--loss belongs to a model of your own",
+                List.of("--model", model, "--input", x, "--suite", "mlp"), "--suite and --model",
+                List.of("--model", model, "--input", x, "--models", work.toString()), "--models");
+        cases.forEach((args, expected) -> {
+            List<String> all = new ArrayList<>(List.of("bench"));
+            all.addAll(args);
+            CliRun run = CliRun.asMain(all.toArray(String[]::new));
+            assertEquals(2, run.status(), run::toString);
+            assertEquals(1, run.errLines().size(), run::toString);
+            assertTrue(run.errLines().get(0).startsWith("psg4j bench: ") && run.errLines().get(0).contains(expected),
+                    () -> expected + "\n" + run);
+            assertEquals("", run.out(), run::toString);
+        });
     }
 
     private static List<String> texts(JsonNode array) {
