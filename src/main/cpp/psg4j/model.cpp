@@ -377,7 +377,8 @@ class FrontendModel final : public SlotModel<std::shared_ptr<torch::nn::Module>>
     }
     if (run_standard_layer(*replica, inputs[0], &out)) return out;
     bad_input("psg4j cannot run the forward of the C++-frontend module " + module_->name() +
-              " natively: put it inside a Sequential of standard layers, or use "
+              " natively: put it inside a Sequential of standard layers, register its type with "
+              "dev.psg4j.model.FrontendLayers.register(name, parameter slots, forward), or use "
               "Models.function(...) with a Java forward");
   }
 
