@@ -348,4 +348,9 @@ std::shared_ptr<nn::Module> registry_replica(nn::Module& layer) {
   return type != nullptr && type->replica ? type->replica(layer) : nullptr;
 }
 
+void settle_layer_names(nn::Module& root) {
+  root.name();
+  for (const auto& module : root.modules(/*include_self=*/false)) module->name();
+}
+
 }  // namespace psg4j

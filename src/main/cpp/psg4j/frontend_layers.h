@@ -71,6 +71,11 @@ ParameterSlots parameter_slots(torch::nn::Module& layer);
 // from `layer`, when its registered type has any.
 void read_layer_options(torch::nn::Module& layer, LayerSpec* spec);
 
+// Module::name() caches a module's type name on its first call, a write: calls it once for every
+// module of `root`'s tree, while one thread holds it, so that the registry's lookups by name (and
+// the names its clones copy) are reads only.
+void settle_layer_names(torch::nn::Module& root);
+
 // A replica from the registry's replica hook, or nullptr when `layer`'s type has none.
 std::shared_ptr<torch::nn::Module> registry_replica(torch::nn::Module& layer);
 

@@ -335,6 +335,7 @@ class FrontendModel final : public SlotModel<std::shared_ptr<torch::nn::Module>>
     } catch (const std::bad_weak_ptr&) {
       // Not owned by a shared_ptr: the Java side keeps it alive.
     }
+    settle_layer_names(*module);  // before any replica is made, possibly by several threads at once
     warm_replicas();
   }
 

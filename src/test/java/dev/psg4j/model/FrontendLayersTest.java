@@ -5,9 +5,11 @@ import dev.psg4j.check.Batch;
 import dev.psg4j.check.Loss;
 import dev.psg4j.check.PerSampleAssertions;
 import dev.psg4j.check.PerSampleCheck;
+import dev.psg4j.check.Probes;
 import dev.psg4j.check.Reduction;
 import dev.psg4j.engine.Engines;
 import dev.psg4j.report.CheckReport;
+import dev.psg4j.report.ProbeReport;
 
 import org.bytedeco.pytorch.AnyModule;
 import org.bytedeco.pytorch.LinearImpl;
@@ -90,6 +92,16 @@ class FrontendLayersTest {
                     Reduction.SUM);
             assertEquals(List.of(B, 3L), List.of(grads.get("scale.scale").size(0), grads.get("scale.scale").size(1)));
             assertTrue(grads.get("scale.scale").abs().sum().item_double() > 0, "the scale has gradients");
+        }
+    }
+
+    @Test
+    void theProbesRunTheUsersLayerAndFindNothing() {
+        torch.manual_seed(7);
+        SequentialImpl seq = withScale(FrontendLayers.layer(SCALE, scaleParameters(3)));
+        try (Model model = Models.module(seq); Batch batch = Batch.of(torch.randn(8, 4))) {
+            ProbeReport report = Probes.report(model, batch, Probes.DEFAULT_PROBE_SAMPLES);
+            assertTrue(report.passed() && report.diagnoses().isEmpty(), report::toJson);
         }
     }
 
