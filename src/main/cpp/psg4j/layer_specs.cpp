@@ -5,7 +5,6 @@
 #include <torch/nn.h>
 #include <torch/script.h>
 
-
 namespace psg4j {
 namespace {
 
