@@ -1,10 +1,12 @@
 #include "bridge/psg4j_bridge.h"
 
+#include "psg4j/custom_layers.h"
 #include "psg4j/error.h"
 #include "psg4j/sample_workers.h"
 #include "psg4j/tensor_io.h"
 
 #include <c10/util/Exception.h>
+#include <torch/nn.h>
 #include <torch/script.h>
 
 #include <algorithm>
@@ -697,6 +699,48 @@ LayerCaptureView capture_layers(const NativeModel& model, const NativeBatch& bat
   });
 }
 // ---- end of the layer capture block.
+
+// ---- C++-frontend layer registry (issue 10) ----
+
+void register_frontend_layer(const std::string& name, const std::vector<std::string>* slots, int64_t type_id,
+                             LayerForwardFn forward) {
+  translated([&] {
+    if (slots == nullptr) bad_input("the parameter slots of layer type " + name + " are null");
+    if (forward == nullptr) bad_input("the forward callback of layer type " + name + " is null");
+    const std::string what = "forward of layer type " + name;
+    register_custom_layer(name, *slots, [forward, type_id, what](const at::Tensor& input,
+                                                                 const std::vector<at::Tensor>& parameters) {
+      at::Tensor output;
+      require_callback_success(forward(type_id, &input, &parameters, &output), what.c_str());
+      if (!output.defined()) throw Error(ErrorKind::ModelFailure, "the Java " + what + " returned no tensor");
+      return output;
+    });
+  });
+}
+
+void frontend_layer_type_names(std::vector<std::string>* out) {
+  translated([&] {
+    if (out == nullptr) bad_input("the output list is null");
+    *out = swappable_layer_type_names();
+  });
+}
+
+void make_frontend_layer(const std::string& type, const std::vector<std::string>* names,
+                         const std::vector<at::Tensor>* tensors, torch::nn::AnyModule* out) {
+  translated([&] {
+    if (out == nullptr) bad_input("the output layer is null");
+    *out = make_custom_layer(type, zip(names, tensors));
+  });
+}
+
+void frontend_layer_of(torch::nn::Module* module, torch::nn::AnyModule* out) {
+  translated([&] {
+    if (module == nullptr || out == nullptr) bad_input("the module is null");
+    *out = custom_layer_of(*module);
+  });
+}
+
+// ---- end of the layer registry block ----
 
 }  // namespace bridge
 }  // namespace psg4j

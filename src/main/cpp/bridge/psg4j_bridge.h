@@ -6,6 +6,7 @@
 #include "psg4j/capture.h"
 #include "psg4j/clipped_sum.h"
 #include "psg4j/compare.h"
+#include "psg4j/custom_layers.h"
 #include "psg4j/loss.h"
 #include "psg4j/model.h"
 #include "psg4j/norms.h"
@@ -399,6 +400,25 @@ class LayerCaptureView {
 LayerCaptureView capture_layers(const NativeModel& model, const NativeBatch& batch, const NativeLoss& loss,
                                 int reduction);
 // ---- end of the layer capture block.
+
+// ---- C++-frontend layer registry (issue 10) ----
+// A user's layer forward (one Java callback serves every registered type; type_id says whose):
+// fills `output` from `input` and the layer's parameters (in its slots' order) and returns 0, or
+// returns non-zero after a throw (Java keeps the exception).
+typedef int (*LayerForwardFn)(int64_t type_id, const at::Tensor* input, const std::vector<at::Tensor>* parameters,
+                              at::Tensor* output);
+// Registers the layer type `name` (as Module::name() reports it) with its parameter slots.
+void register_frontend_layer(const std::string& name, const std::vector<std::string>* slots, int64_t type_id,
+                             LayerForwardFn forward);
+// Fills `out` with the registered layer types that keep parameters psg4j can swap.
+void frontend_layer_type_names(std::vector<std::string>* out);
+// Sets `out` to a new layer of the registered type `type` whose parameters are `tensors` (the very
+// tensors). `out` stays the caller's; a Sequential it is pushed into keeps its own reference.
+void make_frontend_layer(const std::string& type, const std::vector<std::string>* names,
+                         const std::vector<at::Tensor>* tensors, torch::nn::AnyModule* out);
+// Sets `out` to a layer of `module`'s registered type holding `module`'s own parameter tensors.
+void frontend_layer_of(torch::nn::Module* module, torch::nn::AnyModule* out);
+// ---- end of the layer registry block ----
 
 }  // namespace bridge
 }  // namespace psg4j

@@ -85,6 +85,7 @@ torch::nn::AnyModule replica_of(const torch::nn::AnyModule& any) {
 std::shared_ptr<torch::nn::Module> replicate(const std::shared_ptr<torch::nn::Module>& module) {
   auto* sequential = dynamic_cast<torch::nn::SequentialImpl*>(module.get());
   if (sequential == nullptr) {
+    if (auto own = registry_replica(*module)) return own;  // a type that cannot clone itself
     if (!replaceable(*module)) return module;
     try {
       std::shared_ptr<torch::nn::Module> clone = module->clone();

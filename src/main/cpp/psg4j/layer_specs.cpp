@@ -5,8 +5,6 @@
 #include <torch/nn.h>
 #include <torch/script.h>
 
-#include <variant>
-
 namespace psg4j {
 namespace {
 
@@ -31,67 +29,6 @@ std::string frontend_kind(const nn::Module& module) {
   return kind.find(':') == std::string::npos ? kind : "";
 }
 
-template <typename Impl>
-bool inplace_option(nn::Module& module, bool* inplace) {
-  auto* layer = dynamic_cast<Impl*>(&module);
-  if (layer == nullptr) return false;
-  *inplace = layer->options.inplace();
-  return true;
-}
-
-bool frontend_inplace(nn::Module& m) {
-  bool inplace = false;
-  inplace_option<nn::ReLUImpl>(m, &inplace) || inplace_option<nn::ReLU6Impl>(m, &inplace) ||
-      inplace_option<nn::LeakyReLUImpl>(m, &inplace) || inplace_option<nn::ELUImpl>(m, &inplace) ||
-      inplace_option<nn::SELUImpl>(m, &inplace) || inplace_option<nn::CELUImpl>(m, &inplace) ||
-      inplace_option<nn::HardtanhImpl>(m, &inplace) || inplace_option<nn::DropoutImpl>(m, &inplace) ||
-      inplace_option<nn::Dropout2dImpl>(m, &inplace) || inplace_option<nn::Dropout3dImpl>(m, &inplace) ||
-      inplace_option<nn::AlphaDropoutImpl>(m, &inplace) ||
-      inplace_option<nn::FeatureAlphaDropoutImpl>(m, &inplace);
-  return inplace;
-}
-
-template <size_t D>
-std::vector<int64_t> as_vector(const torch::ExpandingArray<D>& array) {
-  return std::vector<int64_t>(array->begin(), array->end());
-}
-
-template <typename Impl, size_t D>
-bool frontend_conv(nn::Module& module, LayerSpec* spec) {
-  auto* layer = dynamic_cast<Impl*>(&module);
-  if (layer == nullptr) return false;
-  const auto& options = layer->options;
-  spec->stride = as_vector<D>(options.stride());
-  spec->dilation = as_vector<D>(options.dilation());
-  spec->groups = options.groups();
-  if (const auto* explicit_padding = std::get_if<torch::ExpandingArray<D>>(&options.padding())) {
-    spec->padding = as_vector<D>(*explicit_padding);
-  } else {
-    spec->padding = std::vector<int64_t>(D, 0);
-    spec->exact_padding = std::holds_alternative<torch::enumtype::kValid>(options.padding());
-  }
-  spec->exact_padding = spec->exact_padding && std::holds_alternative<torch::enumtype::kZeros>(options.padding_mode());
-  return true;
-}
-
-void frontend_options(nn::Module& module, LayerSpec* spec) {
-  spec->inplace = frontend_inplace(module);
-  if (frontend_conv<nn::Conv1dImpl, 1>(module, spec) || frontend_conv<nn::Conv2dImpl, 2>(module, spec) ||
-      frontend_conv<nn::Conv3dImpl, 3>(module, spec)) {
-    return;
-  }
-  if (auto* embedding = dynamic_cast<nn::EmbeddingImpl*>(&module)) {
-    const auto& options = embedding->options;
-    spec->padding_idx = options.padding_idx();
-    spec->plain_lookup = !options.max_norm() && !options.scale_grad_by_freq() && !options.sparse();
-  } else if (auto* norm = dynamic_cast<nn::LayerNormImpl*>(&module)) {
-    spec->normalized_shape = norm->options.normalized_shape();
-    spec->eps = norm->options.eps();
-  } else if (auto* flatten = dynamic_cast<nn::FlattenImpl*>(&module)) {
-    spec->start_dim = flatten->options.start_dim();
-  }
-}
-
 LayerSpec frontend_spec(nn::Module& module, const std::string& name) {
   LayerSpec spec;
   spec.kind = frontend_kind(module);
@@ -104,7 +41,7 @@ LayerSpec frontend_spec(nn::Module& module, const std::string& name) {
   } else {
     for (const auto& p : module.named_parameters(/*recurse=*/false)) spec.parameters.emplace_back(p.key(), p.value());
   }
-  frontend_options(module, &spec);
+  read_layer_options(module, &spec);
   return spec;
 }
 

@@ -335,6 +335,7 @@ class FrontendModel final : public SlotModel<std::shared_ptr<torch::nn::Module>>
     } catch (const std::bad_weak_ptr&) {
       // Not owned by a shared_ptr: the Java side keeps it alive.
     }
+    settle_layer_names(*module);  // before any replica is made, possibly by several threads at once
     warm_replicas();
   }
 
@@ -377,7 +378,8 @@ class FrontendModel final : public SlotModel<std::shared_ptr<torch::nn::Module>>
     }
     if (run_standard_layer(*replica, inputs[0], &out)) return out;
     bad_input("psg4j cannot run the forward of the C++-frontend module " + module_->name() +
-              " natively: put it inside a Sequential of standard layers, or use "
+              " natively: put it inside a Sequential of standard layers, register its type with "
+              "dev.psg4j.model.FrontendLayers.register(name, parameter slots, forward), or use "
               "Models.function(...) with a Java forward");
   }
 

@@ -8,6 +8,8 @@
 //                                                buffers, functorch), backward and write floor
 #include "psg4j/clipped_sum.h"
 #include "psg4j/compare.h"
+#include "psg4j/custom_layers.h"
+#include "psg4j/frontend_layers.h"
 #include "psg4j/norms.h"
 #include "psg4j/error.h"
 #include "psg4j/probes.h"
@@ -380,6 +382,44 @@ void vmap_checks(const torch::Device device) {
       vmap_gradients({*model, mlp_batch, l1, Reduction::Sum}, {});
     });
     expect(contains(message, "ScaleImpl") && contains(message, "microbatch"), "unknown layer: " + message);
+  });
+
+  // ---- the layer registry (issue 10)
+  run_case("layer registry: every type is named, Linear's slots are its weight and bias", [&] {
+    const std::vector<std::string> names = swappable_layer_type_names();
+    bool named = !names.empty();
+    for (const std::string& name : names) named = named && !name.empty();
+    nn::Linear linear(3, 2);
+    const LayerType* type = find_layer_type(*linear);
+    const ParameterSlots slots = parameter_slots(*linear);
+    expect(named && type != nullptr && type->name == "Linear" && slots.size() == 2 && slots[0].first == "weight" &&
+               slots[0].second == &linear->weight && slots[1].first == "bias" && slots[1].second == &linear->bias,
+           "Linear found with its weight and bias members");
+    nn::Linear no_bias(nn::LinearOptions(3, 2).bias(false));
+    expect(parameter_slots(*no_bias).size() == 1, "a Linear without bias has one slot to swap");
+    nn::ReLU relu;
+    expect(find_layer_type(*relu) != nullptr && !has_parameter_slots(*relu), "ReLU is known, with nothing to swap");
+    const std::string message = error_of(ErrorKind::BadInput, [&] { parameter_slots(*Scale()); });
+    expect(contains(message, "Linear, ") && contains(message, "MultiheadAttention") &&
+               contains(message, "FrontendLayers.register"), "unknown layer lists the registered types: " + message);
+  });
+
+  run_case("layer registry: a user's layer type runs on the vmap engine", [&] {
+    register_custom_layer("selftest.Scale", {"scale", "shift"},
+                          [](const at::Tensor& x, const std::vector<at::Tensor>& p) { return x * p[0] + p[1]; });
+    const std::vector<std::string> names = swappable_layer_type_names();
+    expect(names.back() == "selftest.Scale", "registered after the standard types");
+    expect(!error_of(ErrorKind::BadInput, [] { register_custom_layer("selftest.Scale", {"w"}, [](auto& x, auto&) { return x; }); }).empty() &&
+               !error_of(ErrorKind::BadInput, [] { register_custom_layer("Conv2d", {"w"}, [](auto& x, auto&) { return x; }); }).empty(),
+           "a second registration of a name, or a standard layer's name, is refused");
+    nn::Sequential with_scale(nn::Linear(6, 4));
+    with_scale->push_back("scale", make_custom_layer("selftest.Scale", {{"scale", torch::randn({4}).requires_grad_()},
+                                                                         {"shift", torch::randn({4}).requires_grad_()}}));
+    with_scale->push_back(nn::Linear(4, 2));
+    with_scale->to(device);
+    auto scaled = frontend_model(with_scale.ptr().get());
+    expect(vmap_matches_reference(*scaled, mlp_batch, l1), "Linear, selftest.Scale, Linear: vmap equals the reference");
+    expect(parameter_slots(*with_scale[1]).size() == 2, "the user's layer has its two slots");
   });
 
   run_case("parameters are restored after a failure", [&] {

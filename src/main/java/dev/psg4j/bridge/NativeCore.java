@@ -603,4 +603,41 @@ public final class NativeCore {
             @Const @ByRef NativeBatch batch, @Const @ByRef NativeLoss loss, int reduction);
 
     // ---- end of the layer capture block.
+
+    // ---- C++-frontend layer registry (issue 10) ----
+
+    /**
+     * The Java forward of every user-registered C++-frontend layer type ({@code typeId} says whose):
+     * fills {@code output} and returns 0, or returns non-zero after a throw.
+     */
+    @Allocator(max = 1)
+    public static class LayerForwardCallback extends FunctionPointer {
+        static {
+            Loader.load();
+        }
+
+        protected LayerForwardCallback() {
+            allocate();
+        }
+
+        private native void allocate();
+
+        public native int call(@Cast("int64_t") long typeId, @Cast("const at::Tensor*") Pointer input,
+                @Cast("const std::vector<at::Tensor>*") Pointer parameters, @Cast("at::Tensor*") Pointer output);
+    }
+
+    public static native void register_frontend_layer(@StdString String name,
+            @Cast("const std::vector<std::string>*") Pointer slots, @Cast("int64_t") long typeId,
+            LayerForwardCallback forward);
+
+    public static native void frontend_layer_type_names(@Cast("std::vector<std::string>*") Pointer out);
+
+    public static native void make_frontend_layer(@StdString String type,
+            @Cast("const std::vector<std::string>*") Pointer names,
+            @Cast("const std::vector<at::Tensor>*") Pointer tensors, @Cast("torch::nn::AnyModule*") Pointer out);
+
+    public static native void frontend_layer_of(@Cast("torch::nn::Module*") Pointer module,
+            @Cast("torch::nn::AnyModule*") Pointer out);
+
+    // ---- end of the layer registry block ----
 }

@@ -75,11 +75,19 @@ public final class Models {
      * (their output sequence, from a zero initial state) and MultiheadAttention (self-attention, its
      * attention output; inputs time-first [L, N, E]). Parameter-free layers (activations, pooling,
      * Flatten, Dropout) may sit in a Sequential. Its forward runs natively.
+     *
+     * <p>Layers of one's own: register the type with {@link FrontendLayers#register} (its name,
+     * the parameter slots its forward reads, and the forward in Java), then push
+     * {@link FrontendLayers#layer(String, Map)} into the Sequential, or give a
+     * {@code new Module(typeName)} holding the slots' parameters as the module itself; an
+     * exception the layer's forward throws is rethrown by the engine or check that ran it. A layer
+     * with parameters whose type is not registered runs only on the microbatch engine (the vmap
+     * engine's BadInputException lists the registered types: {@link FrontendLayers#registered()}).
      */
     public static Model module(Module module) {
         BadInputException.requireNonNull(module, "module", "a C++-frontend module (a SequentialImpl, a LinearImpl, ...)");
         return new Model(Natives.call(() -> NativeCore.frontend_model(module)), List.of(), module, null,
-                new Natives.CallbackFailure());
+                FrontendLayers.callbackFailure());
     }
 
     /**
