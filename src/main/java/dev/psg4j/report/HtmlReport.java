@@ -109,7 +109,7 @@ public final class HtmlReport {
         h.append("<table>\n<thead><tr><th>kind</th><th>parameter</th><th>samples</th><th>message</th></tr></thead>\n"
                 + "<tbody>\n");
         for (Diagnosis d : r.diagnoses()) {
-            h.append("<tr><td>").append(esc(d.kind())).append("</td><td>").append(esc(d.param())).append("</td><td>")
+            h.append("<tr><td>").append(esc(d.kind().label())).append("</td><td>").append(esc(d.param())).append("</td><td>")
                     .append(esc(samples(d.samples()))).append("</td><td>").append(esc(d.message()))
                     .append("</td></tr>\n");
         }
