@@ -376,8 +376,8 @@ final class ValueDiagnoses {
     /** A factor by which a candidate differs from the reference, in words. */
     record Factor(String phrase, String explanation) {
         private static final String MEAN_SUM = "the sampler treats the loss as a mean where it is a sum (or the"
-                + " reverse): a per-sample gradient is that of the sample's own loss, so for reduction mean B times"
-                + " the sample's share of the batch-mean gradient (Opacus's convention)";
+                + " reverse; a per-sample gradient is that of the sample's own loss, for reduction mean B times the"
+                + " sample's share of the batch-mean gradient: Opacus's convention)";
         private static final String TWICE = "a contribution is counted twice (e.g. a hook that fires twice, or"
                 + " accumulates onto an earlier result, as in Opacus issue #511)";
         private static final String HALF = "half of it is missing or it is divided by 2 (e.g. one of two uses of a"

@@ -48,6 +48,9 @@ final class DemoCommand implements Callable<Integer> {
                 out.println();
                 out.println("== " + o.report().engine() + " on " + o.model());
                 out.print(o.report().reductions().isEmpty() ? o.report().summary() : o.report().table());
+                if (!o.report().reductions().isEmpty()) {
+                    o.report().diagnoses().forEach(d -> out.println("  * " + d.message()));  // why values are wrong
+                }
             }
         }
         long unexpected = outcomes.stream().filter(o -> !o.asExpected()).count();

@@ -151,6 +151,8 @@ class ValueDiagnosesTest {
             assertEquals(DiagnosisKind.SCALED, s.diagnoses().get(0).kind());
             assertTrue(s.diagnoses().get(0).message().startsWith("mean / 2.weight: every sample's gradient is 1/B = 1/8"),
                     s.diagnoses().get(0)::message);
+            assertTrue(s.toJson().contains("\"kind\" : \"scaled\""), s::toJson);
+            assertEquals(s, CheckReport.fromJson(s.toJson()), "the kind reads back from JSON");
         }
     }
 
