@@ -811,7 +811,8 @@ void checks(const torch::Device device) {
   run_case("fingerprints: linear in the gradient, transposed reference, norms, bounded projection", [&] {
     NamedTensors doubled;
     for (const auto& [n, t] : truth) doubled.emplace_back(n, t * 2);
-    const Fingerprints& f = *find(compare_with_reference(problem, doubled, tol), "0.weight").fingerprints;
+    const Comparison c = compare_with_reference(problem, doubled, tol);
+    const Fingerprints& f = *find(c, "0.weight").fingerprints;
     expect(torch::allclose(f.candidate, f.reference * 2, 1e-6, 1e-9) &&
                torch::allclose(f.candidate_norm, f.reference_norm * 2, 1e-6, 1e-9) &&
                f.reference_norm.min().item<double>() > 0 && f.plan->projected() == K * F,
