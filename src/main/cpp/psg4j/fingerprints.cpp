@@ -72,11 +72,10 @@ void project_host(const T* x, int64_t n, const std::vector<int64_t>& idx, const 
 // on the host (the fingerprints are small; an accelerator's tensor is copied once per sample).
 void project(const at::Tensor& tensor, const std::vector<int64_t>& idx, const std::vector<double>& w,
              double* projections, double* norm, double* projected_norm) {
-  at::Tensor flat = tensor.detach().reshape({-1});
-  if (!flat.device().is_cpu() || (flat.scalar_type() != at::kFloat && flat.scalar_type() != at::kDouble)) {
-    flat = flat.to(at::kCPU, at::kDouble);
-  }
-  flat = flat.contiguous();
+  // The usual case (a contiguous host float/double gradient) is read in place, with no new tensor.
+  const bool in_place = tensor.device().is_cpu() && tensor.is_contiguous() &&
+                        (tensor.scalar_type() == at::kFloat || tensor.scalar_type() == at::kDouble);
+  const at::Tensor flat = in_place ? tensor : tensor.detach().to(at::kCPU, at::kDouble).contiguous();
   AT_DISPATCH_FLOATING_TYPES(flat.scalar_type(), "psg4j_fingerprint", [&] {
     project_host(flat.const_data_ptr<scalar_t>(), flat.numel(), idx, w, projections, norm, projected_norm);
   });
@@ -119,11 +118,13 @@ Fingerprints start_fingerprints(at::IntArrayRef parameter_shape, int64_t batch_s
 void take_fingerprints(Fingerprints& f, int64_t i, const at::Tensor& candidate, const at::Tensor& reference,
                        double reference_scale) {
   const FingerprintPlan& plan = *f.plan;
-  project(candidate, plan.indices, plan.weights, row(f.candidate, i), row(f.candidate_norm, i),
-          row(f.candidate_projected_norm, i));
+  // Norms over the projected elements only: a pass over every element costs as much as the
+  // comparison itself on a large parameter (measured: a check of the suite's mlp 1.3-2x slower).
+  project(candidate, plan.indices, plan.weights, row(f.candidate, i), nullptr, row(f.candidate_norm, i));
+  *row(f.candidate_projected_norm, i) = *row(f.candidate_norm, i);
   double* r = row(f.reference, i);
   double* r_norm = row(f.reference_norm, i);
-  project(reference, plan.indices, plan.weights, r, r_norm, nullptr);
+  project(reference, plan.indices, plan.weights, r, nullptr, r_norm);
   for (int64_t k = 0; k < K; ++k) r[k] *= reference_scale;
   *r_norm *= std::abs(reference_scale);
   if (plan.has_transposed()) {

@@ -6,8 +6,8 @@
 //
 // Projection k of a sample's gradient g (flattened, n elements) is Σ_{s∈S} w_{s,k}·g[s] with
 // w ~ N(0, 1) on a fixed set S of at most kFingerprintElements element indices (every element
-// when n is that small; else drawn uniformly, sorted): O(K·|S|) per sample whatever n, while the
-// norms cover every element. Being linear, fingerprints compose: the projection of the batch mean
+// when n is that small; else drawn uniformly, sorted), and the norms are over S too: O(K·|S|) per
+// sample whatever n (a pass over every element would cost as much as the comparison). Being linear, fingerprints compose: the projection of the batch mean
 // of the reference is the mean of its projections. For a 2-D parameter [m, c] the reference is
 // also projected as its transpose reshaped to [m, c] (element q of that is g[q % m, q / m]), which
 // is what a sampler returns when it writes gᵀ into the parameter's layout.
@@ -43,9 +43,9 @@ struct Fingerprints {
   at::Tensor candidate;                 // [B, K]
   at::Tensor reference;                 // [B, K]
   at::Tensor reference_transposed;      // [B, K], undefined unless plan->has_transposed()
-  at::Tensor candidate_norm;            // [B], over every element
-  at::Tensor reference_norm;            // [B]
-  at::Tensor candidate_projected_norm;  // [B], over the projected elements: the scale of the
+  at::Tensor candidate_norm;            // [B], L2 over the projected elements S
+  at::Tensor reference_norm;            // [B], L2 over S
+  at::Tensor candidate_projected_norm;  // [B], equal to candidate_norm: the scale of the
                                         // projections' rounding, for their tolerance
 };
 

@@ -12,8 +12,8 @@ import java.util.function.Consumer;
  * {@link FingerprintView}: for sample i, {@link #projections} fixed random projections (weights
  * N(0, 1) on {@link #projected} of the parameter's {@link #elements} elements) of its candidate
  * gradient, of its reference gradient and, for a 2-D parameter, of the reference transposed and
- * reshaped to the parameter's shape; the L2 norms (over every element) of both; and the norm of the
- * candidate's projected elements, the scale of its projections. Arrays are row-major [B, K] or [B].
+ * reshaped to the parameter's shape; the L2 norms of both over the projected elements; and the
+ * candidate's again as the scale of its projections (for their tolerance). Arrays are row-major [B, K] or [B].
  */
 record SampleFingerprints(int batch, int projections, long elements, long projected, double[] candidate,
                           double[] reference, double[] referenceTransposed, double[] candidateNorm,

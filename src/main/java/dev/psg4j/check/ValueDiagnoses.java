@@ -42,7 +42,7 @@ import java.util.stream.Collectors;
  * at least 1), the error e on the P projected elements has ‖e‖ ≤ s·atol·√P + rtol·‖c‖_P, and a
  * projection with N(0, 1) weights is N(0, ‖e‖²): within {@value #PROJECTION_MARGIN} times that bound
  * but with probability 2·10⁻⁹. Norms obey |‖c‖ - ‖t‖| ≤ ‖e‖ exactly ({@value #NORM_MARGIN} times the
- * bound covers rounding). rtol is taken at least {@value #RTOL_FLOOR} (a float candidate's own
+ * bound covers rounding; the norms are over the projected elements too). rtol is taken at least {@value #RTOL_FLOOR} (a float candidate's own
  * rounding), so a check at rtol 0 still recognizes a float sampler's bug. A hypothesis must also be
  * visible: its target's projections must stand out of that tolerance (a zero target explains
  * nothing but zeros).
@@ -125,7 +125,7 @@ final class ValueDiagnoses {
         }
 
         double normTolerance(int i, double scale) {
-            return NORM_MARGIN * (Math.max(1, Math.abs(scale)) * atol * Math.sqrt(f.elements())
+            return NORM_MARGIN * (Math.max(1, Math.abs(scale)) * atol * Math.sqrt(f.projected())
                     + rtol * f.candidateNorm()[i]);
         }
 
@@ -208,7 +208,8 @@ final class ValueDiagnoses {
             boolean seen = false;
             for (int i : bad) {
                 double[] target = f.referenceTransposedRow(i);
-                if (matchesOwnReference(i) || !matches(i, target, f.referenceNorm()[i], 1)) {
+                // No norm: the reference's is over the projected elements, the transposed ones are others.
+                if (matchesOwnReference(i) || !matches(i, target, Double.NaN, 1)) {
                     return Optional.empty();
                 }
                 seen |= visible(i, target, 1);
