@@ -393,6 +393,70 @@ double ComparisonView::sketch_residual_ratio(int64_t p) const {
   return translated([&] { return sketch(p).residual_ratio; });
 }
 
+// ---- Value diagnoses (issue 10) ----
+namespace {
+
+void copy_out(const at::Tensor& t, at::Tensor* out, const char* what) {
+  if (out == nullptr) bad_input(std::string(what) + " needs a tensor to fill");
+  if (!t.defined()) bad_input(std::string("this parameter has no ") + what + " fingerprints (not a 2-D parameter)");
+  *out = t.clone();
+}
+
+}  // namespace
+
+const FingerprintPlan& FingerprintView::plan() const {
+  if (!fingerprints_.plan) bad_input("an empty fingerprint view");
+  return *fingerprints_.plan;
+}
+
+int64_t FingerprintView::elements() const {
+  return translated([&] { return plan().elements; });
+}
+
+int64_t FingerprintView::projected() const {
+  return translated([&] { return plan().projected(); });
+}
+
+bool FingerprintView::has_transposed() const {
+  return translated([&] { return plan().has_transposed(); });
+}
+
+void FingerprintView::candidate(at::Tensor* out) const {
+  translated([&] { copy_out(fingerprints_.candidate, out, "candidate"); });
+}
+
+void FingerprintView::reference(at::Tensor* out) const {
+  translated([&] { copy_out(fingerprints_.reference, out, "reference"); });
+}
+
+void FingerprintView::reference_transposed(at::Tensor* out) const {
+  translated([&] { copy_out(fingerprints_.reference_transposed, out, "transposed reference"); });
+}
+
+void FingerprintView::candidate_norms(at::Tensor* out) const {
+  translated([&] { copy_out(fingerprints_.candidate_norm, out, "candidate norm"); });
+}
+
+void FingerprintView::reference_norms(at::Tensor* out) const {
+  translated([&] { copy_out(fingerprints_.reference_norm, out, "reference norm"); });
+}
+
+void FingerprintView::candidate_projected_norms(at::Tensor* out) const {
+  translated([&] { copy_out(fingerprints_.candidate_projected_norm, out, "candidate projected norm"); });
+}
+
+bool ComparisonView::has_fingerprints(int64_t p) const {
+  return translated([&] { return param(p).fingerprints.has_value(); });
+}
+
+FingerprintView ComparisonView::fingerprints(int64_t p) const {
+  return translated([&] {
+    if (!param(p).fingerprints) bad_input("parameter " + std::to_string(p) + " has no fingerprints");
+    return FingerprintView(*param(p).fingerprints);
+  });
+}
+// ---- end of the value-diagnoses block ----
+
 ComparisonView SketchView::comparison(int64_t k) const {
   return translated([&] {
     if (k < 0 || k >= comparison_count()) bad_input("comparison index " + std::to_string(k) + " out of range");

@@ -146,6 +146,30 @@ void set_malloc_mmap_threshold(int64_t bytes);
 // Fills `entries` with the tensors of a torch.save file and says what container held them.
 TensorContainer load_tensor_file(const std::string& path, NamedTensorList* entries);
 
+// ---- Value diagnoses (issue 10): one compared parameter's fingerprints (fingerprints.h) ----
+// Moved out of a ComparisonView in one call; each accessor writes a new double tensor on the
+// host that the caller owns: [B, projections()] for the projections, [B] for the norms.
+class FingerprintView {
+ public:
+  FingerprintView() = default;
+  explicit FingerprintView(Fingerprints fingerprints) : fingerprints_(std::move(fingerprints)) {}
+  int64_t projections() const { return kFingerprintProjections; }
+  int64_t elements() const;   // the parameter's element count
+  int64_t projected() const;  // how many of them the projections read
+  bool has_transposed() const;  // 2-D parameters: the reference was also projected transposed
+  void candidate(at::Tensor* out) const;
+  void reference(at::Tensor* out) const;
+  void reference_transposed(at::Tensor* out) const;
+  void candidate_norms(at::Tensor* out) const;
+  void reference_norms(at::Tensor* out) const;
+  void candidate_projected_norms(at::Tensor* out) const;
+
+ private:
+  const FingerprintPlan& plan() const;
+  Fingerprints fingerprints_;
+};
+// ---- end of the value-diagnoses block ----
+
 class ComparisonView {
  public:
   ComparisonView() = default;
@@ -170,6 +194,11 @@ class ComparisonView {
   bool sketched(int64_t p) const;
   SketchZone sketch_zone(int64_t p) const;
   double sketch_residual_ratio(int64_t p) const;
+  // ---- Value diagnoses (issue 10): whether parameter p has fingerprints (it has per-sample
+  // statistics), and them.
+  bool has_fingerprints(int64_t p) const;
+  FingerprintView fingerprints(int64_t p) const;
+  // ---- end of the value-diagnoses block ----
 
  private:
   const ParamComparison& param(int64_t p) const;

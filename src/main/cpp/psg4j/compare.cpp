@@ -179,6 +179,20 @@ SampleStats compare_sample(const at::Tensor& candidate, const at::Tensor& refere
   return stats;
 }
 
+// ---- Value diagnoses (issue 10): fingerprints taken while the reference streams ----
+namespace {
+
+void start_fingerprints_of(Comparison& comparison, const std::vector<ComparedCandidate>& which,
+                           const TrainableParameters& parameters) {
+  for (const ComparedCandidate& c : which) {
+    comparison.params[c.entry].fingerprints =
+        start_fingerprints(parameters[c.parameter].tensor.sizes(), comparison.batch_size);
+  }
+}
+
+}  // namespace
+// ---- end of the value-diagnoses block ----
+
 void compare_exactly(const Problem& problem, const TrainableParameters& parameters,
                      const std::vector<ComparedCandidate>& which, const Tolerance& tolerance,
                      Comparison& comparison, const Spread& spread) {
@@ -192,10 +206,13 @@ void compare_exactly(const Problem& problem, const TrainableParameters& paramete
     }
   }
   for (const ComparedCandidate& c : which) comparison.params[c.entry].samples.resize(comparison.batch_size);
+  start_fingerprints_of(comparison, which, parameters);
   for_each_sample_gradient(problem, leaves, [&](int64_t i, const std::vector<at::Tensor>& g) {
     for (const ComparedCandidate& c : which) {
       comparison.params[c.entry].samples[i] =
           compare_sample(c.candidate.select(0, i), g[leaf_of.at(c.parameter)], tolerance);
+      take_fingerprints(*comparison.params[c.entry].fingerprints, i, c.candidate.select(0, i),
+                        g[leaf_of.at(c.parameter)]);
     }
   }, spread);
 }
@@ -213,6 +230,7 @@ std::vector<Comparison> compare_with_reference(const Model& model, const Batch& 
   for (size_t k = 0; k < candidates.size(); ++k) {
     compared.push_back(plan_comparison(comparisons[k], parameters, batch_size, candidates[k].candidate));
     for (const ComparedCandidate& c : compared.back()) comparisons[k].params[c.entry].samples.resize(batch_size);
+    start_fingerprints_of(comparisons[k], compared.back(), parameters);
     reductions.push_back(candidates[k].reduction);
   }
   for_each_reference_gradient(model, batch, loss, reductions, leaves, spread,
@@ -221,6 +239,8 @@ std::vector<Comparison> compare_with_reference(const Model& model, const Batch& 
     for (const ComparedCandidate& c : compared[g.reduction]) {
       comparison.params[c.entry].samples[i] =
           compare_sample(c.candidate.select(0, i), g.grads[c.parameter], tolerance, g.scale);
+      take_fingerprints(*comparison.params[c.entry].fingerprints, i, c.candidate.select(0, i), g.grads[c.parameter],
+                        g.scale);
     }
   });
   return comparisons;

@@ -2,6 +2,7 @@
 // torch.allclose: |c - r| <= atol + rtol * |r|; NaN or Inf is never a match.
 #pragma once
 
+#include "psg4j/fingerprints.h"
 #include "psg4j/reference.h"
 
 #include <optional>
@@ -50,6 +51,8 @@ struct ParamComparison {
   std::vector<int64_t> candidate_shape;  // empty for Missing
   std::vector<SampleStats> samples;      // B entries when Compared (none when a sketch passed it)
   std::optional<SketchVerdict> sketch;   // sketch mode only
+  // Value diagnoses (issue 10): set wherever `samples` is (see fingerprints.h).
+  std::optional<Fingerprints> fingerprints;
 };
 
 struct Comparison {

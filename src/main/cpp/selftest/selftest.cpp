@@ -12,6 +12,7 @@
 #include "psg4j/frontend_layers.h"
 #include "psg4j/norms.h"
 #include "psg4j/error.h"
+#include "psg4j/fingerprints.h"
 #include "psg4j/probes.h"
 #include "psg4j/sketch.h"
 #include "psg4j/reference.h"
@@ -923,6 +924,35 @@ void checks(const torch::Device device) {
            "NaN at 0.weight sample 4 flagged as non-finite");
   });
 
+  // ---- Value diagnoses (issue 10): fingerprints ----
+  run_case("fingerprints: linear in the gradient, transposed reference, norms, bounded projection", [&] {
+    NamedTensors doubled;
+    for (const auto& [n, t] : truth) doubled.emplace_back(n, t * 2);
+    const Comparison c = compare_with_reference(problem, doubled, tol);
+    const Fingerprints& f = *find(c, "0.weight").fingerprints;
+    expect(torch::allclose(f.candidate, f.reference * 2, 1e-6, 1e-9) &&
+               torch::allclose(f.candidate_norm, f.reference_norm * 2, 1e-6, 1e-9) &&
+               f.reference_norm.min().item<double>() > 0 && f.plan->projected() == K * F,
+           "a doubled candidate's projections and norms are twice the reference's");
+    // Each sample's [K, F] gradient transposed to [F, K] and laid out as [K, F] again.
+    NamedTensors transposed{{"0.weight", truth[0].second.transpose(1, 2).contiguous().reshape({B, K, F})},
+                            {"0.bias", truth[1].second}};
+    const Comparison t = compare_with_reference(problem, transposed, tol);
+    const Fingerprints& ft = *find(t, "0.weight").fingerprints;
+    expect(torch::allclose(ft.candidate, ft.reference_transposed, 1e-6, 1e-9) &&
+               !torch::allclose(ft.candidate, ft.reference, 1e-3, 1e-3) && !find(t, "0.bias").fingerprints->reference_transposed.defined(),
+           "the reference projected transposed is the transposed candidate's projection; 1-D has none");
+    const auto plan = fingerprint_plan({300, 70});
+    bool in_range = std::is_sorted(plan->indices.begin(), plan->indices.end());
+    for (size_t s = 0; s < plan->indices.size(); ++s) {
+      const int64_t q = plan->indices[s], r = plan->transposed_indices[s];
+      in_range &= q >= 0 && q < 21000 && r == (q % 300) * 70 + q / 300;
+    }
+    expect(plan->projected() == kFingerprintElements && in_range && fingerprint_plan({300, 70})->weights == plan->weights,
+           "a large parameter projects kFingerprintElements elements, with a fixed seed");
+  });
+  // ---- end of the value-diagnoses block ----
+
   run_case("time-first batch dimension", [&] {
     Batch time_first;
     time_first.inputs = {x.unsqueeze(0).expand({2, B, F}).transpose(0, 1).transpose(0, 1).contiguous()};
@@ -1068,6 +1098,20 @@ void bench(int64_t B, int repeats, torch::Device d, const std::string& only, con
                                                 ReductionCandidate{Reduction::Mean, mean_candidate}}, Tolerance{});
     }, repeats, d);
     std::printf("%-6s check of both reductions (one reference pass) %8.2f\n", name.c_str(), check_both);
+    // ---- Value diagnoses (issue 10): what the fingerprints add to that check, taken here alone
+    // from gradients already in memory (colder caches than in the check: an upper bound).
+    const double fingerprints = median_ms([&] {
+      for (const NamedTensors* grads : {&candidate, &mean_candidate}) {
+        for (size_t k = 0; k < grads->size(); ++k) {
+          const at::Tensor& g = (*grads)[k].second;
+          Fingerprints f = start_fingerprints(g.sizes().slice(1), B);
+          for (int64_t i = 0; i < B; ++i) take_fingerprints(f, i, g.select(0, i), candidate[k].second.select(0, i));
+        }
+      }
+    }, repeats, d);
+    std::printf("%-6s fingerprints of both reductions %8.2f (%.1f%% of that check)\n", name.c_str(), fingerprints,
+                100 * fingerprints / check_both);
+    // ---- end of the value-diagnoses block
     const double vmap = median_ms([&] { vmap_gradients(problem, {}); }, repeats, d);
     std::vector<at::Tensor> params;
     for (const auto& p : model.trainable_parameters()) params.push_back(p.second);

@@ -242,7 +242,54 @@ public final class NativeCore {
         public native SketchZone sketch_zone(@Cast("int64_t") long p);
 
         public native double sketch_residual_ratio(@Cast("int64_t") long p);
+
+        // ---- Value diagnoses (issue 10) ----
+        /** Whether parameter p has fingerprints (wherever it has per-sample statistics). */
+        public native @Cast("bool") boolean has_fingerprints(@Cast("int64_t") long p);
+
+        public native @ByVal FingerprintView fingerprints(@Cast("int64_t") long p);
+        // ---- end of the value-diagnoses block ----
     }
+
+    // ---- Value diagnoses (issue 10) ----
+    /**
+     * One compared parameter's per-sample fingerprints (fingerprints.h), moved out in one call. Each
+     * tensor accessor fills {@code out} with a new double tensor on the host that the caller owns:
+     * [B, projections()] for projections, [B] for norms.
+     */
+    @Name("FingerprintView")
+    public static class FingerprintView extends Pointer {
+        static {
+            Loader.load();
+        }
+
+        public FingerprintView() {
+            allocate();
+        }
+
+        private native void allocate();
+
+        public native @Cast("int64_t") long projections();
+
+        public native @Cast("int64_t") long elements();
+
+        public native @Cast("int64_t") long projected();
+
+        public native @Cast("bool") boolean has_transposed();
+
+        public native void candidate(@Cast("at::Tensor*") Pointer out);
+
+        public native void reference(@Cast("at::Tensor*") Pointer out);
+
+        public native void reference_transposed(@Cast("at::Tensor*") Pointer out);
+
+        public native void candidate_norms(@Cast("at::Tensor*") Pointer out);
+
+        public native void reference_norms(@Cast("at::Tensor*") Pointer out);
+
+        public native void candidate_projected_norms(@Cast("at::Tensor*") Pointer out);
+    }
+    // ---- end of the value-diagnoses block ----
 
     @Name("SketchView")
     public static class SketchView extends Pointer {

@@ -3,6 +3,7 @@ package dev.psg4j.check;
 import dev.psg4j.bridge.NativeCore.ClippedSumView;
 import dev.psg4j.report.ParamStatus;
 import dev.psg4j.report.Diagnosis;
+import dev.psg4j.report.DiagnosisKind;
 import dev.psg4j.report.Failure;
 import dev.psg4j.report.FailureKind;
 import dev.psg4j.report.ParamReport;
@@ -47,7 +48,7 @@ final class ClippedSumVerdicts {
             for (long m = 0; m < view.match_sample_count(k); m++) {
                 samples.add(Math.toIntExact(view.match_sample(k, m)));
             }
-            diagnoses.add(new Diagnosis(view.match_kind(k), matched.get(0), samples, reduction.label() + ": "
+            diagnoses.add(new Diagnosis(DiagnosisKind.of(view.match_kind(k)), matched.get(0), samples, reduction.label() + ": "
                     + view.match_explanation(k) + " (it reproduces the candidate's " + String.join(", ", matched)
                     + (samples.isEmpty() ? ")" : "; the samples whose factor it changes: " + samples + ")")));
         }

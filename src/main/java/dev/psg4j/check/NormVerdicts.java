@@ -4,6 +4,7 @@ import dev.psg4j.BadInputException;
 import dev.psg4j.bridge.Natives;
 import dev.psg4j.report.ParamStatus;
 import dev.psg4j.report.Diagnosis;
+import dev.psg4j.report.DiagnosisKind;
 import dev.psg4j.report.Failure;
 import dev.psg4j.report.FailureKind;
 import dev.psg4j.report.ParamReport;
@@ -190,24 +191,24 @@ final class NormVerdicts {
         int batch = r.length;
         String what = param == null ? "norm" : "norm of " + param;
         if (batch > 1 && allScaled(c, r, 1.0 / batch, tol)) {
-            diagnoses.add(new Diagnosis("norms_mean_sum_confusion", param, List.copyOf(bad), "every " + what + " is 1/B (1/"
+            diagnoses.add(new Diagnosis(DiagnosisKind.NORMS_MEAN_SUM_CONFUSION, param, List.copyOf(bad), "every " + what + " is 1/B (1/"
                     + batch + ") of the reference's: norms of the batch-mean loss's gradients, without the ×B that makes "
                     + "them per-sample gradients (the mean/sum convention)"));
             return;
         }
         if (batch > 1 && allScaled(c, r, batch, tol)) {
-            diagnoses.add(new Diagnosis("norms_mean_sum_confusion", param, List.copyOf(bad), "every " + what + " is B ("
+            diagnoses.add(new Diagnosis(DiagnosisKind.NORMS_MEAN_SUM_CONFUSION, param, List.copyOf(bad), "every " + what + " is B ("
                     + batch + ") times the reference's: the ×B of a mean loss applied to a sum loss, or twice"));
             return;
         }
         if (allSquared(c, r, tol)) {
-            diagnoses.add(new Diagnosis("norms_squared", param, List.copyOf(bad), "every " + what + " is the square of the "
+            diagnoses.add(new Diagnosis(DiagnosisKind.NORMS_SQUARED, param, List.copyOf(bad), "every " + what + " is the square of the "
                     + "reference's: squared norms (Σ g², what ghost clipping accumulates) were given as norms; take "
                     + "their square root"));
             return;
         }
         if (bad.size() >= 2 && permuted(c, r, bad, tol)) {
-            diagnoses.add(new Diagnosis("norms_permuted", param, List.copyOf(bad), "samples " + list(bad) + " have one "
+            diagnoses.add(new Diagnosis(DiagnosisKind.NORMS_PERMUTED, param, List.copyOf(bad), "samples " + list(bad) + " have one "
                     + "another's " + what + "s: the samples are out of order (swapped, shifted or reversed)"));
             return;
         }
@@ -215,7 +216,7 @@ final class NormVerdicts {
         if (Double.isFinite(k)) {
             String samples = bad.size() == batch ? "every sample's " + what + " is " : (bad.size() == 1 ? "sample "
                     : "samples ") + list(bad) + (bad.size() == 1 ? " has a " : " have a ") + what + " ";
-            diagnoses.add(new Diagnosis("scaled_norms", param, List.copyOf(bad), samples + fmt(k) + "x the reference's"
+            diagnoses.add(new Diagnosis(DiagnosisKind.SCALED_NORMS, param, List.copyOf(bad), samples + fmt(k) + "x the reference's"
                     + (bad.size() == batch ? "" : " while the others match: that gradient is scaled (counted twice, "
                     + "or scaled by another sample's factor)")));
         }

@@ -197,9 +197,10 @@ public final class PerSampleCheck implements AutoCloseable {
                 long runSeed = seed != null ? seed : ThreadLocalRandom.current().nextLong();
                 return compareSketch(sampler, on, candidates, runSeed, failures);
             }
-            List<ReductionReport> reports = compareExact(on, candidates, failures);
+            List<Diagnosis> valueDiagnoses = new ArrayList<>();  // issue 10: why values are wrong
+            List<ReductionReport> reports = compareExact(on, candidates, failures, valueDiagnoses);
             return report(reports.stream().allMatch(ReductionReport::passed), sampler, on, reports, null, failures,
-                    diagnoses);
+                    valueDiagnoses);
         } finally {
             candidates.values().forEach(Natives::closeAll);  // the check owns what a sampler returns
         }
@@ -226,7 +227,7 @@ public final class PerSampleCheck implements AutoCloseable {
      * {@link Builder#threads} sample workers. Reports and failures come in the candidates' order.
      */
     private List<ReductionReport> compareExact(Batch on, Map<Reduction, Map<String, Tensor>> candidates,
-                                               List<Failure> failures) {
+                                               List<Failure> failures, List<Diagnosis> valueDiagnoses) {
         List<NamedTensorList> lists = new ArrayList<>();
         try (NativeLoss lossHandle = loss.newHandle(); ReductionCandidates natives = new ReductionCandidates()) {
             for (Map.Entry<Reduction, Map<String, Tensor>> entry : candidates.entrySet()) {
@@ -242,6 +243,7 @@ public final class PerSampleCheck implements AutoCloseable {
                 for (Reduction reduction : candidates.keySet()) {
                     try (ComparisonView view = comparisons.get(k++)) {
                         reports.add(Verdicts.read(view, reduction, failures));
+                        valueDiagnoses.addAll(ValueDiagnoses.read(view, reports.get(reports.size() - 1), tolerance));
                     }
                 }
                 return reports;
@@ -261,15 +263,17 @@ public final class PerSampleCheck implements AutoCloseable {
                      () -> NativeCore.sketch_compare(NativeHandles.handle(model), on.handle(), lossHandle, sum, mean,
                              tolerance.atol(), tolerance.rtol(), projections, runSeed))) {
             List<ReductionReport> reports = new ArrayList<>();
+            List<Diagnosis> valueDiagnoses = new ArrayList<>();  // issue 10: why values are wrong
             for (int k = 0; k < given.size(); k++) {
                 try (ComparisonView comparison = view.comparison(k)) {
                     reports.add(Verdicts.read(comparison, given.get(k), failures));
+                    valueDiagnoses.addAll(ValueDiagnoses.read(comparison, reports.get(k), tolerance));
                 }
             }
             SketchSummary summary = new SketchSummary(runSeed, projections, SketchSummary.WEIGHTS,
                     view.pass_fraction(), view.noise_multiplier(), view.in_double() ? "double" : "float", view.forwards(), view.backwards(), view.exact_params());
             return report(reports.stream().allMatch(ReductionReport::passed), sampler, on, reports, summary, failures,
-                    List.of());
+                    valueDiagnoses);
         }
     }
 

@@ -11,6 +11,7 @@ import dev.psg4j.report.Diagnosis;
 import dev.psg4j.report.AloneRoute;
 import dev.psg4j.report.NonFiniteSite;
 import dev.psg4j.report.ProbeMethod;
+import dev.psg4j.report.DiagnosisKind;
 import dev.psg4j.report.ProbeReport;
 
 import java.util.ArrayList;
@@ -101,7 +102,7 @@ public final class Probes {
                     + " A sample's gradient then depends on the rest of the batch, so per-sample clipping does not"
                     + " bound its influence: use per-sample normalization (GroupNorm, LayerNorm, BatchNorm in"
                     + " eval mode) and keep operations within each sample.";
-            return Optional.of(new Diagnosis("batch_mixing", mixingModule.orElse(null), affected, message));
+            return Optional.of(new Diagnosis(DiagnosisKind.BATCH_MIXING, mixingModule.orElse(null), affected, message));
         }
     }
 
@@ -112,7 +113,7 @@ public final class Probes {
             if (deterministic) {
                 return Optional.empty();
             }
-            return Optional.of(new Diagnosis("non_deterministic", null, List.of(), String.format(
+            return Optional.of(new Diagnosis(DiagnosisKind.NON_DETERMINISTIC, null, List.of(), String.format(
                     "non-deterministic forward: two forwards of the same batch differ by up to %.3g; put the model"
                             + " in eval mode (dropout) or fix the seed, or every engine will seem to disagree with"
                             + " the reference", maxAbsDiff)));
@@ -127,7 +128,7 @@ public final class Probes {
             String fix = where.equals("input")
                     ? "fix or drop those samples before checking"
                     : "the model produces them (a log or division of zero, an overflow): fix the model or the inputs";
-            return new Diagnosis("non_finite", null, samples, "non-finite values: the " + where + " of " + which
+            return new Diagnosis(DiagnosisKind.NON_FINITE, null, samples, "non-finite values: the " + where + " of " + which
                     + " holds NaN or Inf, so no gradient of " + (samples.size() == 1 ? "it" : "them")
                     + " can be checked; " + fix);
         }

@@ -49,6 +49,9 @@ final class DemoCommand implements Callable<Integer> {
                 out.println();
                 out.println("== " + o.report().engine() + " on " + o.model());
                 out.print(o.report().reductions().isEmpty() ? o.report().summary() : o.report().table());
+                if (!o.report().reductions().isEmpty()) {
+                    o.report().diagnoses().forEach(d -> out.println("  * " + d.message()));  // why values are wrong
+                }
             }
         }
         List<Demo.ConformanceOutcome> conformance = Demo.conformance();

@@ -121,13 +121,15 @@ public final class HtmlReport {
     private static void diagnoses(StringBuilder h, CheckReport r) {
         h.append("<section id=\"diagnoses\">\n<h2>Diagnoses (").append(r.diagnoses().size()).append(")</h2>\n");
         if (r.diagnoses().isEmpty()) {
-            h.append("<p>None: no likely cause was recognized.</p>\n</section>\n");
+            h.append(r.failures().isEmpty() ? "<p>None.</p>\n</section>\n" : "<p>None: no likely cause was recognized"
+                    + " (the probes found nothing, and the failing values are none of a constant factor, samples"
+                    + " permuted, one gradient for every sample, a transposed matrix or zero samples).</p>\n</section>\n");
             return;
         }
         h.append("<table>\n<thead><tr><th>kind</th><th>parameter</th><th>samples</th><th>message</th></tr></thead>\n"
                 + "<tbody>\n");
         for (Diagnosis d : r.diagnoses()) {
-            h.append("<tr><td>").append(esc(d.kind())).append("</td><td>").append(esc(d.param())).append("</td><td>")
+            h.append("<tr><td>").append(esc(d.kind().label())).append("</td><td>").append(esc(d.param())).append("</td><td>")
                     .append(esc(samples(d.samples()))).append("</td><td>").append(esc(d.message()))
                     .append("</td></tr>\n");
         }

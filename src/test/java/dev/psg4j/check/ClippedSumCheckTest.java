@@ -96,7 +96,7 @@ class ClippedSumCheckTest {
             }
         }
         assertEquals(failing, report.failures().stream().map(Failure::param).toList(), report::toJson);
-        Diagnosis d = report.diagnoses().stream().filter(x -> x.kind().equals(bug.diagnosis())).findFirst()
+        Diagnosis d = report.diagnoses().stream().filter(x -> x.kind().label().equals(bug.diagnosis())).findFirst()
                 .orElseThrow(() -> new AssertionError("no " + bug.diagnosis() + " among "
                         + OpacusFixtures.diagnosisKinds(report) + "\n" + report.toJson()));
         assertEquals(failing.get(0), d.param(), report::toJson);

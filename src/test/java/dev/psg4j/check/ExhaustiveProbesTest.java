@@ -4,6 +4,7 @@ import dev.psg4j.BadInputException;
 import dev.psg4j.model.Model;
 import dev.psg4j.model.Models;
 import dev.psg4j.report.Diagnosis;
+import dev.psg4j.report.DiagnosisKind;
 import dev.psg4j.report.ProbeReport;
 
 import org.bytedeco.pytorch.Scalar;
@@ -297,10 +298,10 @@ class ExhaustiveProbesTest {
                 assertEquals(List.of(4), report.nonFiniteSamples());
                 assertNull(report.batchIndependent());
                 Diagnosis d = report.diagnoses().get(0);
-                assertEquals("non_finite", d.kind());
+                assertEquals(DiagnosisKind.NON_FINITE, d.kind());
                 assertEquals(List.of(4), d.samples());
                 assertTrue(d.message().contains("the input of sample 4 holds NaN or Inf"), d::message);
-                assertFalse(report.diagnoses().stream().anyMatch(x2 -> x2.kind().equals("non_deterministic")));
+                assertFalse(report.diagnoses().stream().anyMatch(x2 -> x2.kind() == DiagnosisKind.NON_DETERMINISTIC));
             }
         }
     }
@@ -314,7 +315,7 @@ class ExhaustiveProbesTest {
             ProbeReport report = Probes.report(m, b, 8);
             assertEquals(dev.psg4j.report.NonFiniteSite.OUTPUT, report.nonFiniteIn(), report::toJson);
             assertFalse(report.nonFiniteSamples().isEmpty());
-            assertEquals("non_finite", report.diagnoses().get(0).kind());
+            assertEquals(DiagnosisKind.NON_FINITE, report.diagnoses().get(0).kind());
             assertTrue(report.diagnoses().get(0).message().contains("the output of "), report.diagnoses().get(0)::message);
             assertEquals(1, report.diagnoses().size(), "not also non-deterministic");
         }
@@ -366,7 +367,7 @@ class ExhaustiveProbesTest {
              PerSampleCheck two = PerSampleCheck.builder().model(m).inputs(torch.randn(batch, FEATURES))
                      .probeSamples(2).build()) {
             Diagnosis d = two.run(dev.psg4j.engine.Engines.microbatch()).diagnoses().get(0);
-            assertEquals("batch_mixing", d.kind());
+            assertEquals(DiagnosisKind.BATCH_MIXING, d.kind());
             assertEquals((int) batch, d.samples().size(), "every affected sample, whatever the bound");
             assertTrue(d.message().contains("sample 0's output depends on") && d.message().contains("sample 15's output"),
                     d::message);

@@ -75,7 +75,7 @@ class NormsCheckTest {
         CheckReport report = OpacusFixtures.check(bug.fixture(), bug.reduction(), 0, c -> c.runNorms(
                 NormSampler.precomputed(bug.file(), bug.reduction(), OpacusFixtures.file(bug.fixture(), bug.file()))));
         assertFalse(report.passed(), report::table);
-        Diagnosis d = report.diagnoses().stream().filter(x -> x.kind().equals(bug.diagnosis())).findFirst()
+        Diagnosis d = report.diagnoses().stream().filter(x -> x.kind().label().equals(bug.diagnosis())).findFirst()
                 .orElseThrow(() -> new AssertionError("no " + bug.diagnosis() + " in " + report.toJson()));
         assertEquals(1, report.diagnoses().size(), report::toJson);  // one cause named, the right one
         assertEquals(bug.param(), d.param(), report::toJson);

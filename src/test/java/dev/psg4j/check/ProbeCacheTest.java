@@ -1,6 +1,7 @@
 package dev.psg4j.check;
 
 import dev.psg4j.report.Diagnosis;
+import dev.psg4j.report.DiagnosisKind;
 
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch;
@@ -15,7 +16,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 /** A reusable check probes once per input layout, and again every N runs when asked to. */
 class ProbeCacheTest {
     private final AtomicInteger probes = new AtomicInteger();
-    private final List<Diagnosis> finding = List.of(new Diagnosis("batch_mixing", "0", List.of(0, 1), "mixes"));
+    private final List<Diagnosis> finding = List.of(new Diagnosis(DiagnosisKind.BATCH_MIXING, "0", List.of(0, 1), "mixes"));
     private final Function<Batch, List<Diagnosis>> probe = b -> {
         probes.incrementAndGet();
         return finding;

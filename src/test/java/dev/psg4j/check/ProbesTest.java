@@ -10,6 +10,7 @@ import dev.psg4j.model.Model;
 import dev.psg4j.model.Models;
 import dev.psg4j.report.CheckReport;
 import dev.psg4j.report.Diagnosis;
+import dev.psg4j.report.DiagnosisKind;
 import dev.psg4j.report.FailureKind;
 import dev.psg4j.report.ProbeReport;
 
@@ -89,7 +90,7 @@ class ProbesTest {
             return;
         }
         Diagnosis diagnosis = report.diagnoses().get(0);
-        assertEquals("batch_mixing", diagnosis.kind());
+        assertEquals(DiagnosisKind.BATCH_MIXING, diagnosis.kind());
         assertEquals(entry.get("mixing_module").asText(), report.mixingModule(), report::toJson);
         assertEquals(report.mixingModule(), diagnosis.param());
         assertTrue(diagnosis.message().contains("submodule '" + report.mixingModule() + "'"), diagnosis::message);
@@ -154,7 +155,7 @@ class ProbesTest {
             assertFalse(report.passed(), report::summary);
             assertTrue(report.failures().isEmpty() && report.reductions().isEmpty(), report::summary);
             Diagnosis d = report.diagnoses().get(0);
-            assertEquals("batch_mixing", d.kind());
+            assertEquals(DiagnosisKind.BATCH_MIXING, d.kind());
             assertEquals("1", d.param());
             assertTrue(report.summary().contains("Mixing starts in submodule '1'"), report::summary);
             assertTrue(unprobed.run(Engines.microbatch()).passed(), "without probes the engines agree");

@@ -1,6 +1,7 @@
 package dev.psg4j.cli;
 
 import dev.psg4j.Fixtures;
+import dev.psg4j.report.DiagnosisKind;
 import dev.psg4j.report.ProbeReport;
 
 import org.bytedeco.pytorch.JitModule;
@@ -48,7 +49,7 @@ class CliProbeTest {
         ProbeReport report = ProbeReport.fromJson(Files.readString(json));
         assertFalse(report.batchIndependent());
         assertEquals("1", report.mixingModule());
-        assertEquals("batch_mixing", report.diagnoses().get(0).kind());
+        assertEquals(DiagnosisKind.BATCH_MIXING, report.diagnoses().get(0).kind());
     }
 
     @Test

@@ -99,7 +99,7 @@ class HtmlReportTest {
         CheckReport report = new CheckReport(false, "<i>engine</i>", 2, "cpu", "l1", 1e-5, 1e-4,
                 List.of(new ReductionReport("sum", false, List.of(p))),
                 List.of(new Failure("sum", nasty, 1, FailureKind.VALUE, "sum / " + nasty + " / sample 1: <bad>")),
-                List.of(new Diagnosis("odd<kind>", nasty, List.of(1), "a \"diagnosis\" & <more>")));
+                List.of(new Diagnosis(DiagnosisKind.SCALED, nasty, List.of(1), "a \"diagnosis\" & <more>")));
         String html = HtmlReport.render(report);
         assertFalse(html.contains("<b id=\"injected\">") || html.contains("<i>engine</i>") || html.contains("<bad>"));
         Path page = work.resolve("escaped.html");
