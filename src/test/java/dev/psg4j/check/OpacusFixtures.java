@@ -94,6 +94,6 @@ final class OpacusFixtures {
     }
 
     static String diagnosisKinds(CheckReport report) {
-        return report.diagnoses().stream().map(Diagnosis::kind).collect(Collectors.joining(", "));
+        return report.diagnoses().stream().map(d -> d.kind().label()).collect(Collectors.joining(", "));
     }
 }
