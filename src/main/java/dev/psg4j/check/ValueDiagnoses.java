@@ -2,6 +2,7 @@ package dev.psg4j.check;
 
 import dev.psg4j.bridge.NativeCore.ComparisonView;
 import dev.psg4j.bridge.NativeCore.FingerprintView;
+import dev.psg4j.report.ParamStatus;
 import dev.psg4j.report.Diagnosis;
 import dev.psg4j.report.DiagnosisKind;
 import dev.psg4j.report.ParamReport;
@@ -65,7 +66,7 @@ final class ValueDiagnoses {
         int batch = Math.toIntExact(view.batch_size());
         for (int p = 0; p < report.params().size(); p++) {
             ParamReport param = report.params().get(p);
-            if (param.passed() || param.nonFinite() || !"compared".equals(param.status()) || !view.has_fingerprints(p)) {
+            if (param.passed() || param.nonFinite() || param.status() != ParamStatus.COMPARED || !view.has_fingerprints(p)) {
                 continue;
             }
             try (FingerprintView fingerprints = view.fingerprints(p)) {
