@@ -40,8 +40,10 @@ public record SamplerOptions(String engine, Map<String, String> values) {
         } catch (NumberFormatException ignored) {
             // reported below with the range
         }
-        throw new BadInputException("engine " + engine + ": option " + name + "=" + value + " is not a whole number in ["
-                + min + ", " + max + "]: give e.g. --engine-option " + name + "=" + fallback);
+        String range = min == Long.MIN_VALUE && max == Long.MAX_VALUE ? "a whole number"
+                : max == Long.MAX_VALUE ? "a whole number >= " + min : "a whole number in [" + min + ", " + max + "]";
+        throw new BadInputException("engine " + engine + ": option " + name + "=" + value + " is not " + range
+                + ": give e.g. --engine-option " + name + "=" + fallback);
     }
 
     /** The option as a boolean ({@code true}/{@code false}), or {@code fallback} when it was not given. */

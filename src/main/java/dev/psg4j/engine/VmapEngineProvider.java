@@ -27,7 +27,8 @@ public final class VmapEngineProvider implements GradSamplerProvider {
 
     @Override
     public GradSampler create(SamplerOptions options) {
-        return Engines.vmap().chunkSize(options.integer(CHUNK_SIZE, 0, 0, Long.MAX_VALUE))
+        // The engine checks the range itself, with its own message.
+        return Engines.vmap().chunkSize(options.integer(CHUNK_SIZE, 0, Long.MIN_VALUE, Long.MAX_VALUE))
                 .randomness(Randomness.named(options.string(RANDOMNESS, "error")));
     }
 }

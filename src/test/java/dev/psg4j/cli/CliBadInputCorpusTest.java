@@ -195,7 +195,7 @@ class CliBadInputCorpusTest {
                         "--loss", "cross_entropy"), "needs targets: give --target Y.pt"),
                 of("mse without --target", List.of("check", "--model", MODEL, "--input", X, "--loss", "mse"),
                         "loss mse needs targets"),
-                of("unknown --engine", check("--engine", "opacus"), "use --engine vmap or microbatch"),
+                of("unknown --engine", check("--engine", "opacus"), "unknown engine 'opacus': the registered grad samplers are vmap, microbatch"),
                 of("negative --chunk-size", check("--chunk-size", "-2"), "chunk size must be positive"),
                 of("unknown --randomness", check("--randomness", "maybe"), "use error, different or same"),
                 of("--device cuda", check("--device", "cuda"), "--device cpu"),

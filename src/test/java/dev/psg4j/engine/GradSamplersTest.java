@@ -70,8 +70,11 @@ class GradSamplersTest {
                     () -> samplers.sampler("microbatch", Map.of("chunk-size", "3")));
             assertTrue(none.getMessage().contains("it takes none"), none.getMessage());
             BadInputException value = assertThrows(BadInputException.class,
+                    () -> samplers.sampler("vmap", Map.of("chunk-size", "many")));
+            assertTrue(value.getMessage().contains("chunk-size=many is not a whole number"), value.getMessage());
+            BadInputException negative = assertThrows(BadInputException.class,
                     () -> samplers.sampler("vmap", Map.of("chunk-size", "-1")));
-            assertTrue(value.getMessage().contains("chunk-size=-1"), value.getMessage());
+            assertTrue(negative.getMessage().contains("chunk size must be positive"), negative.getMessage());
         }
     }
 
