@@ -1,5 +1,6 @@
 package dev.psg4j.bench;
 
+import dev.psg4j.report.HtmlPages;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ArrayNode;
@@ -12,8 +13,6 @@ import picocli.CommandLine.Help.TextTable;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Comparator;
@@ -208,11 +207,7 @@ public record BenchResult(String device, String models, Settings settings, Strin
 
     /** Writes {@link BenchPage}'s HTML page (ms vs B per method, one chart per model) to {@code file}. */
     public void writeHtml(Path file) {
-        try {
-            Files.writeString(file, BenchPage.render(this), StandardCharsets.UTF_8);
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot write the bench page to " + file, e);
-        }
+        HtmlPages.write(file, BenchPage.render(this), "bench page");
     }
 
     private ObjectNode toTree() {

@@ -200,12 +200,7 @@ final class CheckCommand implements Callable<Integer> {
     }
 
     private List<Reduction> reductions() {
-        return switch (reduction.toLowerCase(Locale.ROOT)) {
-            case "sum" -> List.of(Reduction.SUM);
-            case "mean" -> List.of(Reduction.MEAN);
-            case "both" -> List.of(Reduction.SUM, Reduction.MEAN);
-            default -> throw new BadInputException("unknown --reduction '" + reduction + "': use sum, mean or both");
-        };
+        return ReductionOption.parse(reduction);
     }
 
     private void checkOptions(List<Reduction> reductions, Loss lossFn) {

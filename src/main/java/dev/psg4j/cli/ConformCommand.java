@@ -1,6 +1,5 @@
 package dev.psg4j.cli;
 
-import dev.psg4j.BadInputException;
 import dev.psg4j.check.GradSampler;
 import dev.psg4j.check.Reduction;
 import dev.psg4j.conform.Conformance;
@@ -17,7 +16,6 @@ import picocli.CommandLine.Spec;
 import java.io.PrintWriter;
 import java.nio.file.Path;
 import java.util.List;
-import java.util.Locale;
 import java.util.concurrent.Callable;
 
 /** {@code psg4j conform}: a grad sampler over psg4j's layer matrix, one row per configuration × B × reduction. */
@@ -107,11 +105,6 @@ final class ConformCommand implements Callable<Integer> {
     }
 
     private Reduction[] reductions() {
-        return switch (reduction.toLowerCase(Locale.ROOT)) {
-            case "sum" -> new Reduction[] {Reduction.SUM};
-            case "mean" -> new Reduction[] {Reduction.MEAN};
-            case "both" -> new Reduction[] {Reduction.SUM, Reduction.MEAN};
-            default -> throw new BadInputException("unknown --reduction '" + reduction + "': use sum, mean or both");
-        };
+        return ReductionOption.parse(reduction).toArray(Reduction[]::new);
     }
 }

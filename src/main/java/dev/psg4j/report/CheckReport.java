@@ -4,12 +4,7 @@ import com.fasterxml.jackson.annotation.JsonIgnore;
 import com.fasterxml.jackson.annotation.JsonInclude;
 import com.fasterxml.jackson.annotation.JsonProperty;
 import com.fasterxml.jackson.annotation.JsonPropertyOrder;
-import com.fasterxml.jackson.core.JsonProcessingException;
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.SerializationFeature;
 
-import java.io.IOException;
-import java.io.UncheckedIOException;
 import java.nio.file.Path;
 import java.util.List;
 
@@ -67,30 +62,16 @@ public record CheckReport(
                 diagnoses);
     }
 
-    private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
-
     public static CheckReport fromJson(String json) {
-        try {
-            return JSON.readValue(json, CheckReport.class);
-        } catch (JsonProcessingException e) {
-            throw new IllegalArgumentException("not a psg4j check report: " + e.getOriginalMessage(), e);
-        }
+        return ReportJson.read(json, CheckReport.class, "check report");
     }
 
     public String toJson() {
-        try {
-            return JSON.writeValueAsString(this);
-        } catch (JsonProcessingException e) {
-            throw new IllegalStateException("a report always serializes", e);
-        }
+        return ReportJson.write(this);
     }
 
     public void writeJson(Path file) {
-        try {
-            JSON.writeValue(file.toFile(), this);
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot write the report to " + file, e);
-        }
+        ReportJson.write(this, file, "report");
     }
 
     /**

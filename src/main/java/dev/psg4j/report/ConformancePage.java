@@ -1,9 +1,5 @@
 package dev.psg4j.report;
 
-import java.io.IOException;
-import java.io.UncheckedIOException;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Locale;
 
@@ -19,11 +15,7 @@ public final class ConformancePage {
 
     /** Writes {@link #render}'s page to {@code file} (UTF-8). */
     public static void write(ConformanceReport report, Path file) {
-        try {
-            Files.writeString(file, render(report), StandardCharsets.UTF_8);
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot write the HTML conformance report to " + file, e);
-        }
+        HtmlPages.write(file, render(report), "HTML conformance report");
     }
 
     /** The whole page. */

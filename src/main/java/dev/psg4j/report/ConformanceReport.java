@@ -3,12 +3,7 @@ package dev.psg4j.report;
 import com.fasterxml.jackson.annotation.JsonIgnore;
 import com.fasterxml.jackson.annotation.JsonProperty;
 import com.fasterxml.jackson.annotation.JsonPropertyOrder;
-import com.fasterxml.jackson.core.JsonProcessingException;
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.SerializationFeature;
 
-import java.io.IOException;
-import java.io.UncheckedIOException;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.stream.Collectors;
@@ -33,8 +28,6 @@ public record ConformanceReport(
         double seconds,
         List<ConformanceRow> rows) {
     public static final int SCHEMA_VERSION = 1;
-    private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
-
     /** Row counts by verdict. */
     @JsonPropertyOrder({"rows", "passed", "failed", "skipped", "error"})
     public record Totals(int rows, int passed, int failed, int skipped, int error) {
@@ -74,27 +67,15 @@ public record ConformanceReport(
     }
 
     public static ConformanceReport fromJson(String json) {
-        try {
-            return JSON.readValue(json, ConformanceReport.class);
-        } catch (JsonProcessingException e) {
-            throw new IllegalArgumentException("not a psg4j conformance report: " + e.getOriginalMessage(), e);
-        }
+        return ReportJson.read(json, ConformanceReport.class, "conformance report");
     }
 
     public String toJson() {
-        try {
-            return JSON.writeValueAsString(this);
-        } catch (JsonProcessingException e) {
-            throw new IllegalStateException("a report always serializes", e);
-        }
+        return ReportJson.write(this);
     }
 
     public void writeJson(Path file) {
-        try {
-            JSON.writeValue(file.toFile(), this);
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot write the conformance report to " + file, e);
-        }
+        ReportJson.write(this, file, "conformance report");
     }
 
     /** Writes a self-contained HTML page in the check report's style ({@link ConformancePage}). */

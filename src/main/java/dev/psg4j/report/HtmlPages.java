@@ -4,6 +4,8 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.Locale;
 import java.util.Properties;
 
@@ -17,6 +19,15 @@ public final class HtmlPages {
     private static final String ECHARTS_BUNDLE = "/META-INF/resources/webjars/echarts/%s/dist/echarts.min.js";
 
     private HtmlPages() {
+    }
+
+    /** Writes a rendered page to {@code file} in UTF-8; an UncheckedIOException names {@code what} and the file. */
+    public static void write(Path file, String html, String what) {
+        try {
+            Files.writeString(file, html, StandardCharsets.UTF_8);
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot write the " + what + " to " + file, e);
+        }
     }
 
     /** Escapes text for HTML element content and quoted attribute values. */

@@ -1,9 +1,5 @@
 package dev.psg4j.report;
 
-import java.io.IOException;
-import java.io.UncheckedIOException;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.stream.Collectors;
@@ -25,12 +21,7 @@ public final class HtmlReport {
 
     /** Writes {@link #render}'s page to {@code file} (UTF-8). */
     public static void write(CheckReport report, Path file) {
-        String html = render(report);
-        try {
-            Files.writeString(file, html, StandardCharsets.UTF_8);
-        } catch (IOException e) {
-            throw new UncheckedIOException("cannot write the HTML report to " + file, e);
-        }
+        HtmlPages.write(file, render(report), "HTML report");
     }
 
     /** The whole page. */
