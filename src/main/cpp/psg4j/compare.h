@@ -57,6 +57,9 @@ struct ParamComparison {
 
 struct Comparison {
   int64_t batch_size = 0;
+  // How the reference ran (issue 11), for the report: "cpu workers", "cuda streams",
+  // "cuda graphs", or "cuda streams (graph capture failed: <cause>)"; empty where no reference ran.
+  std::string reference_route;
   // Model order (a tied parameter once per name the candidate gives it), then the candidate's
   // extra names.
   std::vector<ParamComparison> params;

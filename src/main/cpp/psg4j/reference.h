@@ -27,11 +27,17 @@ std::vector<at::Tensor> sample_gradient(const Problem& problem, const NamedTenso
 // sample `begin` tells the number of classes.
 void check_targets(const Problem& problem, int64_t begin, int64_t end);
 
-// Where samples run: `workers` threads (0: the caller's intra-op thread count), each running its
-// samples' ops on one intra-op thread (see sample_workers.h).
+// Where samples run. On the CPU: `workers` threads (0: the caller's intra-op thread count), each
+// running its samples' ops on one intra-op thread (see sample_workers.h). On CUDA (the batch's
+// device): `workers` host threads (0: a default for the device), each launching its samples on a
+// CUDA stream of its own, the comparison queued behind them on that stream; with `cuda_graphs`,
+// one sample's forward + backward is captured once per worker and replayed for every sample
+// (eager where capture fails: Comparison::reference_route says which ran and why).
 struct Spread {
   int workers = 0;
+  bool cuda_graphs = false;
 };
+
 
 // The reduction-k gradient of one sample: `grads`, times `scale` (1 unless it is the sum
 // gradient standing in for the mean one: the mean of a one-sample batch is a known multiple of
