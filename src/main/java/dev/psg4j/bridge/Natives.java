@@ -26,6 +26,15 @@ public final class Natives {
     private Natives() {
     }
 
+    /**
+     * Why CUDA is unusable in this process although bytedeco's GPU natives are on the class path
+     * (their CUDA libraries failed to load: the cause, and what to add), or empty: CPU natives, or
+     * the GPU natives loaded. Issue 11; the device parser puts it first in its message.
+     */
+    public static java.util.Optional<String> cudaLoadFailure() {
+        return java.util.Optional.empty();
+    }
+
     /** Holds the first exception the Java callbacks of one model or loss threw, until taken. */
     public static final class CallbackFailure {
         private Throwable first;
