@@ -10,6 +10,11 @@ smaller still but its generated headers differ: MPS kernels, other ATen/Config.h
 nlohmann/json (needed by ATen/functorch/Interpreter.h, absent from the wheel) comes from its own
 PyPI package.
 
+--variant cuda (the -Pgpu build) takes the x86_64 wheel instead (~915 MB, a CUDA build): only its
+generated headers declare the CUDA parts (c10/cuda/impl/cuda_cmake_macros.h, ATen/cuda/CUDAConfig.h),
+and its ATen/Config.h, caffe2/core/macros.h and sleef.h are those of an x86_64 CUDA build. They are
+cached apart from the CPU ones (libtorch-<version>-cuda).
+
 Prints the include directory on success. Exit status 2 with one clear line on any failure.
 """
 import argparse
@@ -21,7 +26,7 @@ import sys
 import tempfile
 import zipfile
 
-WHEEL_PLATFORM = "manylinux_2_28_aarch64"
+WHEEL_PLATFORMS = {"cpu": "manylinux_2_28_aarch64", "cuda": "manylinux_2_28_x86_64"}
 WHEEL_PYTHON = "3.11"
 NLOHMANN_VERSION = "3.12.0"
 
@@ -76,9 +81,12 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--version", required=True, help="exact torch version, e.g. 2.10.0")
     parser.add_argument("--cache", required=True, help="cache folder outside the repository")
+    parser.add_argument("--variant", choices=sorted(WHEEL_PLATFORMS), default="cpu",
+                        help="cpu: the small aarch64 wheel's headers; cuda: the x86_64 CUDA wheel's")
     args = parser.parse_args()
 
-    root = pathlib.Path(args.cache).expanduser() / f"libtorch-{args.version}"
+    suffix = "" if args.variant == "cpu" else f"-{args.variant}"
+    root = pathlib.Path(args.cache).expanduser() / f"libtorch-{args.version}{suffix}"
     include = root / "include"
     stamp = root / "complete"
     if stamp.exists():
@@ -95,7 +103,8 @@ def main():
         tmp = pathlib.Path(tmp)
         (tmp / "torch").mkdir()
         (tmp / "json").mkdir()
-        torch_wheel = pip_download(f"torch=={args.version}", tmp / "torch", WHEEL_PLATFORM)
+        torch_wheel = pip_download(f"torch=={args.version}", tmp / "torch",
+                                   WHEEL_PLATFORMS[args.variant])
         json_wheel = pip_download(f"nlohmann-json=={NLOHMANN_VERSION}", tmp / "json")
         staging = root.with_name(root.name + ".partial")
         if staging.exists():
@@ -110,6 +119,9 @@ def main():
             fail(f"{json_wheel.name} holds no nlohmann/json.hpp")
         extract(json_wheel, json_header[: -len("nlohmann/json.hpp")], staging / "include")
         found = headers_version(staging / "include")
+        if args.variant == "cuda" and not (staging / "include/c10/cuda/impl/cuda_cmake_macros.h").exists():
+            fail(f"the torch wheel pip gave ({torch_wheel.name}) is not a CUDA build "
+                 f"(no c10/cuda/impl/cuda_cmake_macros.h)")
         if found != args.version:
             fail(f"the torch wheel pip gave ({torch_wheel.name}) has headers of version {found}, "
                  f"not {args.version}")

@@ -29,9 +29,14 @@ import org.bytedeco.javacpp.annotation.StdString;
 @Namespace("psg4j::bridge")
 public final class NativeCore {
     static {
-        // libtorch_cpu and libc10 must be in the process first: libpsg4j resolves them by soname.
-        Loader.load(org.bytedeco.pytorch.global.torch.class);
-        Loader.load();
+        // libtorch_cpu and libc10 (with GPU natives: CUDA, then libtorch_cuda and libc10_cuda) must be
+        // in the process first: libpsg4j resolves them by soname.
+        Natives.loadTorch();
+        try {
+            Loader.load();
+        } catch (UnsatisfiedLinkError e) {
+            throw Natives.nativeCoreLoadFailure(e);
+        }
     }
 
     private NativeCore() {

@@ -5,15 +5,25 @@ import dev.psg4j.ModelExecutionException;
 import dev.psg4j.Psg4jException;
 import dev.psg4j.UnsupportedModelException;
 
+import org.bytedeco.javacpp.Loader;
 import org.bytedeco.pytorch.StringVector;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorVector;
 
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.Collection;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
+import java.util.Properties;
 import java.util.function.Supplier;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 
 /**
  * Calls into {@link NativeCore} and turns its errors into psg4j's typed exceptions. The native
@@ -31,8 +41,133 @@ public final class Natives {
      * (their CUDA libraries failed to load: the cause, and what to add), or empty: CPU natives, or
      * the GPU natives loaded. Issue 11; the device parser puts it first in its message.
      */
-    public static java.util.Optional<String> cudaLoadFailure() {
-        return java.util.Optional.empty();
+    public static Optional<String> cudaLoadFailure() {
+        NativeCore.load();
+        return Optional.ofNullable(cudaLoadFailure);
+    }
+
+    // ---- Library loading (NativeCore's static initializer) -------------------------------------
+
+    /** The CUDA libraries of bytedeco's GPU LibTorch, dependencies before their users. */
+    private static final List<String> CUDA_LIBRARIES = List.of(
+            "libcudart.so.13", "libcupti.so.13", "libnvJitLink.so.13", "libcublasLt.so.13", "libcublas.so.13",
+            "libcusparse.so.12", "libcusolver.so.12", "libcusolverMg.so.12", "libcufft.so.12", "libcurand.so.10",
+            "libcufile.so.0", "libnccl.so.2", "libcudnn_graph.so.9", "libcudnn_engines_precompiled.so.9",
+            "libcudnn_engines_runtime_compiled.so.9", "libcudnn_heuristic.so.9", "libcudnn_ops.so.9",
+            "libcudnn_cnn.so.9", "libcudnn_adv.so.9", "libcudnn.so.9");
+    /** Names the folder of those libraries; else the -Pgpu build's resource below tells it. */
+    static final String CUDA_LIB_DIR_PROPERTY = "psg4j.cuda.lib.dir";
+    private static final String CUDA_RUNTIME_RESOURCE = "cuda-runtime.properties";
+    private static final String CUDA_HELP = "build with -Pgpu (it fetches CUDA 13.1's libraries) or -Pgpu,cuda-redist, "
+            + "or install CUDA 13.1 and put its lib64 folder on LD_LIBRARY_PATH (or pass -D" + CUDA_LIB_DIR_PROPERTY
+            + "=<folder>)";
+    private static final Pattern MISSING_LIBRARY = Pattern.compile("(lib[\\w.+-]+\\.so[.\\d]*): cannot open shared object file");
+    private static volatile String cudaLoadFailure;
+
+    /**
+     * Loads bytedeco's LibTorch for {@link NativeCore}. With its GPU natives (classifier
+     * {@code linux-x86_64-gpu}) CUDA 13.1 goes first (even their libtorch_cpu needs libcudart), then
+     * torch, then torch_cuda: libtorch_cuda and libc10_cuda register CUDA's device guard, allocator
+     * and kernels, so they must be in the process before any CUDA tensor exists. A torch_cuda that
+     * cannot load is recorded ({@link #cudaLoadFailure}) and the process goes on with the CPU.
+     */
+    static void loadTorch() {
+        if (!gpuNatives()) {
+            Loader.load(org.bytedeco.pytorch.global.torch.class);
+            return;
+        }
+        preloadCudaLibraries();
+        try {
+            Loader.load(org.bytedeco.pytorch.global.torch.class);
+        } catch (UnsatisfiedLinkError e) {
+            throw new UnsatisfiedLinkError("psg4j: bytedeco's GPU LibTorch (pytorch " + Loader.getPlatform()
+                    + "-gpu) cannot load without CUDA 13.1: " + missingLibrary(e) + "; " + CUDA_HELP);
+        }
+        try {
+            Loader.load(org.bytedeco.pytorch.global.torch_cuda.class);
+        } catch (UnsatisfiedLinkError | NoClassDefFoundError e) {
+            cudaLoadFailure = "CUDA is unusable: bytedeco's GPU LibTorch is on the class path but its CUDA part "
+                    + "could not load (" + missingLibrary(e) + "): " + CUDA_HELP;
+        }
+    }
+
+    /** What {@link NativeCore} throws when libpsg4j itself cannot load: one line, with the CUDA cause if any. */
+    static UnsatisfiedLinkError nativeCoreLoadFailure(UnsatisfiedLinkError e) {
+        String cuda = cudaLoadFailure;
+        String message = cuda != null
+                ? "psg4j: its native core was built with CUDA (-Pgpu) and needs it: " + cuda
+                : "psg4j: its native core (libpsg4j, libjnipsg4j) cannot load: " + missingLibrary(e)
+                        + "; rebuild with 'mvn -DskipTests package'";
+        UnsatisfiedLinkError failure = new UnsatisfiedLinkError(message);
+        failure.initCause(e);
+        return failure;
+    }
+
+    /** Whether the class path holds bytedeco's GPU natives of torch (rather than the CPU ones). */
+    private static boolean gpuNatives() {
+        String folder = "org/bytedeco/pytorch/" + Loader.getPlatform() + "-gpu/";
+        return Natives.class.getClassLoader().getResource(folder + "libtorch_cuda.so") != null;
+    }
+
+    /**
+     * Loads the CUDA libraries of the -Pgpu build's folder (or {@value #CUDA_LIB_DIR_PROPERTY})
+     * by absolute path, so that LibTorch's own references to them (by soname) resolve to these
+     * without LD_LIBRARY_PATH. Nothing to do without such a folder: CUDA is then the system's.
+     */
+    private static void preloadCudaLibraries() {
+        Path folder = cudaLibraryFolder();
+        if (folder == null) {
+            return;
+        }
+        List<Path> pending = new ArrayList<>();
+        for (String name : CUDA_LIBRARIES) {
+            Path library = folder.resolve(name);
+            if (Files.isRegularFile(library)) {
+                pending.add(library);
+            }
+        }
+        // The list is in dependency order; a pass that loads nothing more ends it (what is left
+        // fails again later, named, when torch_cuda loads).
+        boolean progress = true;
+        while (progress && !pending.isEmpty()) {
+            progress = pending.removeIf(library -> {
+                try {
+                    System.load(library.toString());
+                    return true;
+                } catch (UnsatisfiedLinkError e) {
+                    return false;
+                }
+            });
+        }
+    }
+
+    private static Path cudaLibraryFolder() {
+        String folder = System.getProperty(CUDA_LIB_DIR_PROPERTY);
+        if (folder == null) {
+            try (InputStream in = Natives.class.getResourceAsStream(CUDA_RUNTIME_RESOURCE)) {
+                if (in != null) {
+                    Properties properties = new Properties();
+                    properties.load(in);
+                    folder = properties.getProperty("lib.dir");
+                }
+            } catch (IOException e) {
+                folder = null;
+            }
+        }
+        return folder == null || folder.isBlank() ? null : Path.of(folder);
+    }
+
+    /** The library a load failure names ("libcublas.so.13 not found"), else its first message line. */
+    private static String missingLibrary(Throwable e) {
+        for (Throwable t = e; t != null; t = t.getCause()) {
+            Matcher m = MISSING_LIBRARY.matcher(String.valueOf(t.getMessage()));
+            if (m.find()) {
+                return m.group(1) + " not found";
+            }
+        }
+        String message = String.valueOf(e.getMessage());
+        int newline = message.indexOf('\n');
+        return newline < 0 ? message : message.substring(0, newline);
     }
 
     /** Holds the first exception the Java callbacks of one model or loss threw, until taken. */
