@@ -31,10 +31,12 @@ CUDA = "13.1"
 # pip --platform takes exact tags: every glibc from the wheels' oldest (2.17) to the torch wheel's (2.28)
 PLATFORMS = [f"manylinux_2_{minor}_x86_64" for minor in range(28, 16, -1)] + ["manylinux2014_x86_64"]
 PYTHON = "3.11"
-# The headers cuda_runtime_api.h needs: the runtime's and crt/ (a wheel of its own since CUDA 13).
+# The headers cuda_runtime_api.h needs: the runtime's and crt/ (a wheel of its own since CUDA 13);
+# ATen/cuda/CUDAContext.h's (cuda_fp16.h) also need CCCL's nv/target.
 LINK_SET = [
     "nvidia-cuda-runtime==13.1.80",
     "nvidia-cuda-crt==13.1.115",
+    "nvidia-cuda-cccl==13.1.115",
     "nvidia-cuda-cupti==13.1.115",
 ]
 ALL_SET = LINK_SET + [
