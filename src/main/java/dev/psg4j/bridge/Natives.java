@@ -62,6 +62,8 @@ public final class Natives {
             + "or install CUDA 13.1 and put its lib64 folder on LD_LIBRARY_PATH (or pass -D" + CUDA_LIB_DIR_PROPERTY
             + "=<folder>)";
     private static final Pattern MISSING_LIBRARY = Pattern.compile("(lib[\\w.+-]+\\.so[.\\d]*): cannot open shared object file");
+    /** The NVIDIA driver's library, which machines without a GPU lack. */
+    private static final String DRIVER_LIBRARY = "libcuda.so.1";
     private static volatile String cudaLoadFailure;
 
     /**
@@ -86,18 +88,24 @@ public final class Natives {
         try {
             Loader.load(org.bytedeco.pytorch.global.torch_cuda.class);
         } catch (UnsatisfiedLinkError | NoClassDefFoundError e) {
-            cudaLoadFailure = "CUDA is unusable: bytedeco's GPU LibTorch is on the class path but its CUDA part "
-                    + "could not load (" + missingLibrary(e) + "): " + CUDA_HELP;
+            String missing = missingLibrary(e);
+            // Without the NVIDIA driver (libcuda.so.1: a machine without a GPU) only bytedeco's Java
+            // CUDA API (jnicudart) fails; libtorch_cuda and libc10_cuda are loaded (the torch preset
+            // preloads them), and CUDA just has no device, which the device queries say.
+            if (!missing.startsWith(DRIVER_LIBRARY + " ")) {
+                cudaLoadFailure = "CUDA is unusable: bytedeco's GPU LibTorch is on the class path but its CUDA "
+                        + "part could not load (" + missing + "): " + CUDA_HELP;
+            }
         }
     }
 
-    /** What {@link NativeCore} throws when libpsg4j itself cannot load: one line, with the CUDA cause if any. */
+    /** What {@link NativeCore} throws when libpsg4j itself cannot load: one line, naming what is missing. */
     static UnsatisfiedLinkError nativeCoreLoadFailure(UnsatisfiedLinkError e) {
-        String cuda = cudaLoadFailure;
-        String message = cuda != null
-                ? "psg4j: its native core was built with CUDA (-Pgpu) and needs it: " + cuda
-                : "psg4j: its native core (libpsg4j, libjnipsg4j) cannot load: " + missingLibrary(e)
-                        + "; rebuild with 'mvn -DskipTests package'";
+        String message = gpuNatives()
+                ? "psg4j: its native core was built with CUDA (-Pgpu) and cannot load (" + missingLibrary(e) + "): "
+                        + CUDA_HELP
+                : "psg4j: its native core (libpsg4j, libjnipsg4j) cannot load (" + missingLibrary(e)
+                        + "): rebuild with 'mvn -DskipTests package'";
         UnsatisfiedLinkError failure = new UnsatisfiedLinkError(message);
         failure.initCause(e);
         return failure;
