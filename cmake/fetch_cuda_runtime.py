@@ -8,11 +8,12 @@ those as PyPI wheels; the versions below are CUDA 13.1 Update 1's (bytedeco's cu
 13.1-9.19). Two sets:
 
   all   every library libtorch_cuda, libtorch_cuda_linalg and bytedeco's torch_cuda preset load
-        (~2.4 GB of wheels): the -Pgpu build's default, so that a machine with only the NVIDIA
-        driver runs CUDA, and one without a GPU still loads the GPU natives (and runs on CPU).
-  link  cudart and cupti only (~14 MB): the headers and libcudart the native core compiles and
-        links against, when the libraries come from elsewhere at run time (-Pcuda-redist: bytedeco's
-        redist jars; or an installed CUDA 13.1 toolkit).
+        (~2 GB of wheels, 2.2 GB unpacked): the -Pgpu build's default, so that a machine with
+        only the NVIDIA driver runs CUDA, and one without a GPU still loads the GPU natives (and
+        runs on the CPU).
+  link  cudart, cupti and the headers (~15 MB, 70 MB unpacked): what the native core compiles
+        and links against, where the libraries come from elsewhere at run time (-Pcuda-redist:
+        bytedeco's redist jars; or an installed CUDA 13.1 toolkit).
 
 Layout: <cache>/cuda-13.1-<set>/{include,lib}; the libraries flattened into lib/ (their RUNPATH is
 $ORIGIN, so they find each other there). With --properties FILE (set "all"), writes lib.dir=<lib>
@@ -131,6 +132,9 @@ def main():
         shutil.rmtree(wheels)
     if args.properties and args.which == "all":
         write_properties(args.properties, lib)
+    elif args.properties:
+        # CUDA comes from elsewhere (the redist jars): no stale folder of an earlier -Pgpu build
+        pathlib.Path(args.properties).unlink(missing_ok=True)
     print(include)
     print(lib)
 
