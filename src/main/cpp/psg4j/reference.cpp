@@ -256,8 +256,11 @@ std::string reference_on_streams(const Model& model, const Batch& batch, const L
       }
     }
   });
-  // The graphs' static buffers were used on their worker streams only, which the caller's stream
-  // now follows (run_on_streams): freeing them here is ordered after their last replay.
+  // The graphs are destroyed on return; their last replays must have ended first (their
+  // executable graphs and private memory pools go with them). One host wait per check.
+  if (!graphs.empty()) {
+    for (const c10::Stream& stream : streams) stream.synchronize();
+  }
   failure.rethrow();
   return route;
 }
