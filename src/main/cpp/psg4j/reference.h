@@ -57,6 +57,8 @@ using ReductionVisitor = std::function<void(int64_t sample, const ReferenceGradi
 // 1/(its targets not ignored) for cross_entropy, which has no such multiple when all are, NaN
 // then: that sample takes a mean backward of its own); a custom loss takes one backward per
 // reduction. `visit` runs concurrently, on the workers; sample order within a worker is rising.
+// `grads` are valid during the visit only (with CUDA graphs they are the graph's static buffers,
+// overwritten by its next replay): a visitor that keeps them copies them.
 // On CUDA each visit runs with its worker's stream current: what it queues there is ordered after
 // the gradient and before the caller's stream resumes. Returns how the reference ran (see
 // Comparison::reference_route): "cpu workers", "cuda streams", "cuda graphs" or
