@@ -2,7 +2,7 @@
 # Builds psg4j's native core and self-test against this machine's Python torch and runs them on
 # CUDA in one go (issue 11): no Java, no package registry, only python3 + torch, CMake and g++.
 #   bash src/test/gpu/run.sh [--device cuda|cpu] [--batches 32,256] [--repeats 5] [--jobs 16]
-#                            [--build-dir DIR] [--python python3]
+#                            [--build-dir DIR] [--python python3] [--configure-only]
 # Prints the self-test's "N passed, M failed", the bench table and a summary; exit status 1 if any
 # self-test failed (or the build did), 3 if something it needs is missing (it says what).
 set -uo pipefail
@@ -13,6 +13,7 @@ REPEATS=5
 JOBS=16
 PYTHON=python3
 BUILD_DIR=${TMPDIR:-/tmp}/psg4j-gpu-build
+CONFIGURE_ONLY=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --device) DEVICE=$2; shift 2 ;;
@@ -21,6 +22,7 @@ while [ $# -gt 0 ]; do
     --jobs) JOBS=$2; shift 2 ;;
     --build-dir) BUILD_DIR=$2; shift 2 ;;
     --python) PYTHON=$2; shift 2 ;;
+    --configure-only) CONFIGURE_ONLY=1; shift ;;
     *) echo "usage: $0 [--device cuda|cpu] [--batches 32,256] [--repeats R] [--jobs N] [--build-dir DIR] [--python PY]" >&2; exit 2 ;;
   esac
 done
@@ -124,6 +126,7 @@ cmake -S "$SOURCE" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release \
   -DPSG4J_NLOHMANN_INCLUDE_DIR="$NLOHMANN" "${CUDA_ARGS[@]}" > "$BUILD_DIR/configure.log" 2>&1 \
   || { tail -30 "$BUILD_DIR/configure.log"; echo "run.sh: configure failed (log: $BUILD_DIR/configure.log)"; exit 1; }
 grep "psg4j: CUDA headers" "$BUILD_DIR/configure.log"
+[ "$CONFIGURE_ONLY" = 1 ] && { echo "configured (--configure-only): $BUILD_DIR"; exit 0; }
 step "build (-j$JOBS)"
 cmake --build "$BUILD_DIR" -j"$JOBS" > "$BUILD_DIR/build.log" 2>&1 \
   || { grep -E "error|Error" "$BUILD_DIR/build.log" | head -30; echo "run.sh: build failed (log: $BUILD_DIR/build.log)"; exit 1; }

@@ -1,5 +1,6 @@
 #include "psg4j/cuda_graphs.h"
 
+#include "psg4j/cuda_reference.h"
 #include "psg4j/error.h"
 
 #include <c10/core/GradMode.h>
@@ -7,10 +8,12 @@
 
 #if PSG4J_WITH_CUDA
 #include <ATen/cuda/CUDAGraph.h>
+#include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #include <cuda_runtime_api.h>
 #endif
 
+#include <algorithm>
 #include <exception>
 
 namespace psg4j {
@@ -110,7 +113,29 @@ GraphCapture capture_sample_graph(const GraphProblem& problem, int64_t warmup_sa
   return out;
 }
 
+PrivateStreams::PrivateStreams(const at::Device& device, int count) {
+  c10::cuda::CUDAGuard on_device(device);
+  for (int k = 0; k < std::max(1, count); ++k) {
+    cudaStream_t stream = nullptr;
+    C10_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+    owned_.push_back(stream);
+    streams_.push_back(c10::cuda::getStreamFromExternal(stream, device.index()).unwrap());
+  }
+}
+
+PrivateStreams::~PrivateStreams() {
+  for (void* stream : owned_) {
+    // Its work first: cudaStreamDestroy would not wait, and the caching allocator may still
+    // hold blocks it recorded for this stream (they are freed as their events complete).
+    (void)cudaStreamSynchronize(static_cast<cudaStream_t>(stream));
+    (void)cudaStreamDestroy(static_cast<cudaStream_t>(stream));
+  }
+}
+
 #else
+
+PrivateStreams::PrivateStreams(const at::Device& device, int count) : streams_(worker_streams(device, count)) {}
+PrivateStreams::~PrivateStreams() = default;
 
 GraphCapture capture_sample_graph(const GraphProblem&, int64_t) {
   return GraphCapture{nullptr, "this psg4j was built without CUDA headers: no graph capture"};

@@ -9,6 +9,8 @@
 #include "psg4j/loss.h"
 #include "psg4j/model.h"
 
+#include <c10/core/Stream.h>
+
 #include <memory>
 #include <string>
 #include <vector>
@@ -37,6 +39,23 @@ struct GraphProblem {
 struct GraphCapture {
   std::unique_ptr<SampleGraph> graph;
   std::string failure;
+};
+
+// Streams of this check's own for the graphed workers (with CUDA's headers): c10's pool streams
+// are shared by every caller in the process, and work another thread queued on a stream while it
+// captures would be captured into this graph. Destroyed, after their work, when this ends. Pool
+// streams where this psg4j was built without CUDA's headers (capture never runs there).
+class PrivateStreams {
+ public:
+  PrivateStreams(const at::Device& device, int count);
+  ~PrivateStreams();
+  PrivateStreams(const PrivateStreams&) = delete;
+  PrivateStreams& operator=(const PrivateStreams&) = delete;
+  const std::vector<c10::Stream>& streams() const { return streams_; }
+
+ private:
+  std::vector<c10::Stream> streams_;
+  std::vector<void*> owned_;  // the cudaStream_t handles this created
 };
 
 // Captures `problem`'s sample gradient on the current stream (a side stream, not the default

@@ -20,6 +20,7 @@
 #include <limits>
 #include <memory>
 #include <mutex>
+#include <optional>
 
 namespace psg4j {
 namespace {
@@ -235,7 +236,11 @@ std::string reference_on_streams(const Model& model, const Batch& batch, const L
                                  const Spread& spread, const ReductionVisitor& visit, int64_t batch_size,
                                  bool one_pass) {
   const at::Device device = batch_device(batch);
-  const std::vector<c10::Stream> streams = worker_streams(device, stream_workers(spread.workers, batch_size));
+  const int workers = stream_workers(spread.workers, batch_size);
+  // Declared before the graphs, so destroyed after them.
+  std::optional<PrivateStreams> private_streams;
+  if (spread.cuda_graphs) private_streams.emplace(device, workers);
+  const std::vector<c10::Stream> streams = private_streams ? private_streams->streams() : worker_streams(device, workers);
   std::string route = "cuda streams";
   std::vector<WorkerGraphs> graphs;
   if (spread.cuda_graphs) graphs = capture_worker_graphs(model, batch, loss, reductions, leaves, streams, &route);

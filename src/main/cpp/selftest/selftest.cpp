@@ -1056,9 +1056,20 @@ void cuda_checks(const torch::Device device) {
 
 #if PSG4J_WITH_CUDA
   run_case("cuda: a streaming check's synchronizing calls do not grow with B (8 vs 32)", [&] {
+    // First that the counter sees one: a read of a device value to the host synchronizes.
+    int seen = 0;
+    {
+      SyncCounter counter;
+      c10::WarningUtils::WarningHandlerGuard guard(&counter);
+      c10::cuda::warning_state().set_sync_debug_mode(c10::cuda::SyncDebugMode::L_WARN);
+      (void)torch::ones({1}, device).sum().item<double>();
+      c10::cuda::warning_state().set_sync_debug_mode(c10::cuda::SyncDebugMode::L_DISABLED);
+      seen = counter.count;
+    }
     const int at8 = syncs_of_check(*model, 8, device);
     const int at32 = syncs_of_check(*model, 32, device);
-    expect(at8 == at32, "synchronizing calls: " + std::to_string(at8) + " at B=8, " + std::to_string(at32) + " at B=32");
+    expect(seen >= 1 && at8 == at32, "counter sees .item() (" + std::to_string(seen) + "); synchronizing calls: " +
+                                         std::to_string(at8) + " at B=8, " + std::to_string(at32) + " at B=32");
   });
 #endif
 }
