@@ -94,7 +94,7 @@ echo "CUDA headers: $CUDA_NOTE"
 
 # ---- nlohmann/json.hpp (ATen/functorch/Interpreter.h includes it; torch's wheel may not ship it) ----
 NLOHMANN=""
-for d in "$TORCH_ROOT/include" /usr/include /usr/local/include "$HOME/.cache/psg4j/libtorch-2.10.0/include"; do
+for d in ${PSG4J_NLOHMANN_DIR:+"$PSG4J_NLOHMANN_DIR"} "$TORCH_ROOT/include" /usr/include /usr/local/include "$HOME/.cache/psg4j/libtorch-2.10.0/include"; do
   if [ -f "$d/nlohmann/json.hpp" ]; then NLOHMANN=$d; break; fi
 done
 if [ -z "$NLOHMANN" ]; then
@@ -110,7 +110,7 @@ if [ -z "$NLOHMANN" ]; then
   # stand-in that declares what they name (and throws if ever called) lets the core compile.
   echo "run.sh: nlohmann/json.hpp is MISSING (not in torch's include dir, /usr/include, or site-packages):"
   echo "        using a stand-in that only declares what ATen/functorch/Interpreter.h names;"
-  echo "        install nlohmann-json3-dev (or pass a folder holding nlohmann/json.hpp) for the real one"
+  echo "        install nlohmann-json3-dev, or set PSG4J_NLOHMANN_DIR=<folder holding nlohmann/json.hpp>, for the real one"
   NLOHMANN=$BUILD_DIR/nlohmann-stand-in
   mkdir -p "$NLOHMANN/nlohmann"
   cp "$HERE/nlohmann_stand_in.hpp" "$NLOHMANN/nlohmann/json.hpp"
