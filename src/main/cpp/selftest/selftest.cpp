@@ -982,8 +982,12 @@ void cuda_checks(const torch::Device device) {
     const NamedTensors one = microbatch_gradients(problem, Spread{1});
     const NamedTensors four = microbatch_gradients(problem, Spread{4});
     const Comparison c = compare_with_reference(problem, one, Tolerance{}, Spread{4});
-    expect(same_gradients(one, four, 0, 0) && all_pass(c) && c.reference_route == "cuda streams",
-           "1 and 4 streams bit-identical; route '" + c.reference_route + "'");
+    // Equal to float32 rounding (cuBLAS promises bitwise results per stream, not across streams
+    // sharing a handle); whether they are bit-identical too is printed, not asserted.
+    const bool bitwise = same_gradients(one, four, 0, 0);
+    expect(same_gradients(one, four, 1e-6, 1e-7) && all_pass(c) && c.reference_route == "cuda streams",
+           std::string("1 and 4 streams equal (") + (bitwise ? "bit-identical" : "not bit-identical") + "); route '" +
+               c.reference_route + "'");
   });
 
   run_case("cuda: both reductions in one pass, a wrong candidate caught at its sample, stats as on CPU", [&] {
