@@ -14,6 +14,20 @@ if(NOT EXISTS ${PSG4J_TORCH_INCLUDE_DIR}/torch/csrc/api/include/torch/torch.h)
   message(FATAL_ERROR "no LibTorch headers in ${PSG4J_TORCH_INCLUDE_DIR}: run "
                       "cmake/fetch_torch_headers.py (the Maven build does)")
 endif()
+# The same floor as the find_package(Torch) path: what the core uses came with 2.10.
+# (2.10 moved the numbers to torch/headeronly/version.h; older headers lack it and are refused.)
+set(PSG4J_TORCH_VERSION_H ${PSG4J_TORCH_INCLUDE_DIR}/torch/headeronly/version.h)
+if(NOT EXISTS ${PSG4J_TORCH_VERSION_H})
+  message(FATAL_ERROR "psg4j needs LibTorch >= 2.10: ${PSG4J_TORCH_INCLUDE_DIR} has no torch/headeronly/version.h")
+endif()
+file(STRINGS ${PSG4J_TORCH_VERSION_H} PSG4J_TORCH_MAJOR REGEX "#define TORCH_VERSION_MAJOR ")
+file(STRINGS ${PSG4J_TORCH_VERSION_H} PSG4J_TORCH_MINOR REGEX "#define TORCH_VERSION_MINOR ")
+string(REGEX REPLACE ".* ([0-9]+).*" "\\1" PSG4J_TORCH_MAJOR "${PSG4J_TORCH_MAJOR}")
+string(REGEX REPLACE ".* ([0-9]+).*" "\\1" PSG4J_TORCH_MINOR "${PSG4J_TORCH_MINOR}")
+if("${PSG4J_TORCH_MAJOR}.${PSG4J_TORCH_MINOR}" VERSION_LESS 2.10)
+  message(FATAL_ERROR "psg4j needs LibTorch >= 2.10, the headers in ${PSG4J_TORCH_INCLUDE_DIR} are "
+          "${PSG4J_TORCH_MAJOR}.${PSG4J_TORCH_MINOR}")
+endif()
 add_library(psg4j_torch INTERFACE)
 target_include_directories(psg4j_torch SYSTEM INTERFACE
   ${PSG4J_TORCH_INCLUDE_DIR}

@@ -1,9 +1,14 @@
 #include "psg4j/clipped_sum.h"
 
 #include "psg4j/error.h"
+#include "psg4j/cuda_reference.h"
 #include "psg4j/norms.h"
 
 #include <ATen/Dispatch.h>
+#include <c10/core/Event.h>
+#include <c10/core/GradMode.h>
+#include <c10/core/StreamGuard.h>
+#include <c10/core/impl/VirtualGuardImpl.h>
 
 #include <algorithm>
 #include <cmath>
@@ -285,6 +290,103 @@ class OrderedSums {
   bool draining_ = false;
 };
 
+// OrderedSums on a device (issue 11): the same sums, in sample order, queued on one accumulation
+// stream of their own, so the numbers are the same at any worker count there too and nothing is
+// read to the host until the pass has ended. A sample's gradients come from its worker's stream:
+// the accumulation stream waits for an event recorded there, and record_stream keeps the caching
+// allocator from reusing their memory before the accumulation has read it.
+class DeviceOrderedSums {
+ public:
+  DeviceOrderedSums(const TrainableParameters& parameters, size_t rules, const at::Device& device)
+      : rules_(rules), device_(device), stream_(c10::impl::VirtualGuardImpl(device.type()).getStreamFromGlobalPool(device)) {
+    const at::TensorOptions options = at::TensorOptions().dtype(at::kDouble).device(device);
+    sums_.resize(rules);
+    for (size_t r = 0; r < rules; ++r) {
+      for (const TrainableParameter& p : parameters) sums_[r].push_back(at::zeros({p.tensor.numel()}, options));
+    }
+    for (const TrainableParameter& p : parameters) magnitudes_.push_back(at::zeros({p.tensor.numel()}, options));
+    wait_for(current_stream(), stream_);  // the zeros are queued on the caller's stream
+  }
+
+  // As OrderedSums::add, called on a worker with its stream current. The gradients are copied
+  // there first: a CUDA graph's gradients are its static buffers, overwritten by its next replay.
+  void add(int64_t i, const std::vector<at::Tensor>& grads, double scale, std::vector<double> factors) {
+    std::vector<at::Tensor> own;
+    {
+      c10::NoGradGuard no_grad;
+      for (const at::Tensor& g : grads) own.push_back(g.detach().reshape({-1}).to(at::kDouble, false, /*copy=*/true));
+    }
+    c10::Event ready(device_.type());
+    ready.record(current_stream());
+    std::unique_lock<std::mutex> lock(mutex_);
+    pending_.emplace(i, Entry{std::move(own), scale, std::move(factors), std::move(ready)});
+    if (draining_) return;
+    draining_ = true;
+    for (auto next = pending_.find(next_); next != pending_.end(); next = pending_.find(next_)) {
+      Entry entry = std::move(next->second);
+      pending_.erase(next);
+      lock.unlock();
+      accumulate(entry);
+      lock.lock();
+      ++next_;
+    }
+    draining_ = false;
+  }
+
+  // After the pass: the caller's stream follows the accumulation, and the sums come to the host.
+  void finish() {
+    wait_for(stream_, current_stream());
+    for (size_t r = 0; r < rules_; ++r) {
+      host_sums_.emplace_back();
+      for (const at::Tensor& t : sums_[r]) host_sums_.back().push_back(to_vector(t));
+    }
+    for (const at::Tensor& t : magnitudes_) host_magnitudes_.push_back(to_vector(t));
+  }
+
+  const std::vector<double>& sum(size_t r, size_t p) const { return host_sums_[r][p]; }
+  const std::vector<double>& magnitude(size_t p) const { return host_magnitudes_[p]; }
+
+ private:
+  struct Entry {
+    std::vector<at::Tensor> grads;  // flat doubles, made on the worker's stream
+    double scale;
+    std::vector<double> factors;
+    c10::Event ready;
+  };
+
+  c10::Stream current_stream() const { return c10::impl::VirtualGuardImpl(device_.type()).getStream(device_); }
+
+  static std::vector<double> to_vector(const at::Tensor& t) {
+    const at::Tensor host = t.cpu();
+    return std::vector<double>(host.const_data_ptr<double>(), host.const_data_ptr<double>() + host.numel());
+  }
+
+  void accumulate(const Entry& e) {
+    c10::StreamGuard on_sums(stream_);
+    c10::NoGradGuard no_grad;
+    e.ready.block(stream_);
+    const size_t params = e.grads.size();
+    for (size_t p = 0; p < params; ++p) {
+      const at::Tensor& g = e.grads[p];
+      for (size_t r = 0; r < rules_; ++r) sums_[r][p].add_(g, e.factors[r * params + p] * e.scale);
+      magnitudes_[p].add_(g.abs(), std::abs(e.factors[p] * e.scale));
+      g.record_stream(stream_);
+    }
+  }
+
+  size_t rules_;
+  at::Device device_;
+  c10::Stream stream_;
+  std::vector<std::vector<at::Tensor>> sums_;  // [rule][parameter], flat
+  std::vector<at::Tensor> magnitudes_;
+  std::vector<std::vector<std::vector<double>>> host_sums_;
+  std::vector<std::vector<double>> host_magnitudes_;
+  std::mutex mutex_;
+  std::map<int64_t, Entry> pending_;
+  int64_t next_ = 0;
+  bool draining_ = false;
+};
+
 // The tolerance of an element of a clipped sum: |c - r| <= atol + rtol·A, A = Σᵢ |factorᵢ·gᵢ|.
 // A sum of B terms, each correct to rtol (the per-sample tolerance, which a factor from a norm
 // correct to rtol keeps), is correct to rtol·Σ|terms| and no better: where the terms cancel, |r|
@@ -334,6 +436,52 @@ bool reproduces(const at::Tensor& candidate, const std::vector<double>& sum, con
 
 }  // namespace
 
+namespace {
+
+// The verdicts once the sums are in (host or device sums alike): each parameter's sum against
+// the candidate's, then which known clipping bug, if any, reproduces the failing ones.
+template <typename Sums>
+void finish_clipped_sum(ClippedSumComparison& out, const PlannedCandidate& planned, const std::vector<double>& all_factors,
+                        const std::vector<const Suspect*>& suspected, const Tolerance& tolerance, const Sums& sums) {
+  const size_t params = out.parameters.size();
+  const int64_t batch_size = out.batch_size;
+  out.factors = at::zeros({static_cast<int64_t>(params), batch_size}, at::kDouble);
+  std::copy(all_factors.begin(), all_factors.begin() + params * batch_size, out.factors.mutable_data_ptr<double>());
+  std::vector<size_t> failing;
+  for (size_t p = 0; p < params; ++p) {
+    out.params.push_back(compare_sum(planned.tensors[p], sums.sum(0, p), sums.magnitude(p), tolerance));
+    if (out.params.back().bad > 0) failing.push_back(p);
+  }
+  auto factor = [&](size_t r, size_t p, int64_t i) { return all_factors[(r * params + p) * batch_size + i]; };
+  for (size_t s = 0; s < suspected.size(); ++s) {
+    const size_t r = s + 1;
+    ClippingMatch match{suspected[s]->kind, suspected[s]->explanation, {}, {}};
+    std::vector<bool> changed(batch_size, false);
+    for (size_t p : failing) {
+      double bound = 0;
+      for (int64_t i = 0; i < batch_size; ++i) {
+        const double f = factor(0, p, i);  // > 0 for a finite norm
+        bound = f > 0 ? std::max(bound, std::abs(factor(r, p, i)) / f) : std::numeric_limits<double>::infinity();
+      }
+      const double scale = suspected[s]->divided_by_batch ? 1.0 / double(batch_size) : 1.0;
+      if (!reproduces(planned.tensors[p], sums.sum(r, p), sums.magnitude(p), scale, std::max(bound, 1.0), tolerance)) {
+        continue;
+      }
+      match.params.push_back(p);
+      for (int64_t i = 0; i < batch_size; ++i) {
+        changed[i] = changed[i] || std::abs(factor(r, p, i) - factor(0, p, i)) > tolerance.rtol * factor(0, p, i);
+      }
+    }
+    if (match.params.empty()) continue;
+    for (int64_t i = 0; i < batch_size; ++i) {
+      if (changed[i]) match.samples.push_back(i);
+    }
+    out.matches.push_back(std::move(match));
+  }
+}
+
+}  // namespace
+
 ClippedSumComparison compare_clipped_sum(const Problem& problem, const NamedTensors& candidate,
                                          const Clipping& clipping, const Tolerance& tolerance, const Spread& spread) {
   const int64_t batch_size = problem.batch.validate();
@@ -373,6 +521,31 @@ ClippedSumComparison compare_clipped_sum(const Problem& problem, const NamedTens
   out.whole = at::zeros({batch_size}, at::kDouble);
   double* norms_out = out.norms.mutable_data_ptr<double>();
   double* whole_out = out.whole.mutable_data_ptr<double>();
+  if (params > 0 && !out.parameters.front().tensor.device().is_cpu()) {
+    // On a device (issue 11): the norms first (one pass, one read), the factors on the host from
+    // them, then the factor-weighted sums in a second pass, queued on the device: no host read per
+    // sample, at the cost of a second reference pass.
+    const SampleNorms norms = reference_norms(problem, spread);
+    const double* n = norms.per_parameter.const_data_ptr<double>();  // host tensors
+    const double* whole_of = norms.whole.const_data_ptr<double>();
+    std::vector<std::vector<double>> factors_of(batch_size, std::vector<double>(nrules * params));
+    for (int64_t i = 0; i < batch_size; ++i) {
+      std::vector<double> sample_norms(params);
+      for (size_t p = 0; p < params; ++p) sample_norms[p] = n[p * batch_size + i];
+      for (size_t r = 0; r < nrules; ++r) rules[r].factors(sample_norms, whole_of[i], factors_of[i].data() + r * params);
+      for (size_t p = 0; p < params; ++p) {
+        for (size_t r = 0; r < nrules; ++r) all_factors[(r * params + p) * batch_size + i] = factors_of[i][r * params + p];
+      }
+    }
+    out.norms = norms.per_parameter;
+    out.whole = norms.whole;
+    DeviceOrderedSums sums(out.parameters, nrules, out.parameters.front().tensor.device());
+    for_each_reference_gradient(problem.model, problem.batch, problem.loss, {problem.reduction}, leaves, spread,
+                                [&](int64_t i, const ReferenceGradient& g) { sums.add(i, g.grads, g.scale, factors_of[i]); });
+    sums.finish();
+    finish_clipped_sum(out, planned, all_factors, suspected, tolerance, sums);
+    return out;
+  }
   OrderedSums sums(out.parameters, nrules);
   for_each_reference_gradient(problem.model, problem.batch, problem.loss, {problem.reduction}, leaves, spread,
                               [&](int64_t i, const ReferenceGradient& g) {
@@ -393,39 +566,7 @@ ClippedSumComparison compare_clipped_sum(const Problem& problem, const NamedTens
     sums.add(i, g.grads, g.scale, std::move(factors));
   });
 
-  out.factors = at::zeros({static_cast<int64_t>(params), batch_size}, at::kDouble);
-  std::copy(all_factors.begin(), all_factors.begin() + params * batch_size, out.factors.mutable_data_ptr<double>());
-  std::vector<size_t> failing;
-  for (size_t p = 0; p < params; ++p) {
-    out.params.push_back(compare_sum(planned.tensors[p], sums.sum(0, p), sums.magnitude(p), tolerance));
-    if (out.params.back().bad > 0) failing.push_back(p);
-  }
-  auto factor = [&](size_t r, size_t p, int64_t i) { return all_factors[(r * params + p) * batch_size + i]; };
-  for (size_t s = 0; s < suspected.size(); ++s) {
-    const size_t r = s + 1;
-    ClippingMatch match{suspected[s]->kind, suspected[s]->explanation, {}, {}};
-    std::vector<bool> changed(batch_size, false);
-    for (size_t p : failing) {
-      double bound = 0;
-      for (int64_t i = 0; i < batch_size; ++i) {
-        const double f = factor(0, p, i);  // > 0 for a finite norm
-        bound = f > 0 ? std::max(bound, std::abs(factor(r, p, i)) / f) : std::numeric_limits<double>::infinity();
-      }
-      const double scale = suspected[s]->divided_by_batch ? 1.0 / double(batch_size) : 1.0;
-      if (!reproduces(planned.tensors[p], sums.sum(r, p), sums.magnitude(p), scale, std::max(bound, 1.0), tolerance)) {
-        continue;
-      }
-      match.params.push_back(p);
-      for (int64_t i = 0; i < batch_size; ++i) {
-        changed[i] = changed[i] || std::abs(factor(r, p, i) - factor(0, p, i)) > tolerance.rtol * factor(0, p, i);
-      }
-    }
-    if (match.params.empty()) continue;
-    for (int64_t i = 0; i < batch_size; ++i) {
-      if (changed[i]) match.samples.push_back(i);
-    }
-    out.matches.push_back(std::move(match));
-  }
+  finish_clipped_sum(out, planned, all_factors, suspected, tolerance, sums);
   return out;
 }
 

@@ -4,12 +4,15 @@
 
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
+#include <c10/core/GradMode.h>
 
 #include <algorithm>
 #include <cmath>
 #include <type_traits>
 
 #include <map>
+#include <memory>
+#include <optional>
 
 namespace psg4j {
 namespace {
@@ -128,10 +131,11 @@ SampleStats compare_host(const T* c, const T* r, int64_t n, const Tolerance& tol
   return stats;
 }
 
-// The same numbers with ATen ops, for tensors on an accelerator.
-SampleStats compare_on_device(const at::Tensor& candidate, const at::Tensor& reference,
-                              const Tolerance& tolerance, double reference_scale) {
-  SampleStats stats;
+// The six numbers (SampleStats order) as one [6] double tensor on the gradients' device, queued
+// on the current stream: no host read.
+at::Tensor packed_stats_on_device(const at::Tensor& candidate, const at::Tensor& reference,
+                                  const Tolerance& tolerance, double reference_scale) {
+  c10::NoGradGuard no_grad;
   const at::Tensor r = reference.detach().to(at::kDouble) * reference_scale;
   const at::Tensor c = candidate.detach().to(r.device(), at::kDouble);
   const at::Tensor c_finite = c.isfinite();
@@ -141,13 +145,13 @@ SampleStats compare_on_device(const at::Tensor& candidate, const at::Tensor& ref
   const at::Tensor diff = (c - r).abs().masked_fill(both_finite.logical_not(), 0);
   const at::Tensor allowed = abs_ref * tolerance.rtol + tolerance.atol;
   const at::Tensor outside = diff.gt(allowed).logical_or(both_finite.logical_not());
-  // One host transfer for all six numbers.
-  const at::Tensor packed =
-      at::stack({diff.max(), (diff / abs_ref.clamp_min(tolerance.atol)).max(), (diff / allowed).max(),
-                 outside.sum().to(at::kDouble), c_finite.logical_not().sum().to(at::kDouble),
-                 r_finite.logical_not().sum().to(at::kDouble)})
-          .cpu();
-  const double* v = packed.data_ptr<double>();
+  return at::stack({diff.max(), (diff / abs_ref.clamp_min(tolerance.atol)).max(), (diff / allowed).max(),
+                    outside.sum().to(at::kDouble), c_finite.logical_not().sum().to(at::kDouble),
+                    r_finite.logical_not().sum().to(at::kDouble)});
+}
+
+SampleStats stats_of_row(const double* v) {
+  SampleStats stats;
   stats.max_abs_err = v[0];
   stats.max_rel_err = v[1];
   stats.max_tol_ratio = v[2];
@@ -155,6 +159,60 @@ SampleStats compare_on_device(const at::Tensor& candidate, const at::Tensor& ref
   stats.candidate_non_finite = static_cast<int64_t>(v[4]);
   stats.reference_non_finite = static_cast<int64_t>(v[5]);
   return stats;
+}
+
+// One sample's numbers read back at once (compare_sample's answer for device tensors; the
+// streaming checks use DeviceStats instead, which reads once per check).
+SampleStats compare_on_device(const at::Tensor& candidate, const at::Tensor& reference,
+                              const Tolerance& tolerance, double reference_scale) {
+  const at::Tensor packed = packed_stats_on_device(candidate, reference, tolerance, reference_scale).cpu();
+  return stats_of_row(packed.const_data_ptr<double>());
+}
+
+// Per-sample statistics of one Comparison kept on the device while the reference streams (issue
+// 11): [entries compared, B, 6] doubles, each (entry, sample) row written by index on the worker
+// stream that computed it, read with one transfer when the pass has ended (run_on_streams has
+// then ordered the caller's stream after every worker's). Rows of distinct samples are distinct
+// memory, so workers never write the same bytes.
+class DeviceStats {
+ public:
+  DeviceStats(size_t entries, int64_t batch_size, const at::Device& device)
+      : rows_(at::zeros({static_cast<int64_t>(entries), batch_size, SampleStats::kFields},
+                        at::TensorOptions().dtype(at::kDouble).device(device))) {}
+
+  void record(size_t slot, int64_t i, const at::Tensor& candidate, const at::Tensor& reference,
+              const Tolerance& tolerance, double reference_scale) {
+    if (reference.numel() == 0) return;  // zeros, as compare_sample gives
+    c10::NoGradGuard no_grad;
+    rows_.select(0, static_cast<int64_t>(slot)).select(0, i)
+        .copy_(packed_stats_on_device(candidate, reference, tolerance, reference_scale));
+  }
+
+  // The statistics into `comparison`'s entries, `which` in slot order.
+  void to_host(Comparison& comparison, const std::vector<ComparedCandidate>& which) const {
+    const at::Tensor host = rows_.cpu();
+    const double* v = host.const_data_ptr<double>();
+    const int64_t batch_size = rows_.size(1);
+    for (size_t slot = 0; slot < which.size(); ++slot) {
+      std::vector<SampleStats>& samples = comparison.params[which[slot].entry].samples;
+      samples.resize(batch_size);
+      for (int64_t i = 0; i < batch_size; ++i) {
+        samples[i] = stats_of_row(v + (static_cast<int64_t>(slot) * batch_size + i) * SampleStats::kFields);
+      }
+    }
+  }
+
+ private:
+  at::Tensor rows_;
+};
+
+// Where a comparison's numbers are accumulated: the device of the candidates when any is on an
+// accelerator (then the reference is there too: require_on_device checks both agree), else the host.
+std::optional<at::Device> accelerator_of(const std::vector<ComparedCandidate>& which) {
+  for (const ComparedCandidate& c : which) {
+    if (!c.candidate.device().is_cpu()) return c.candidate.device();
+  }
+  return std::nullopt;
 }
 
 }  // namespace
@@ -186,9 +244,54 @@ void start_fingerprints_of(Comparison& comparison, const std::vector<ComparedCan
                            const TrainableParameters& parameters) {
   for (const ComparedCandidate& c : which) {
     comparison.params[c.entry].fingerprints =
-        start_fingerprints(parameters[c.parameter].tensor.sizes(), comparison.batch_size);
+        start_fingerprints(parameters[c.parameter].tensor.sizes(), comparison.batch_size, c.candidate.device());
   }
 }
+
+void fingerprints_to_host_of(Comparison& comparison, const std::vector<ComparedCandidate>& which) {
+  for (const ComparedCandidate& c : which) fingerprints_to_host(*comparison.params[c.entry].fingerprints);
+}
+
+// One comparison's per-sample accumulation: on the host (the vectorized loop, written straight
+// into its entries) or on the device (DeviceStats, read once at the end).
+class ComparisonSink {
+ public:
+  ComparisonSink(Comparison& comparison, const std::vector<ComparedCandidate>& which, const Tolerance& tolerance)
+      : comparison_(comparison), which_(which), tolerance_(tolerance) {
+    for (const ComparedCandidate& c : which) comparison.params[c.entry].samples.resize(comparison.batch_size);
+    if (const auto device = accelerator_of(which)) device_.emplace(which.size(), comparison.batch_size, *device);
+  }
+
+  // Sample i's statistics and fingerprints, `reference_of(c)` being the reference gradient of
+  // the candidate entry c.
+  template <typename ReferenceOf>
+  void record(int64_t i, const ReferenceOf& reference_of, double scale) {
+    for (size_t slot = 0; slot < which_.size(); ++slot) {
+      const ComparedCandidate& c = which_[slot];
+      const at::Tensor candidate = c.candidate.select(0, i);
+      const at::Tensor& reference = reference_of(c);
+      if (device_) {
+        device_->record(slot, i, candidate, reference, tolerance_, scale);
+      } else {
+        comparison_.params[c.entry].samples[i] = compare_sample(candidate, reference, tolerance_, scale);
+      }
+      take_fingerprints(*comparison_.params[c.entry].fingerprints, i, candidate, reference, scale);
+    }
+  }
+
+  // After the pass: the device's numbers into the comparison.
+  void finish() {
+    if (!device_) return;
+    device_->to_host(comparison_, which_);
+    fingerprints_to_host_of(comparison_, which_);
+  }
+
+ private:
+  Comparison& comparison_;
+  const std::vector<ComparedCandidate>& which_;
+  const Tolerance& tolerance_;
+  std::optional<DeviceStats> device_;
+};
 
 }  // namespace
 // ---- end of the value-diagnoses block ----
@@ -205,16 +308,15 @@ void compare_exactly(const Problem& problem, const TrainableParameters& paramete
       leaves.emplace_back(parameters[c.parameter].name, parameters[c.parameter].tensor);
     }
   }
-  for (const ComparedCandidate& c : which) comparison.params[c.entry].samples.resize(comparison.batch_size);
   start_fingerprints_of(comparison, which, parameters);
-  for_each_sample_gradient(problem, leaves, [&](int64_t i, const std::vector<at::Tensor>& g) {
-    for (const ComparedCandidate& c : which) {
-      comparison.params[c.entry].samples[i] =
-          compare_sample(c.candidate.select(0, i), g[leaf_of.at(c.parameter)], tolerance);
-      take_fingerprints(*comparison.params[c.entry].fingerprints, i, c.candidate.select(0, i),
-                        g[leaf_of.at(c.parameter)]);
-    }
-  }, spread);
+  ComparisonSink sink(comparison, which, tolerance);
+  comparison.reference_route = for_each_reference_gradient(
+      problem.model, problem.batch, problem.loss, {problem.reduction}, leaves, spread,
+      [&](int64_t i, const ReferenceGradient& g) {
+        sink.record(i, [&](const ComparedCandidate& c) -> const at::Tensor& { return g.grads[leaf_of.at(c.parameter)]; },
+                    g.scale);
+      });
+  sink.finish();
 }
 
 std::vector<Comparison> compare_with_reference(const Model& model, const Batch& batch, const Loss& loss,
@@ -229,20 +331,22 @@ std::vector<Comparison> compare_with_reference(const Model& model, const Batch& 
   std::vector<Reduction> reductions;
   for (size_t k = 0; k < candidates.size(); ++k) {
     compared.push_back(plan_comparison(comparisons[k], parameters, batch_size, candidates[k].candidate));
-    for (const ComparedCandidate& c : compared.back()) comparisons[k].params[c.entry].samples.resize(batch_size);
     start_fingerprints_of(comparisons[k], compared.back(), parameters);
     reductions.push_back(candidates[k].reduction);
   }
-  for_each_reference_gradient(model, batch, loss, reductions, leaves, spread,
-                              [&](int64_t i, const ReferenceGradient& g) {
-    Comparison& comparison = comparisons[g.reduction];
-    for (const ComparedCandidate& c : compared[g.reduction]) {
-      comparison.params[c.entry].samples[i] =
-          compare_sample(c.candidate.select(0, i), g.grads[c.parameter], tolerance, g.scale);
-      take_fingerprints(*comparison.params[c.entry].fingerprints, i, c.candidate.select(0, i), g.grads[c.parameter],
-                        g.scale);
-    }
+  std::vector<std::unique_ptr<ComparisonSink>> sinks;
+  for (size_t k = 0; k < candidates.size(); ++k) {
+    sinks.push_back(std::make_unique<ComparisonSink>(comparisons[k], compared[k], tolerance));
+  }
+  const std::string route = for_each_reference_gradient(model, batch, loss, reductions, leaves, spread,
+                                                        [&](int64_t i, const ReferenceGradient& g) {
+    sinks[g.reduction]->record(i, [&](const ComparedCandidate& c) -> const at::Tensor& { return g.grads[c.parameter]; },
+                               g.scale);
   });
+  for (size_t k = 0; k < candidates.size(); ++k) {
+    sinks[k]->finish();
+    comparisons[k].reference_route = route;
+  }
   return comparisons;
 }
 

@@ -115,8 +115,10 @@ void reset_peak_memory(const at::Device& device) {
   c10::getDeviceAllocator(device.type())->resetPeakStats(device.has_index() ? device.index() : 0);
 }
 
+// The scope acts whether or not a CUDA runtime is loaded: the flags are at::Context's, process-wide
+// on any build (setting them costs nothing on the CPU), which also lets its save and restore be
+// tested on a machine without a GPU.
 ExactFloat32Scope::ExactFloat32Scope() {
-  if (!cuda_runtime_loaded()) return;
   Tf32State& state = tf32_state();
   std::lock_guard<std::mutex> lock(state.mutex);
   if (state.scopes++ > 0) return;
@@ -128,7 +130,6 @@ ExactFloat32Scope::ExactFloat32Scope() {
 }
 
 ExactFloat32Scope::~ExactFloat32Scope() {
-  if (!cuda_runtime_loaded()) return;
   Tf32State& state = tf32_state();
   std::lock_guard<std::mutex> lock(state.mutex);
   if (--state.scopes > 0) return;

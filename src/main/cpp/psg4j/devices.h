@@ -44,7 +44,7 @@ void reset_peak_memory(const at::Device& device);
 // and the one-sample reference would differ far beyond the default rtol of 1e-4 with no bug in
 // either. The switch is process-wide: the first scope saves the process's settings and the last
 // one to end restores them (scopes may overlap on several threads); other threads' CUDA matmuls
-// are exact meanwhile too. A no-op without a CUDA runtime.
+// are exact meanwhile too. Acts on any build (the flags are at::Context's), harmlessly on the CPU.
 class ExactFloat32Scope {
  public:
   ExactFloat32Scope();

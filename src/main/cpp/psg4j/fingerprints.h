@@ -47,9 +47,20 @@ struct Fingerprints {
   at::Tensor reference_norm;            // [B], L2 over S
   at::Tensor candidate_projected_norm;  // [B], equal to candidate_norm: the scale of the
                                         // projections' rounding, for their tolerance
+  // On CUDA (issue 11): the plan's indices and weights on the device, so that a sample's
+  // fingerprints are taken there, no host read per sample; the fields above live on the device
+  // until fingerprints_to_host.
+  at::Tensor device_indices;             // [S] long
+  at::Tensor device_transposed_indices;  // [S] long, undefined unless plan->has_transposed()
+  at::Tensor device_weights;             // [S, K] double
 };
 
-Fingerprints start_fingerprints(at::IntArrayRef parameter_shape, int64_t batch_size);
+Fingerprints start_fingerprints(at::IntArrayRef parameter_shape, int64_t batch_size,
+                                const at::Device& device = at::kCPU);
+
+// Brings fingerprints taken on a device to the host (one copy per field, after the pass); a
+// no-op for host ones.
+void fingerprints_to_host(Fingerprints& fingerprints);
 
 // Fills row i from sample i's candidate and reference (× reference_scale, as compare_sample takes
 // it). Safe to call concurrently for different samples.

@@ -72,8 +72,6 @@ const at::Tensor& require_class_index_target(const at::Tensor& target, const at:
   return target;
 }
 
-constexpr int64_t kIgnoreIndex = -100;  // at::cross_entropy_loss's default ignore_index
-
 // Shapes in messages are a one-sample batch's where the loss is taken per sample.
 std::string whose_shapes(int64_t batch_size) { return batch_size == 1 ? " (for one sample)" : ""; }
 

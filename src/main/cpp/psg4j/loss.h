@@ -33,6 +33,9 @@ struct Loss {
                         Reduction reduction, int64_t batch_size) const;
 };
 
+// at::cross_entropy_loss's default ignore_index: targets equal to it count for nothing.
+constexpr int64_t kIgnoreIndex = -100;
+
 // What the mean loss of a one-sample batch is of its sum loss (so that one sum gradient serves
 // both reductions): 1/numel of the output for l1 and mse, 1 for sum, 1/(the positions whose
 // target is not ignored) for cross_entropy; NaN where there is no such multiple (a custom loss,

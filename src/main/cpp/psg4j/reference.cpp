@@ -1,9 +1,14 @@
 #include "psg4j/reference.h"
 
 #include "psg4j/error.h"
+#include "psg4j/cuda_graphs.h"
+#include "psg4j/cuda_reference.h"
+#include "psg4j/devices.h"
 #include "psg4j/sample_workers.h"
 
 #include <c10/core/GradMode.h>
+#include <c10/core/StreamGuard.h>
+#include <c10/core/impl/VirtualGuardImpl.h>
 #include <torch/csrc/autograd/autograd.h>
 
 #include <c10/util/Exception.h>
@@ -15,6 +20,7 @@
 #include <limits>
 #include <memory>
 #include <mutex>
+#include <optional>
 
 namespace psg4j {
 namespace {
@@ -47,8 +53,12 @@ void copy_into(std::vector<at::Tensor>& buffers, const std::vector<at::Tensor>& 
 // one-sample input and target copies, set up once and reused for every sample it takes.
 class SampleRunner {
  public:
-  SampleRunner(const Model& model, const Batch& batch, const Loss& loss, const std::vector<at::Tensor>& leaves)
-      : model_(model), batch_(batch), loss_(loss), leaves_(leaves), forward_(model.bind_forward()) {}
+  // `mean_per_sum_of_samples`, when given, holds each sample's mean-per-sum multiple, read once
+  // per check on CUDA where computing it per sample would read the device (cross_entropy's count).
+  SampleRunner(const Model& model, const Batch& batch, const Loss& loss, const std::vector<at::Tensor>& leaves,
+               const std::vector<double>* mean_per_sum_of_samples = nullptr)
+      : model_(model), batch_(batch), loss_(loss), leaves_(leaves), forward_(model.bind_forward()),
+        mean_per_sum_of_samples_(mean_per_sum_of_samples) {}
 
   // Sample i's gradient under `reduction`; *mean_per_sum, when asked, gets what the sample's mean
   // gradient is of this (sum) one.
@@ -67,7 +77,8 @@ class SampleRunner {
       }
       if (mean_per_sum != nullptr) {
         c10::NoGradGuard no_grad;
-        *mean_per_sum = psg4j::mean_per_sum(loss_, output, targets_);
+        *mean_per_sum = mean_per_sum_of_samples_ != nullptr ? (*mean_per_sum_of_samples_)[i]
+                                                            : psg4j::mean_per_sum(loss_, output, targets_);
       }
       std::vector<at::Tensor> grads = torch::autograd::grad({loss}, leaves_, {}, /*retain_graph=*/false,
                                                             /*create_graph=*/false, /*allow_unused=*/true);
@@ -99,6 +110,7 @@ class SampleRunner {
   const Loss& loss_;
   const std::vector<at::Tensor>& leaves_;
   std::unique_ptr<BoundForward> forward_;
+  const std::vector<double>* mean_per_sum_of_samples_;
   std::vector<at::Tensor> inputs_, targets_, zeros_;
 };
 
@@ -157,6 +169,107 @@ bool asks(const std::vector<Reduction>& reductions, Reduction r) {
   return std::find(reductions.begin(), reductions.end(), r) != reductions.end();
 }
 
+// ---- The reference on CUDA (issue 11): stream workers, optionally replaying CUDA graphs ----
+
+// Where a batch's reference runs: its first input's device (a batch has one device: the
+// callers check that), else its first target's.
+at::Device batch_device(const Batch& batch) {
+  if (!batch.inputs.empty()) return batch.inputs.front().device();
+  if (!batch.targets.empty()) return batch.targets.front().device();
+  return at::Device(at::kCPU);
+}
+
+// Each sample's mean-per-sum multiple with one host read for the whole batch (cross_entropy: 1 /
+// its targets not ignored, NaN where all are), or empty where the per-sample computation reads
+// nothing from the device (l1, mse, sum: shapes only) or there is none (custom losses).
+std::vector<double> mean_per_sum_of_samples(const Loss& loss, const Batch& batch, int64_t batch_size) {
+  if (loss.kind != LossKind::CrossEntropy || batch.targets.size() != 1) return {};
+  c10::NoGradGuard no_grad;
+  const at::Tensor& target = batch.targets.front();
+  const int64_t dim = normalized_dim(target, batch.target_batch_dim, "the cross_entropy target");
+  const at::Tensor counted =
+      target.ne(kIgnoreIndex).movedim(dim, 0).reshape({batch_size, -1}).sum(1).to(at::kDouble).cpu();
+  std::vector<double> out(static_cast<size_t>(batch_size));
+  const double* c = counted.const_data_ptr<double>();
+  for (int64_t i = 0; i < batch_size; ++i) out[i] = c[i] > 0 ? 1.0 / c[i] : std::numeric_limits<double>::quiet_NaN();
+  return out;
+}
+
+// One stream worker's graphs, one per reduction asked (each captured alone, so the mean one is
+// exact without a host-computed scale), or none where graphs are off or any capture failed.
+using WorkerGraphs = std::vector<std::unique_ptr<SampleGraph>>;
+
+// Captures every worker's graphs on its own stream, from the caller's thread before the workers
+// start (so no two captures overlap, and no eager work of another worker runs during one). The
+// first failure drops them all; *route says which route the samples take.
+std::vector<WorkerGraphs> capture_worker_graphs(const Model& model, const Batch& batch, const Loss& loss,
+                                                const std::vector<Reduction>& reductions,
+                                                const std::vector<at::Tensor>& leaves,
+                                                const std::vector<c10::Stream>& streams, std::string* route) {
+  std::vector<WorkerGraphs> graphs(streams.size());
+  c10::impl::VirtualGuardImpl impl(streams.front().device_type());
+  const c10::Stream caller = impl.getStream(streams.front().device());
+  for (size_t w = 0; w < streams.size(); ++w) {
+    wait_for(caller, streams[w]);  // the batch the warm-up reads is ready
+    c10::StreamGuard on_worker(streams[w]);
+    for (Reduction reduction : reductions) {
+      GraphCapture capture = capture_sample_graph(GraphProblem{model, batch, loss, leaves, reduction}, 0);
+      if (!capture.graph) {
+        *route = cuda_compiled() ? "cuda streams (graph capture failed: " + capture.failure + ")"
+                                 : "cuda streams (" + capture.failure + ")";
+        return {};
+      }
+      graphs[w].push_back(std::move(capture.graph));
+    }
+  }
+  *route = "cuda graphs";
+  return graphs;
+}
+
+// Visits sample i from `graphs` (one replay per reduction asked).
+void visit_replayed(WorkerGraphs& graphs, int64_t i, const ReductionVisitor& visit) {
+  for (size_t k = 0; k < graphs.size(); ++k) visit(i, ReferenceGradient{k, graphs[k]->run(i), 1.0});
+}
+
+std::string reference_on_streams(const Model& model, const Batch& batch, const Loss& loss,
+                                 const std::vector<Reduction>& reductions, const std::vector<at::Tensor>& leaves,
+                                 const Spread& spread, const ReductionVisitor& visit, int64_t batch_size,
+                                 bool one_pass) {
+  const at::Device device = batch_device(batch);
+  const int workers = stream_workers(spread.workers, batch_size);
+  // Declared before the graphs, so destroyed after them.
+  std::optional<PrivateStreams> private_streams;
+  if (spread.cuda_graphs) private_streams.emplace(device, workers);
+  const std::vector<c10::Stream> streams = private_streams ? private_streams->streams() : worker_streams(device, workers);
+  std::string route = "cuda streams";
+  std::vector<WorkerGraphs> graphs;
+  if (spread.cuda_graphs) graphs = capture_worker_graphs(model, batch, loss, reductions, leaves, streams, &route);
+  const std::vector<double> scales = one_pass ? mean_per_sum_of_samples(loss, batch, batch_size) : std::vector<double>{};
+  std::atomic<int64_t> next{0};
+  FirstFailure failure;
+  run_on_streams(device, streams, [&](int w) {
+    SampleRunner runner(model, batch, loss, leaves, scales.empty() ? nullptr : &scales);
+    for (int64_t i = next++; i < batch_size && i < failure.sample(); i = next++) {
+      try {
+        if (graphs.empty()) {
+          visit_sample(runner, i, reductions, one_pass, visit);
+        } else {
+          visit_replayed(graphs[w], i, visit);
+        }
+      } catch (...) {
+        failure.record(i, std::current_exception());
+      }
+    }
+  });
+  // The graphs are destroyed on return; their last replays must have ended first (their
+  // executable graphs and private memory pools go with them). One host wait per check.
+  if (!graphs.empty()) {
+    for (const c10::Stream& stream : streams) stream.synchronize();
+  }
+  failure.rethrow();
+  return route;
+}
+
 }  // namespace
 
 std::vector<at::Tensor> sample_gradient(const Problem& problem, const NamedTensors& parameters,
@@ -184,14 +297,17 @@ void check_targets(const Problem& problem, int64_t begin, int64_t end) {
   check_class_indices(problem.loss, output, targets, problem.batch.target_batch_dim, begin);
 }
 
-void for_each_reference_gradient(const Model& model, const Batch& batch, const Loss& loss,
-                                 const std::vector<Reduction>& reductions, const NamedTensors& parameters,
-                                 const Spread& spread, const ReductionVisitor& visit) {
+std::string for_each_reference_gradient(const Model& model, const Batch& batch, const Loss& loss,
+                                        const std::vector<Reduction>& reductions, const NamedTensors& parameters,
+                                        const Spread& spread, const ReductionVisitor& visit) {
   const int64_t batch_size = batch.validate();
   check_targets(Problem{model, batch, loss, Reduction::Sum}, 0, batch_size);
   const std::vector<at::Tensor> leaves = tensors_of(parameters);
   const bool one_pass =
       loss.kind != LossKind::Custom && asks(reductions, Reduction::Sum) && asks(reductions, Reduction::Mean);
+  if (batch_size > 0 && batch_device(batch).is_cuda()) {
+    return reference_on_streams(model, batch, loss, reductions, leaves, spread, visit, batch_size, one_pass);
+  }
   std::atomic<int64_t> next{0};
   FirstFailure failure;
   // Samples are taken from one counter, in rising order: after a failure at sample j the workers
@@ -207,6 +323,7 @@ void for_each_reference_gradient(const Model& model, const Batch& batch, const L
     }
   });
   failure.rethrow();
+  return "cpu workers";
 }
 
 void for_each_sample_gradient(const Problem& problem, const NamedTensors& parameters,

@@ -57,7 +57,13 @@ using ReductionVisitor = std::function<void(int64_t sample, const ReferenceGradi
 // 1/(its targets not ignored) for cross_entropy, which has no such multiple when all are, NaN
 // then: that sample takes a mean backward of its own); a custom loss takes one backward per
 // reduction. `visit` runs concurrently, on the workers; sample order within a worker is rising.
-void for_each_reference_gradient(const Model& model, const Batch& batch, const Loss& loss,
+// `grads` are valid during the visit only (with CUDA graphs they are the graph's static buffers,
+// overwritten by its next replay): a visitor that keeps them copies them.
+// On CUDA each visit runs with its worker's stream current: what it queues there is ordered after
+// the gradient and before the caller's stream resumes. Returns how the reference ran (see
+// Comparison::reference_route): "cpu workers", "cuda streams", "cuda graphs" or
+// "cuda streams (<why no graphs>)".
+std::string for_each_reference_gradient(const Model& model, const Batch& batch, const Loss& loss,
                                  const std::vector<Reduction>& reductions, const NamedTensors& parameters,
                                  const Spread& spread, const ReductionVisitor& visit);
 

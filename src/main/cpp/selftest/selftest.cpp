@@ -4,10 +4,14 @@
 //                        [--models DIR]          time the engines against one batched backward;
 //                                                DIR holds <suite>.pt and <suite>_x.pt exported by
 //                                                src/test/python/bench_python.py --export DIR
+//   psg4j_selftest bench-table [--batches 32,256] [--repeats R] [--device D]
+//                                                reference (eager / CUDA graphs), vmap, check and
+//                                                batched backward per model and B (issue 11)
 //   psg4j_selftest vmap-bench [same options]     the vmap engine's routes (rules, into reused
 //                                                buffers, functorch), backward and write floor
 #include "psg4j/clipped_sum.h"
 #include "psg4j/compare.h"
+#include "psg4j/devices.h"
 #include "psg4j/custom_layers.h"
 #include "psg4j/frontend_layers.h"
 #include "psg4j/norms.h"
@@ -25,6 +29,10 @@
 #include <torch/script.h>
 #include <torch/torch.h>
 
+#if PSG4J_WITH_CUDA
+#include <c10/cuda/CUDAFunctions.h>
+#endif
+
 #include <algorithm>
 #include <atomic>
 #include <dlfcn.h>
@@ -36,6 +44,7 @@
 #include <limits>
 #include <map>
 #include <string>
+#include <thread>
 #include <tuple>
 
 namespace {
@@ -832,6 +841,244 @@ void norms_checks(const torch::Device device) {
 }
 // ---- end of the norms block ----
 
+// ---- Devices (issue 11) ----
+
+// A layer whose forward reads a value to the host (.item()): fine eagerly, never under CUDA-graph
+// capture (a synchronizing copy), so a graphed reference must fall back to eager streams.
+struct HostReadImpl : torch::nn::Cloneable<HostReadImpl> {
+  HostReadImpl() { reset(); }
+  void reset() override { weight = register_parameter("weight", torch::randn({4, 3}) * 0.5); }
+  at::Tensor forward(const at::Tensor& x) { return x.matmul(weight) * (1.0 + 0.0 * weight.sum().item<double>()); }
+  at::Tensor weight;
+};
+TORCH_MODULE(HostRead);
+
+// The TF32 switch is process-wide on any build (at::Context), so the scope's save and restore is
+// checked on the CPU too: set on, turned off by the scope, kept off while a scope on another thread
+// overlaps, and put back by the last one to end.
+void tf32_scope_checks() {
+  run_case("ExactFloat32Scope turns TF32 off and restores it, nested", [&] {
+    at::Context& context = at::globalContext();
+    const at::Float32Precision before = context.float32Precision(at::Float32Backend::CUDA, at::Float32Op::MATMUL);
+    context.setFloat32Precision(at::Float32Backend::CUDA, at::Float32Op::MATMUL, at::Float32Precision::TF32);
+    const bool on_at_start = tf32_allowed();
+    bool off_inside = true;
+    {
+      ExactFloat32Scope outer;
+      off_inside = !tf32_allowed();
+      { ExactFloat32Scope nested; off_inside = off_inside && !tf32_allowed(); }
+      off_inside = off_inside && !tf32_allowed();  // the nested end did not restore early
+    }
+    const bool restored = tf32_allowed() && context.float32Precision(at::Float32Backend::CUDA, at::Float32Op::MATMUL) ==
+                                                at::Float32Precision::TF32;
+    context.setFloat32Precision(at::Float32Backend::CUDA, at::Float32Op::MATMUL, before);
+    expect(on_at_start && off_inside && restored, "TF32 on, off in nested scopes, restored by the outer one's end");
+  });
+  run_case("a scope outlived by one on another thread restores only when that one ends", [&] {
+    at::Context& context = at::globalContext();
+    const at::Float32Precision before = context.float32Precision(at::Float32Backend::CUDA, at::Float32Op::MATMUL);
+    context.setFloat32Precision(at::Float32Backend::CUDA, at::Float32Op::MATMUL, at::Float32Precision::TF32);
+    std::atomic<int> stage{0};
+    bool off_after_first_ended = false;
+    std::thread second([&] {
+      while (stage.load() < 1) std::this_thread::yield();
+      ExactFloat32Scope late;
+      stage = 2;
+      while (stage.load() < 3) std::this_thread::yield();
+      off_after_first_ended = !tf32_allowed();
+    });
+    {
+      ExactFloat32Scope first;
+      stage = 1;
+      while (stage.load() < 2) std::this_thread::yield();
+    }
+    stage = 3;
+    second.join();
+    const bool restored = tf32_allowed();
+    context.setFloat32Precision(at::Float32Backend::CUDA, at::Float32Op::MATMUL, before);
+    expect(off_after_first_ended && restored, "overlapping scopes on 2 threads: off until the last ends, then restored");
+  });
+}
+
+bool same_gradients(const NamedTensors& a, const NamedTensors& b, double rtol, double atol) {
+  if (a.size() != b.size()) return false;
+  for (size_t k = 0; k < a.size(); ++k) {
+    if (a[k].first != b[k].first || !torch::allclose(a[k].second.cpu(), b[k].second.cpu(), rtol, atol)) return false;
+  }
+  return true;
+}
+
+bool all_pass(const Comparison& c) {
+  return std::all_of(c.params.begin(), c.params.end(),
+                     [](const ParamComparison& p) { return p.status == ParamStatus::Compared && all_within(p); });
+}
+
+#if PSG4J_WITH_CUDA
+// Counts the synchronizing CUDA calls c10's sync-debug mode reports (one warning each) on this thread.
+class SyncCounter : public c10::WarningHandler {
+ public:
+  void process(const c10::Warning& warning) override {
+    if (contains(warning.msg(), "synchroniz")) ++count;
+  }
+  int count = 0;
+};
+
+// The synchronizing calls of one streaming check (one worker: all on this thread) at batch size B.
+int syncs_of_check(const Model& model, int64_t B, const torch::Device device) {
+  torch::manual_seed(3);
+  Batch batch;
+  batch.inputs = {torch::randn({B, 6}, device)};
+  Loss l1;
+  const Problem problem{model, batch, l1, Reduction::Sum};
+  const NamedTensors candidate = microbatch_gradients(problem, Spread{1});
+  torch::cuda::synchronize();
+  SyncCounter counter;
+  c10::WarningUtils::WarningHandlerGuard guard(&counter);
+  c10::cuda::warning_state().set_sync_debug_mode(c10::cuda::SyncDebugMode::L_WARN);
+  try {
+    compare_with_reference(problem, candidate, Tolerance{}, Spread{1});
+  } catch (...) {
+    c10::cuda::warning_state().set_sync_debug_mode(c10::cuda::SyncDebugMode::L_DISABLED);
+    throw;
+  }
+  c10::cuda::warning_state().set_sync_debug_mode(c10::cuda::SyncDebugMode::L_DISABLED);
+  return counter.count;
+}
+#endif
+
+// What runs on CUDA only: the stream workers, CUDA graphs and their fallback, numbers against a
+// CPU run of the same model and batch, and (with CUDA's headers) no host round trip per sample.
+void cuda_checks(const torch::Device device) {
+  namespace nn = torch::nn;
+  ExactFloat32Scope exact;  // as the Java API holds it around a check (see devices.h)
+  torch::manual_seed(11);
+  const int64_t B = 9;
+  nn::Sequential net(nn::Linear(6, 16), nn::Tanh(), nn::Linear(16, 4));
+  nn::Sequential cpu_net = std::dynamic_pointer_cast<nn::SequentialImpl>(net->clone());
+  net->to(device);
+  auto model = frontend_model(net.ptr().get());
+  auto cpu_model = frontend_model(cpu_net.ptr().get());
+  const at::Tensor x_cpu = torch::randn({B, 6});
+  const at::Tensor classes_cpu = torch::randint(0, 4, {B}, torch::kLong);
+  Batch batch, cpu_batch;
+  batch.inputs = {x_cpu.to(device)};
+  batch.targets = {classes_cpu.to(device)};
+  cpu_batch.inputs = {x_cpu};
+  cpu_batch.targets = {classes_cpu};
+  Loss ce;
+  ce.kind = LossKind::CrossEntropy;
+
+  run_case("cuda: the reference equals a CPU run of the same model and batch (float32 tolerance)", [&] {
+    bool close = true;
+    for (Reduction r : {Reduction::Sum, Reduction::Mean}) {
+      close = close && same_gradients(microbatch_gradients({*model, batch, ce, r}),
+                                      microbatch_gradients({*cpu_model, cpu_batch, ce, r}), 1e-4, 1e-5);
+    }
+    expect(close, "cuda reference == cpu reference, sum and mean");
+  });
+
+  run_case("cuda: 4 stream workers give what 1 gives; the route says cuda streams", [&] {
+    const Problem problem{*model, batch, ce, Reduction::Mean};
+    const NamedTensors one = microbatch_gradients(problem, Spread{1});
+    const NamedTensors four = microbatch_gradients(problem, Spread{4});
+    const Comparison c = compare_with_reference(problem, one, Tolerance{}, Spread{4});
+    // Equal to float32 rounding (cuBLAS promises bitwise results per stream, not across streams
+    // sharing a handle); whether they are bit-identical too is printed, not asserted.
+    const bool bitwise = same_gradients(one, four, 0, 0);
+    expect(same_gradients(one, four, 1e-6, 1e-7) && all_pass(c) && c.reference_route == "cuda streams",
+           std::string("1 and 4 streams equal (") + (bitwise ? "bit-identical" : "not bit-identical") + "); route '" +
+               c.reference_route + "'");
+  });
+
+  run_case("cuda: both reductions in one pass, a wrong candidate caught at its sample, stats as on CPU", [&] {
+    const NamedTensors sum = microbatch_gradients({*model, batch, ce, Reduction::Sum});
+    const NamedTensors mean = microbatch_gradients({*model, batch, ce, Reduction::Mean});
+    NamedTensors wrong = clone_all(mean);
+    wrong[0].second.select(0, 2).mul_(1.5);
+    const std::vector<Comparison> c = compare_with_reference(
+        *model, batch, ce, {ReductionCandidate{Reduction::Sum, sum}, ReductionCandidate{Reduction::Mean, wrong}},
+        Tolerance{}, Spread{3});
+    NamedTensors wrong_cpu;
+    for (const auto& [n, t] : wrong) wrong_cpu.emplace_back(n, t.cpu());
+    const Comparison on_cpu = compare_with_reference({*cpu_model, cpu_batch, ce, Reduction::Mean}, wrong_cpu, Tolerance{});
+    const ParamComparison& w = find(c[1], "0.weight");
+    const ParamComparison& w_cpu = find(on_cpu, "0.weight");
+    bool stats_close = w.samples.size() == w_cpu.samples.size();
+    for (size_t i = 0; stats_close && i < w.samples.size(); ++i) {
+      stats_close = w.samples[i].bad == w_cpu.samples[i].bad &&
+                    std::abs(w.samples[i].max_abs_err - w_cpu.samples[i].max_abs_err) <=
+                        1e-5 + 1e-3 * w_cpu.samples[i].max_abs_err;
+    }
+    expect(all_pass(c[0]) && bad_samples(w) == std::vector<int64_t>{2} && stats_close &&
+               w.fingerprints && w.fingerprints->candidate.device().is_cpu(),
+           "sum passes, mean's sample 2 caught, numbers as on CPU, fingerprints on the host");
+  });
+
+  run_case("cuda: CUDA graphs give what eager streams give (both reductions), or say why not", [&] {
+    const NamedTensors sum = microbatch_gradients({*model, batch, ce, Reduction::Sum});
+    const NamedTensors mean = microbatch_gradients({*model, batch, ce, Reduction::Mean});
+    NamedTensors wrong = clone_all(sum);
+    wrong[1].second.select(0, 5).add_(1.0);
+    const Spread graphs{2, true};
+    const std::vector<Comparison> c = compare_with_reference(
+        *model, batch, ce, {ReductionCandidate{Reduction::Sum, wrong}, ReductionCandidate{Reduction::Mean, mean}},
+        Tolerance{}, graphs);
+    const NamedTensors replayed = microbatch_gradients({*model, batch, ce, Reduction::Mean}, graphs);
+    const std::string expected_route =
+        cuda_compiled() ? "cuda graphs" : "cuda streams (this psg4j was built without CUDA headers: no graph capture)";
+    expect(c[0].reference_route == expected_route && same_gradients(replayed, mean, 1e-6, 1e-7) && all_pass(c[1]) &&
+               bad_samples(find(c[0], "0.bias")) == std::vector<int64_t>{5},
+           "graphs == eager; wrong sample 5 caught; route '" + c[0].reference_route + "'");
+  });
+
+  run_case("cuda: a model that reads the device in its forward falls back to eager streams", [&] {
+    HostRead host_read_module;
+    host_read_module->to(device);
+    auto host_read = frontend_model(host_read_module.ptr().get());
+    Batch b;
+    b.inputs = {torch::randn({B, 4}, device)};
+    Loss l1;
+    const Problem problem{*host_read, b, l1, Reduction::Sum};
+    const NamedTensors eager = microbatch_gradients(problem, Spread{2});
+    const Comparison c = compare_with_reference(problem, eager, Tolerance{}, Spread{2, true});
+    const bool fell_back = cuda_compiled() ? c.reference_route.rfind("cuda streams (graph capture failed: ", 0) == 0
+                                           : c.reference_route.rfind("cuda streams (", 0) == 0;
+    expect(fell_back && all_pass(c), "route '" + c.reference_route + "', the check still passes");
+  });
+
+  run_case("cuda: the lowest failing sample's error is reported, as on CPU", [&] {
+    Batch b = batch;
+    at::Tensor targets = classes_cpu.clone();
+    targets[4] = 7;  // out of range for 4 classes
+    targets[6] = 9;
+    b.targets = {targets.to(device)};
+    const std::string message = error_of(ErrorKind::BadInput, [&] {
+      microbatch_gradients({*model, b, ce, Reduction::Sum}, Spread{4});
+    });
+    expect(contains(message, "sample 4"), "names sample 4: " + message.substr(0, message.find('\n')));
+  });
+
+#if PSG4J_WITH_CUDA
+  run_case("cuda: a streaming check's synchronizing calls do not grow with B (8 vs 32)", [&] {
+    // First that the counter sees one: a read of a device value to the host synchronizes.
+    int seen = 0;
+    {
+      SyncCounter counter;
+      c10::WarningUtils::WarningHandlerGuard guard(&counter);
+      c10::cuda::warning_state().set_sync_debug_mode(c10::cuda::SyncDebugMode::L_WARN);
+      (void)torch::ones({1}, device).sum().item<double>();
+      c10::cuda::warning_state().set_sync_debug_mode(c10::cuda::SyncDebugMode::L_DISABLED);
+      seen = counter.count;
+    }
+    const int at8 = syncs_of_check(*model, 8, device);
+    const int at32 = syncs_of_check(*model, 32, device);
+    expect(seen >= 1 && at8 == at32, "counter sees .item() (" + std::to_string(seen) + "); synchronizing calls: " +
+                                         std::to_string(at8) + " at B=8, " + std::to_string(at32) + " at B=32");
+  });
+#endif
+}
+// ---- end of the devices block ----
+
 void checks(const torch::Device device) {
   torch::manual_seed(0);
   const int64_t B = 5, F = 4, K = 3;
@@ -1011,6 +1258,8 @@ void checks(const torch::Device device) {
   probe_checks(device);
   exact_mode_checks(device);
   norms_checks(device);
+  tf32_scope_checks();
+  if (device.is_cuda()) cuda_checks(device);
 }
 
 // The DESIGN §7 suite as C++-frontend modules.
@@ -1038,10 +1287,10 @@ double median_ms(const std::function<void()>& f, int repeats, torch::Device d) {
   std::vector<double> ms;
   f();  // warm-up
   for (int r = 0; r < repeats; ++r) {
-    if (d.is_cuda()) torch::cuda::synchronize();
+    synchronize(d);  // all earlier work done: the clock starts on an idle device
     const auto t0 = std::chrono::steady_clock::now();
     f();
-    if (d.is_cuda()) torch::cuda::synchronize();
+    synchronize(d);  // queued work is part of the call's time
     ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
   }
   std::sort(ms.begin(), ms.end());
@@ -1125,6 +1374,58 @@ void bench(int64_t B, int repeats, torch::Device d, const std::string& only, con
   }
 }
 
+// The issue-11 table: per model and batch size, the reference on eager streams (CPU workers on the
+// CPU) and replaying CUDA graphs, the vmap engine, a check of both reductions (one reference pass
+// each way), and one batched backward, TF32 off as in a check. "graphs" says which route the
+// graphed reference took (a fallback names its cause).
+void bench_table(const std::vector<int64_t>& batches, int repeats, torch::Device d) {
+  ExactFloat32Scope exact;
+  std::printf("bench-table: device=%s, median of %d (ms), TF32 off\n", d.str().c_str(), repeats);
+  std::printf("%-5s %5s %10s %10s %9s %11s %9s  %s\n", "model", "B", "ref-eager", "ref-graphs", "vmap", "check-both",
+              "backward", "graphs route");
+  for (int64_t B : batches) {
+    for (auto& [name, entry] : bench_models(B, d, "")) {
+      const Model& model = *entry.model;
+      Batch batch;
+      batch.inputs = {entry.x};
+      Loss l1;
+      const Problem problem{model, batch, l1, Reduction::Sum};
+      const double eager = median_ms([&] { microbatch_gradients(problem, Spread{0, false}); }, repeats, d);
+      const double graphs = median_ms([&] { microbatch_gradients(problem, Spread{0, true}); }, repeats, d);
+      const std::string route = for_each_reference_gradient(model, batch, l1, {Reduction::Sum},
+                                                            model.trainable_parameters(), Spread{0, true},
+                                                            [](int64_t, const ReferenceGradient&) {});
+      const double vmap = median_ms([&] { vmap_gradients(problem, {}); }, repeats, d);
+      const NamedTensors sum = microbatch_gradients(problem);
+      const NamedTensors mean = microbatch_gradients({model, batch, l1, Reduction::Mean});
+      const double check = median_ms([&] {
+        compare_with_reference(model, batch, l1, {ReductionCandidate{Reduction::Sum, sum},
+                                                  ReductionCandidate{Reduction::Mean, mean}}, Tolerance{});
+      }, repeats, d);
+      std::vector<at::Tensor> params;
+      for (const auto& p : model.trainable_parameters()) params.push_back(p.second);
+      const double backward = median_ms([&] {
+        auto loss = l1(model.forward({entry.x}), {}, Reduction::Sum, B);
+        torch::autograd::grad({loss}, params);
+      }, repeats, d);
+      std::printf("%-5s %5lld %10.2f %10.2f %9.2f %11.2f %9.3f  %s\n", name.c_str(), static_cast<long long>(B), eager,
+                  graphs, vmap, check, backward, route.c_str());
+      std::fflush(stdout);
+    }
+  }
+}
+
+std::vector<int64_t> batch_list(const std::string& text) {
+  std::vector<int64_t> out;
+  size_t begin = 0;
+  while (begin <= text.size()) {
+    const size_t end = std::min(text.find(',', begin), text.size());
+    out.push_back(std::stoll(text.substr(begin, end - begin)));
+    begin = end + 1;
+  }
+  return out;
+}
+
 // Bytes per second this process writes into memory it has touched before: the median of a few fills
 // of a 512 MiB buffer, far beyond any cache. The floor of an engine that writes B × |θ| floats.
 double write_bandwidth_bytes_per_s() {
@@ -1192,13 +1493,17 @@ int main(int argc, char** argv) {
   bool run_vmap_bench = false;
   int64_t batch = 32;
   int repeats = 7;
-  std::string device = torch::cuda::is_available() ? "cuda" : "cpu";
+  bool run_bench_table = false;
+  std::vector<int64_t> batches{32, 256};
+  std::string device = cuda_device_count() > 0 ? "cuda" : "cpu";
   std::string only;
   std::string models_dir;
   for (int k = 1; k < argc; ++k) {
     const std::string arg = argv[k];
     if (arg == "bench") run_bench = true;
     else if (arg == "vmap-bench") run_vmap_bench = true;
+    else if (arg == "bench-table") run_bench_table = true;
+    else if (arg == "--batches" && k + 1 < argc) batches = batch_list(argv[++k]);
     else if (arg == "--device" && k + 1 < argc) device = argv[++k];
     else if (arg == "--batch" && k + 1 < argc) batch = std::stoll(argv[++k]);
     else if (arg == "--repeats" && k + 1 < argc) repeats = std::stoi(argv[++k]);
@@ -1206,11 +1511,28 @@ int main(int argc, char** argv) {
     else if (arg == "--models" && k + 1 < argc) models_dir = argv[++k];
     else if (arg == "--threads" && k + 1 < argc) set_threads(std::stoi(argv[++k]));
     else {
-      std::fprintf(stderr, "usage: psg4j_selftest [bench|vmap-bench [--suite mlp|cnn|seq|emb]] [--device cpu|cuda] [--batch B] [--repeats R] [--threads N] [--models DIR]\n");
+      std::fprintf(stderr, "usage: psg4j_selftest [bench|vmap-bench [--suite mlp|cnn|seq|emb]|bench-table [--batches 32,256]] [--device cpu|cuda[:N]] [--batch B] [--repeats R] [--threads N] [--models DIR]\n");
       return 2;
     }
   }
-  const torch::Device d(device);
+  torch::Device d(at::kCPU);
+  try {
+    d = parse_device(device);
+  } catch (const Error& e) {
+    // One line, as the CLI says it: what is missing and what to do.
+    const std::string message = e.what();
+    const std::string line = message.substr(0, message.find('\n'));
+    if (contains(line, "no CUDA device is visible") || contains(line, "no CUDA support")) {
+      std::printf("no CUDA device is visible: %s\n", line.c_str());
+    } else {
+      std::printf("%s\n", line.c_str());
+    }
+    return 2;
+  }
+  if (run_bench_table) {
+    bench_table(batches, repeats, d);
+    return 0;
+  }
   if (run_vmap_bench) {
     vmap_bench(batch, repeats, d, only, models_dir);
     return 0;
