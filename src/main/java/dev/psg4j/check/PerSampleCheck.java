@@ -76,7 +76,8 @@ import java.util.concurrent.ThreadLocalRandom;
  * compared. A check may be shared by threads: {@link #run} calls may overlap (on a shared Model
  * too) and give the same reports as one thread would; {@link #close} waits for running ones, and a
  * run after close throws IllegalStateException. Nothing process-wide is left changed: a
- * {@link Builder#threads} count is set for the run's duration and the previous one restored.
+ * {@link Builder#threads} count is set for the run's duration and the previous one restored, and
+ * the process's TF32 setting is restored when the last overlapping run ends.
  *
  * <pre>{@code
  * try (PerSampleCheck check = PerSampleCheck.builder().model(model).inputs(x).build()) {
@@ -628,8 +629,9 @@ public final class PerSampleCheck implements AutoCloseable {
         }
 
         /**
-         * On CUDA, whether the reference captures the one-sample forward + backward once as a CUDA
-         * graph and replays it per sample (default false: one-sample passes on CUDA streams). Where
+         * On CUDA, whether the reference of exact mode, norms and clipped sums captures the
+         * one-sample forward + backward once as a CUDA graph and replays it per sample (default
+         * false: one-sample passes on CUDA streams). Where
          * capture fails the reference falls back to streams, and the report's
          * {@code reference_route} says so. No effect on the CPU.
          */
