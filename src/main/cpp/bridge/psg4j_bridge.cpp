@@ -219,14 +219,14 @@ NativeBatch make_batch(const std::vector<at::Tensor>* inputs, const std::vector<
     Batch batch;
     if (inputs != nullptr) batch.inputs = *inputs;
     if (targets != nullptr) batch.targets = *targets;
+    batch.batch_dim = batch_dim;
+    batch.target_batch_dim = target_batch_dim;
+    batch.validate();  // first: an undefined or misshapen tensor is named as such, not as a failed copy
     if (!device.empty()) {
       const at::Device on = parse_device(device);
       for (at::Tensor& t : batch.inputs) t = t.to(on);
       for (at::Tensor& t : batch.targets) t = t.to(on);
     }
-    batch.batch_dim = batch_dim;
-    batch.target_batch_dim = target_batch_dim;
-    batch.validate();
     return NativeBatch(std::move(batch));
   });
 }

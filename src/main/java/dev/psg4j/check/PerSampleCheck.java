@@ -70,12 +70,13 @@ import java.util.concurrent.ThreadLocalRandom;
  * ({@link Builder#cudaGraphs}). The report's {@code device} is the check's device and
  * {@code reference_route} says how the reference ran; every other field means what it does on CPU.
  *
- * <p>Ownership: the check owns its batch (copies, on its device, of the inputs and targets given,
- * which stay the caller's) and frees it on {@link #close}; a step's batch is moved likewise and
- * freed when that run ends. It does not own the {@link Model}. It owns each gradient map its sampler returns and closes those tensors once
- * compared. A check may be shared by threads: {@link #run} calls may overlap (on a shared Model
- * too) and give the same reports as one thread would; {@link #close} waits for running ones, and a
- * run after close throws IllegalStateException. Nothing process-wide is left changed: a
+ * <p>Ownership: the check owns its batch (the inputs and targets given, copied onto its device
+ * where they are elsewhere; the given tensors stay the caller's) and frees it on {@link #close}; a
+ * step's batch is made likewise and freed when that run ends. It does not own the {@link Model}. It owns each gradient map its
+ * sampler returns and closes those tensors once compared. A check may be shared by threads:
+ * {@link #run} calls may overlap (on a shared Model too) and give the same reports as one thread
+ * would; {@link #close} waits for running ones, and a run after close throws
+ * IllegalStateException. Nothing process-wide is left changed: a
  * {@link Builder#threads} count is set for the run's duration and the previous one restored, and
  * the process's TF32 setting is restored when the last overlapping run ends.
  *
@@ -168,8 +169,12 @@ public final class PerSampleCheck implements AutoCloseable {
     private static String defaultDevice(Model model, Tensor firstInput) {
         Map<String, Tensor> parameters = model.trainableParameters();
         try {
-            String on = parameters.isEmpty() ? Devices.of(Natives.requireLive(firstInput, "input 0"))
-                    : Devices.of(parameters.values().iterator().next());
+            Tensor first = parameters.isEmpty() ? Natives.requireLive(firstInput, "input 0")
+                    : parameters.values().iterator().next();
+            if (!first.defined()) {
+                return Devices.CPU;  // an undefined input: the batch names it
+            }
+            String on = Devices.of(first);
             try {
                 return Devices.canonical(on);
             } catch (BadInputException e) {
