@@ -5,16 +5,13 @@
 #include "psg4j/sample_workers.h"
 #include "psg4j/tensor_io.h"
 
+#include <ATen/Context.h>
 #include <c10/util/Exception.h>
 #include <torch/nn.h>
 #include <torch/script.h>
 
 #include <algorithm>
 #include <stdexcept>
-
-#if defined(__GLIBC__)
-#include <malloc.h>
-#endif
 
 #if defined(__GLIBC__)
 #include <malloc.h>
@@ -67,6 +64,9 @@ NamedTensors zip(const std::vector<std::string>* names, const std::vector<at::Te
 void require_callback_success(int status, const char* what) {
   if (status != 0) throw Error(ErrorKind::CallbackFailed, std::string("the Java ") + what + " threw");
 }
+
+// A tensor the bridge hands Java to read as host memory: itself on the CPU, a copy from a device.
+at::Tensor on_host(const at::Tensor& t) { return t.defined() ? t.to(at::kCPU) : t; }
 
 }  // namespace
 
@@ -138,6 +138,63 @@ void loss_value(const NativeLoss& loss, const at::Tensor* output, const std::vec
   });
 }
 
+
+// ---- Devices (issue 11) ----
+Spread ReferenceSpread::get() const {
+  if (workers_ < 0) bad_input("workers must be 0 (the intra-op thread count) or positive, got " + std::to_string(workers_));
+  Spread spread;
+  spread.workers = workers_;
+  spread.cuda_graphs = cuda_graphs_;
+  return spread;
+}
+
+std::string canonical_device(const std::string& spec) {
+  return translated([&] { return parse_device(spec).str(); });
+}
+
+bool cuda_runtime_loaded() {
+  return translated([&] { return psg4j::cuda_runtime_loaded(); });
+}
+
+int cuda_device_count() {
+  return translated([&] { return psg4j::cuda_device_count(); });
+}
+
+bool cuda_compiled() { return psg4j::cuda_compiled(); }
+
+void synchronize_device(const std::string& device) {
+  translated([&] { psg4j::synchronize(parse_device(device)); });
+}
+
+DeviceMemoryView device_memory(const std::string& device) {
+  return translated([&] { return DeviceMemoryView(psg4j::device_memory(parse_device(device))); });
+}
+
+void reset_peak_device_memory(const std::string& device) {
+  translated([&] { psg4j::reset_peak_memory(parse_device(device)); });
+}
+
+void require_on_device(const at::Tensor* tensor, const std::string& device, const std::string& what) {
+  translated([&] {
+    if (tensor == nullptr) bad_input(what + " is null");
+    psg4j::require_on_device(*tensor, parse_device(device), what);
+  });
+}
+
+bool tf32_allowed() {
+  return translated([&] { return psg4j::tf32_allowed(); });
+}
+
+void set_tf32_allowed_for_tests(bool allowed) {
+  translated([&] {
+    const at::Float32Precision precision = allowed ? at::Float32Precision::TF32 : at::Float32Precision::IEEE;
+    for (const at::Float32Op op : {at::Float32Op::MATMUL, at::Float32Op::CONV, at::Float32Op::RNN}) {
+      at::globalContext().setFloat32Precision(at::Float32Backend::CUDA, op, precision);
+    }
+  });
+}
+// ---- end of the devices block ----
+
 int64_t NativeBatch::size() const {
   return translated([&] { return batch_.validate(); });
 }
@@ -157,14 +214,19 @@ void NativeBatch::target(int64_t k, at::Tensor* out) const {
 }
 
 NativeBatch make_batch(const std::vector<at::Tensor>* inputs, const std::vector<at::Tensor>* targets,
-                       int64_t batch_dim, int64_t target_batch_dim) {
+                       int64_t batch_dim, int64_t target_batch_dim, const std::string& device) {
   return translated([&] {
     Batch batch;
     if (inputs != nullptr) batch.inputs = *inputs;
     if (targets != nullptr) batch.targets = *targets;
     batch.batch_dim = batch_dim;
     batch.target_batch_dim = target_batch_dim;
-    batch.validate();
+    batch.validate();  // first: an undefined or misshapen tensor is named as such, not as a failed copy
+    if (!device.empty()) {
+      const at::Device on = parse_device(device);
+      for (at::Tensor& t : batch.inputs) t = t.to(on);
+      for (at::Tensor& t : batch.targets) t = t.to(on);
+    }
     return NativeBatch(std::move(batch));
   });
 }
@@ -220,10 +282,10 @@ ParameterAliases parameter_aliases(const NativeModel& model) {
 }
 
 NamedTensorList microbatch_gradients(const NativeModel& model, const NativeBatch& batch,
-                                     const NativeLoss& loss, int reduction) {
+                                     const NativeLoss& loss, int reduction, const ReferenceSpread& spread) {
   return translated([&] {
     const Problem problem{model.get(), batch.get(), loss.get(), reduction_of(reduction)};
-    return NamedTensorList(psg4j::microbatch_gradients(problem));
+    return NamedTensorList(psg4j::microbatch_gradients(problem, spread.get()));
   });
 }
 
@@ -335,7 +397,7 @@ double ComparisonView::stat(int64_t p, int64_t i, int f) const {
 void ComparisonView::stats(at::Tensor* out) const {
   translated([&] {
     if (out == nullptr) bad_input("stats needs a tensor to fill");
-    *out = psg4j::stats_tensor(comparison_);
+    *out = on_host(psg4j::stats_tensor(comparison_));
   });
 }
 
@@ -352,11 +414,11 @@ ComparisonView ComparisonList::get(int64_t k) const {
 }
 
 ComparisonList compare_reductions(const NativeModel& model, const NativeBatch& batch, const NativeLoss& loss,
-                                  const ReductionCandidates& candidates, double atol, double rtol, int workers) {
+                                  const ReductionCandidates& candidates, double atol, double rtol,
+                                  const ReferenceSpread& spread) {
   return translated([&] {
-    if (workers < 0) bad_input("workers must be 0 (the intra-op thread count) or positive, got " + std::to_string(workers));
     return ComparisonList(psg4j::compare_with_reference(model.get(), batch.get(), loss.get(), candidates.get(),
-                                                        Tolerance{atol, rtol}, Spread{workers}));
+                                                        Tolerance{atol, rtol}, spread.get()));
   });
 }
 int set_intra_op_threads_of_this_thread(int threads) {
@@ -399,7 +461,7 @@ namespace {
 void copy_out(const at::Tensor& t, at::Tensor* out, const char* what) {
   if (out == nullptr) bad_input(std::string(what) + " needs a tensor to fill");
   if (!t.defined()) bad_input(std::string("this parameter has no ") + what + " fingerprints (not a 2-D parameter)");
-  *out = t.clone();
+  *out = t.to(t.options().device(at::kCPU), /*non_blocking=*/false, /*copy=*/true);
 }
 
 }  // namespace
@@ -513,23 +575,22 @@ std::string SampleNormsView::alias(int64_t p, int64_t k) const {
 void SampleNormsView::per_parameter(at::Tensor* out) const {
   translated([&] {
     if (out == nullptr) bad_input("per_parameter needs a tensor to fill");
-    *out = norms_.per_parameter;
+    *out = on_host(norms_.per_parameter);
   });
 }
 
 void SampleNormsView::whole(at::Tensor* out) const {
   translated([&] {
     if (out == nullptr) bad_input("whole needs a tensor to fill");
-    *out = norms_.whole;
+    *out = on_host(norms_.whole);
   });
 }
 
 SampleNormsView reference_norms(const NativeModel& model, const NativeBatch& batch, const NativeLoss& loss,
-                                int reduction, int workers) {
+                                int reduction, const ReferenceSpread& spread) {
   return translated([&] {
-    if (workers < 0) bad_input("workers must be 0 (the intra-op thread count) or positive, got " + std::to_string(workers));
     const Problem problem{model.get(), batch.get(), loss.get(), reduction_of(reduction)};
-    return SampleNormsView(psg4j::reference_norms(problem, Spread{workers}));
+    return SampleNormsView(psg4j::reference_norms(problem, spread.get()));
   });
 }
 
@@ -590,28 +651,28 @@ double ClippedSumView::threshold(int64_t p) const {
 void ClippedSumView::stats(at::Tensor* out) const {
   translated([&] {
     if (out == nullptr) bad_input("stats needs a tensor to fill");
-    *out = clipped_sum_stats_tensor(comparison_);
+    *out = on_host(clipped_sum_stats_tensor(comparison_));
   });
 }
 
 void ClippedSumView::norms(at::Tensor* out) const {
   translated([&] {
     if (out == nullptr) bad_input("norms needs a tensor to fill");
-    *out = comparison_.norms;
+    *out = on_host(comparison_.norms);
   });
 }
 
 void ClippedSumView::whole(at::Tensor* out) const {
   translated([&] {
     if (out == nullptr) bad_input("whole needs a tensor to fill");
-    *out = comparison_.whole;
+    *out = on_host(comparison_.whole);
   });
 }
 
 void ClippedSumView::factors(at::Tensor* out) const {
   translated([&] {
     if (out == nullptr) bad_input("factors needs a tensor to fill");
-    *out = comparison_.factors;
+    *out = on_host(comparison_.factors);
   });
 }
 
@@ -647,12 +708,11 @@ int64_t ClippedSumView::match_sample(int64_t k, int64_t m) const {
 
 ClippedSumView compare_clipped_sum(const NativeModel& model, const NativeBatch& batch, const NativeLoss& loss,
                                    int reduction, const NamedTensorList& candidate, const ClippingSpec& clipping,
-                                   double atol, double rtol, int workers) {
+                                   double atol, double rtol, const ReferenceSpread& spread) {
   return translated([&] {
-    if (workers < 0) bad_input("workers must be 0 (the intra-op thread count) or positive, got " + std::to_string(workers));
     const Problem problem{model.get(), batch.get(), loss.get(), reduction_of(reduction)};
     return ClippedSumView(psg4j::compare_clipped_sum(problem, candidate.get(), clipping.get(), Tolerance{atol, rtol},
-                                                     Spread{workers}));
+                                                     spread.get()));
   });
 }
 // ---- end of the norms block ----

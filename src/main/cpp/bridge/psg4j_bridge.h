@@ -7,6 +7,7 @@
 #include "psg4j/clipped_sum.h"
 #include "psg4j/compare.h"
 #include "psg4j/custom_layers.h"
+#include "psg4j/devices.h"
 #include "psg4j/loss.h"
 #include "psg4j/model.h"
 #include "psg4j/norms.h"
@@ -64,6 +65,73 @@ NativeLoss custom_loss(LossFn loss);
 void loss_value(const NativeLoss& loss, const at::Tensor* output, const std::vector<at::Tensor>* targets,
                 int reduction, int64_t batch_size, at::Tensor* out);
 
+// ---- Devices (issue 11) ----
+// How the reference spreads its samples (psg4j::Spread), moved in one call: `workers` sample
+// workers on the CPU, each on one intra-op thread (0: the calling thread's intra-op thread count;
+// on CUDA the reference runs on streams instead), and whether a CUDA reference captures the
+// one-sample forward + backward once as a CUDA graph and replays it per sample.
+class ReferenceSpread {
+ public:
+  ReferenceSpread() = default;
+  ReferenceSpread(int workers, bool cuda_graphs) : workers_(workers), cuda_graphs_(cuda_graphs) {}
+  int workers() const { return workers_; }
+  bool cuda_graphs() const { return cuda_graphs_; }
+  // The core's Spread; a negative worker count is bad input.
+  Spread get() const;
+
+ private:
+  int workers_ = 0;
+  bool cuda_graphs_ = false;
+};
+
+// The canonical name ("cpu", "cuda:0") of a device spec ("cpu", "cuda", "cuda:N", any case); bad
+// input (psg4j::parse_device's one line) for an unknown name, a CPU-only LibTorch, no visible
+// device or an index out of range.
+std::string canonical_device(const std::string& spec);
+bool cuda_runtime_loaded();
+int cuda_device_count();
+bool cuda_compiled();
+// Waits until the work queued on `device` (a spec as canonical_device takes) has finished.
+void synchronize_device(const std::string& device);
+
+// The caching allocator's bytes on a CUDA device, now and at the peak since the last reset
+// (zeros on the CPU).
+class DeviceMemoryView {
+ public:
+  DeviceMemoryView() = default;
+  explicit DeviceMemoryView(DeviceMemory memory) : memory_(memory) {}
+  int64_t allocated_bytes() const { return memory_.allocated_bytes; }
+  int64_t peak_allocated_bytes() const { return memory_.peak_allocated_bytes; }
+
+ private:
+  DeviceMemory memory_;
+};
+
+DeviceMemoryView device_memory(const std::string& device);
+void reset_peak_device_memory(const std::string& device);
+
+// Refuses (bad input) a tensor that is not on `device`: "<what> is on X but the check runs on Y: ...".
+void require_on_device(const at::Tensor* tensor, const std::string& device, const std::string& what);
+
+// psg4j::ExactFloat32Scope for Java: CUDA float32 matmuls and convolutions run in IEEE float32
+// (not TF32) from construction until deletion (Java's close()); scopes nest and overlap across
+// threads, and the last one to end restores the process's settings.
+class ExactFloat32 {
+ public:
+  ExactFloat32() = default;
+  ExactFloat32(const ExactFloat32&) = delete;
+  ExactFloat32& operator=(const ExactFloat32&) = delete;
+
+ private:
+  ExactFloat32Scope scope_;
+};
+
+bool tf32_allowed();
+// Test hook: lets (or stops) CUDA float32 matmuls and convolutions use TF32, process-wide, as
+// torch.backends.cuda.matmul.allow_tf32 would; only tests call it (to see a scope restore it).
+void set_tf32_allowed_for_tests(bool allowed);
+// ---- end of the devices block ----
+
 class NativeBatch {
  public:
   NativeBatch() = default;
@@ -80,8 +148,10 @@ class NativeBatch {
   Batch batch_;
 };
 
+// `device`: "" keeps the tensors where they are; a device spec moves (copies) each one not there
+// onto it, so the batch holds its own tensors on the check's device.
 NativeBatch make_batch(const std::vector<at::Tensor>* inputs, const std::vector<at::Tensor>* targets,
-                       int64_t batch_dim, int64_t target_batch_dim);
+                       int64_t batch_dim, int64_t target_batch_dim, const std::string& device);
 
 class NamedTensorList {
  public:
@@ -117,7 +187,7 @@ class ParameterAliases {
 
 ParameterAliases parameter_aliases(const NativeModel& model);
 NamedTensorList microbatch_gradients(const NativeModel& model, const NativeBatch& batch,
-                                     const NativeLoss& loss, int reduction);
+                                     const NativeLoss& loss, int reduction, const ReferenceSpread& spread);
 // randomness: 0 error, 1 different, 2 same (torch.func's meanings); chunk_size 0: whole batch.
 NamedTensorList vmap_gradients(const NativeModel& model, const NativeBatch& batch,
                                const NativeLoss& loss, int reduction, int64_t chunk_size,
@@ -175,6 +245,8 @@ class ComparisonView {
   ComparisonView() = default;
   explicit ComparisonView(Comparison comparison) : comparison_(std::move(comparison)) {}
   int64_t batch_size() const { return comparison_.batch_size; }
+  // How the reference ran ("cpu workers", "cuda streams", "cuda graphs", ...; "" where none ran).
+  std::string reference_route() const { return comparison_.reference_route; }
   int64_t param_count() const { return static_cast<int64_t>(comparison_.params.size()); }
   std::string name(int64_t p) const;
   int64_t alias_count(int64_t p) const;
@@ -257,10 +329,10 @@ class ComparisonList {
 };
 
 // One Comparison per candidate, in order, from one reference pass where that is exact (one sum
-// backward per sample serves both reductions of a built-in loss). workers: the reference's sample
-// workers, each on one intra-op thread (0: the calling thread's intra-op thread count).
+// backward per sample serves both reductions of a built-in loss), spread as `spread` says.
 ComparisonList compare_reductions(const NativeModel& model, const NativeBatch& batch, const NativeLoss& loss,
-                                  const ReductionCandidates& candidates, double atol, double rtol, int workers);
+                                  const ReductionCandidates& candidates, double atol, double rtol,
+                                  const ReferenceSpread& spread);
 // Sets the calling thread's intra-op thread count (its OpenMP count; 0 leaves it) and returns the
 // previous one: unlike at::set_num_threads, no process-wide default changes.
 int set_intra_op_threads_of_this_thread(int threads);
@@ -288,9 +360,8 @@ class SampleNormsView {
   SampleNorms norms_;
 };
 
-// workers: the reference's sample workers (0: the calling thread's intra-op thread count).
 SampleNormsView reference_norms(const NativeModel& model, const NativeBatch& batch, const NativeLoss& loss,
-                                int reduction, int workers);
+                                int reduction, const ReferenceSpread& spread);
 
 // How a clipped sum was clipped: the mode and its thresholds (see psg4j::Clipping).
 class ClippingSpec {
@@ -339,7 +410,7 @@ class ClippedSumView {
 // candidate: {parameter name or alias: Tensor[*shape]}, the sum over samples of one reduction.
 ClippedSumView compare_clipped_sum(const NativeModel& model, const NativeBatch& batch, const NativeLoss& loss,
                                    int reduction, const NamedTensorList& candidate, const ClippingSpec& clipping,
-                                   double atol, double rtol, int workers);
+                                   double atol, double rtol, const ReferenceSpread& spread);
 // ---- end of the norms block ----
 
 // What probe() found, moved out of the core in one call, with plain accessors. The independence

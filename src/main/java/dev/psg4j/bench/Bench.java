@@ -4,6 +4,7 @@ import dev.psg4j.BadInputException;
 import dev.psg4j.Psg4jException;
 import dev.psg4j.UnsupportedModelException;
 import dev.psg4j.check.CheckMode;
+import dev.psg4j.check.Devices;
 import dev.psg4j.check.GradSampler;
 import dev.psg4j.check.PerSampleCheck;
 import dev.psg4j.check.Reduction;
@@ -81,6 +82,7 @@ public final class Bench {
         private List<Integer> threads = List.of(1);
         private Path models;
         private UserModel user;
+        private String device = Devices.CPU;
         private EngineSpec engine;
         private boolean methodsGiven;
         private int warmups = 3;
@@ -145,6 +147,17 @@ public final class Bench {
             threads.forEach(t -> Threads.checked(BadInputException.requireNonNull(t, "threads", "a count >= 1"),
                     "threads"));
             this.threads = threads.stream().distinct().sorted().toList();
+            return this;
+        }
+
+        /**
+         * Where the models, their batches and every timed call run: "cpu" (the default), "cuda" or
+         * "cuda:N". On CUDA each timed call ends with a device synchronization (JMH measures host
+         * time; CUDA runs asynchronously) and the peak extra memory is the CUDA caching allocator's
+         * peak over the call, not the process's resident set. A bad device is a BadInputException.
+         */
+        public Builder device(String device) {
+            this.device = Devices.canonical(device);
             return this;
         }
 
@@ -260,7 +273,7 @@ public final class Bench {
                         }
                     }
                 }
-                return new BenchResult("cpu", user != null ? user.model().toString()
+                return new BenchResult(device, user != null ? user.model().toString()
                         : models == null ? BenchResult.BUILT_IN : models.toString(),
                         new BenchResult.Settings(warmups, iterations, iterationMillis, forks),
                         engine == null ? null : engine.name(), rows);
@@ -337,7 +350,8 @@ public final class Bench {
                     Verification v = verdicts.get(m);
                     if (v == null || v.status().timed()) {
                         m.callOnce(local);
-                        memory.put(m, PeakMemory.peakExtraBytes(() -> m.callOnce(local)));
+                        memory.put(m, device.equals(Devices.CPU) ? PeakMemory.peakExtraBytes(() -> m.callOnce(local))
+                                : PeakMemory.peakDeviceBytes(device, () -> m.callOnce(local)));
                     }
                 }
                 verdicts.keySet().retainAll(timed);
@@ -395,6 +409,7 @@ public final class Bench {
             b.engine = params.get("engine");
             b.plugins = params.get("plugins");
             b.engineOptions = params.get("engineOptions");
+            b.device = params.get("device");
             return b;
         }
 
@@ -413,6 +428,7 @@ public final class Bench {
             p.put("engine", engine == null ? none : engine.name());
             p.put("plugins", engine == null ? none : engine.pluginsParam());
             p.put("engineOptions", engine == null ? "{}" : engine.optionsParam());
+            p.put("device", device);
             return p;
         }
 

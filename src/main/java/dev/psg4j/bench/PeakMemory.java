@@ -59,6 +59,25 @@ final class PeakMemory {
         }
     }
 
+    /**
+     * On a CUDA device: runs {@code call} {@value #MEASURED_CALLS} times and returns the largest
+     * peak of the CUDA caching allocator's bytes in use during a call above those in use before it
+     * (the device's memory is what a GPU run runs out of; the process's resident set does not see it).
+     * Synchronized before and after, so the peak covers the call's queued kernels.
+     */
+    static long peakDeviceBytes(String device, Runnable call) {
+        long peak = 0;
+        for (int k = 0; k < MEASURED_CALLS; k++) {
+            dev.psg4j.check.Devices.synchronize(device);
+            dev.psg4j.check.Devices.resetPeakMemory(device);
+            long before = dev.psg4j.check.Devices.memory(device).allocatedBytes();
+            call.run();
+            dev.psg4j.check.Devices.synchronize(device);
+            peak = Math.max(peak, dev.psg4j.check.Devices.memory(device).peakAllocatedBytes() - before);
+        }
+        return Math.max(0, peak);
+    }
+
     /** How many calls are measured, the largest reported. */
     static final int MEASURED_CALLS = 2;
 

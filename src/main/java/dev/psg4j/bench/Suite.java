@@ -63,13 +63,40 @@ public final class Suite implements AutoCloseable {
 
     /** The model {@code name} built in Java (seeded, full size) with a batch of {@code batch} samples. */
     public static Suite build(String name, long batch) {
+        return build(name, batch, "cpu");
+    }
+
+    /**
+     * As {@link #build(String, long)}, the module and the batch on {@code device} (a canonical
+     * device): the weights are drawn on the CPU (the same as there) and moved.
+     */
+    public static Suite build(String name, long batch, String device) {
         checkName(name);
         if (batch < 1) {
             throw new BadInputException("the batch size must be at least 1, got " + batch);
         }
         torch.manual_seed(SEED);
-        SequentialImpl seq = sequential(name);
-        return new Suite(name, Models.module(seq), randomInput(name, batch), seq::forward);
+        SequentialImpl seq = onDevice(sequential(name), device);
+        return new Suite(name, Models.module(seq), onDevice(randomInput(name, batch), device), seq::forward);
+    }
+
+    /** {@code seq} moved onto {@code device} before any Model wraps it (the suite owns it). */
+    private static SequentialImpl onDevice(SequentialImpl seq, String device) {
+        if (!device.equals("cpu")) {
+            try (org.bytedeco.pytorch.Device target = new org.bytedeco.pytorch.Device(device)) {
+                seq.to(target, false);
+            }
+        }
+        return seq;
+    }
+
+    private static Tensor onDevice(Tensor x, String device) {
+        if (device.equals("cpu")) {
+            return x;
+        }
+        try (org.bytedeco.pytorch.Device target = new org.bytedeco.pytorch.Device(device)) {
+            return x.to(target, x.scalar_type());
+        }
     }
 
     /** The model {@code name} built in Java with fresh (seeded by the caller) weights, in eval mode. */
@@ -131,6 +158,11 @@ public final class Suite implements AutoCloseable {
      * that holds B samples); null takes {@code DIR/<name>_x.pt} whatever its batch.
      */
     public static Suite load(String name, Path dir, Long batch) {
+        return load(name, dir, batch, "cpu");
+    }
+
+    /** As {@link #load(String, Path, Long)}, the module and the batch on {@code device} (a canonical device). */
+    public static Suite load(String name, Path dir, Long batch, String device) {
         checkName(name);
         Path modelFile = modelFile(dir, name);
         Path inputFile = batch == null ? inputFile(dir, name) : inputFile(dir, name, batch);
@@ -156,12 +188,12 @@ public final class Suite implements AutoCloseable {
             throw new BadInputException(inputFile + " holds a batch of " + x.size(0) + ", not " + batch
                     + ": export the suite with " + export);
         }
-        SequentialImpl seq = sequential(name);
+        SequentialImpl seq = onDevice(sequential(name), device);
         Model model = Models.module(seq);
         try (Model exported = Models.torchScript(module)) {
             copyParameters(exported.trainableParameters(), model.trainableParameters(), modelFile);
         }
-        return new Suite(name, model, x, seq::forward);
+        return new Suite(name, model, onDevice(x, device), seq::forward);
     }
 
     /** Gives the Java-built model the exported weights, checking that names and shapes agree. */

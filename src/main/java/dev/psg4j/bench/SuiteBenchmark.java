@@ -2,6 +2,7 @@ package dev.psg4j.bench;
 
 import dev.psg4j.check.Batch;
 import dev.psg4j.check.CheckMode;
+import dev.psg4j.check.Devices;
 import dev.psg4j.check.GradSampler;
 import dev.psg4j.check.PerSampleCheck;
 import dev.psg4j.check.Probes;
@@ -87,6 +88,10 @@ public class SuiteBenchmark {
     @Param({"{}"})
     public String engineOptions;
 
+    /** Where the model, the batch and every call run: a canonical device ("cpu", "cuda:0"). */
+    @Param({"cpu"})
+    public String device;
+
     /** The {@link #models} value that means: build the suite in Java. */
     public static final String BUILT_IN = "-";
 
@@ -100,13 +105,15 @@ public class SuiteBenchmark {
     private GradSamplers registry;
     private GradSampler chosenEngine;
     private Tensor[] parameters;
+    private boolean onCuda;
 
     @Setup(Level.Trial)
     public void setUp() {
         torch.set_num_threads(threads);
         workload = NONE.equals(model)
-                ? Workload.suite(suite, BUILT_IN.equals(models) ? null : Path.of(models), batch)
-                : userModel().open(batch);
+                ? Workload.suite(suite, BUILT_IN.equals(models) ? null : Path.of(models), batch, device)
+                : userModel().open(batch, device);
+        onCuda = !"cpu".equals(device);
         samples = workload.batch();
         vmapEngine = Engines.vmap();
         microbatchEngine = Engines.microbatch();
@@ -140,7 +147,7 @@ public class SuiteBenchmark {
     @Benchmark
     public int vmap() {
         try (PointerScope scope = new PointerScope()) {
-            return vmapEngine.perSampleGradients(workload.model(), samples, workload.loss(), Reduction.SUM).size();
+            return synced(vmapEngine.perSampleGradients(workload.model(), samples, workload.loss(), Reduction.SUM).size());
         }
     }
 
@@ -148,7 +155,7 @@ public class SuiteBenchmark {
     @Benchmark
     public int microbatch() {
         try (PointerScope scope = new PointerScope()) {
-            return microbatchEngine.perSampleGradients(workload.model(), samples, workload.loss(), Reduction.SUM).size();
+            return synced(microbatchEngine.perSampleGradients(workload.model(), samples, workload.loss(), Reduction.SUM).size());
         }
     }
 
@@ -159,7 +166,7 @@ public class SuiteBenchmark {
             throw new IllegalStateException("the engine benchmark needs the engine parameter");
         }
         try (PointerScope scope = new PointerScope()) {
-            return chosenEngine.perSampleGradients(workload.model(), samples, workload.loss(), Reduction.SUM).size();
+            return synced(chosenEngine.perSampleGradients(workload.model(), samples, workload.loss(), Reduction.SUM).size());
         }
     }
 
@@ -171,7 +178,7 @@ public class SuiteBenchmark {
     public boolean checkExact() {
         try (PointerScope scope = new PointerScope();
              PerSampleCheck check = workload.check().reductions(Reduction.SUM, Reduction.MEAN).threads(threads).build()) {
-            return check.run(vmapEngine).passed();
+            return synced(check.run(vmapEngine).passed());
         }
     }
 
@@ -185,7 +192,7 @@ public class SuiteBenchmark {
         try (PointerScope scope = new PointerScope();
              PerSampleCheck check = workload.check().reductions(Reduction.SUM, Reduction.MEAN).mode(CheckMode.SKETCH)
                      .threads(threads).build()) {
-            return check.run(vmapEngine).passed();
+            return synced(check.run(vmapEngine).passed());
         }
     }
 
@@ -193,7 +200,7 @@ public class SuiteBenchmark {
     @Benchmark
     public boolean probe() {
         try (PointerScope scope = new PointerScope()) {
-            return Probes.report(workload.model(), samples, Probes.DEFAULT_PROBE_SAMPLES).passed();
+            return synced(Probes.report(workload.model(), samples, Probes.DEFAULT_PROBE_SAMPLES).passed());
         }
     }
 
@@ -201,7 +208,18 @@ public class SuiteBenchmark {
     @Benchmark
     public long backward() {
         try (PointerScope scope = new PointerScope()) {
-            return workload.backward(parameters);
+            return synced(workload.backward(parameters));
         }
+    }
+
+    /**
+     * {@code result}, once the device has finished the call's work: CUDA runs asynchronously and
+     * JMH measures host time, so an unsynchronized call would time only the launches.
+     */
+    private <T> T synced(T result) {
+        if (onCuda) {
+            Devices.synchronize(device);
+        }
+        return result;
     }
 }

@@ -66,12 +66,12 @@ public record UserModel(Path model, Path input, Path target, String loss, int ba
         }
     }
 
-    /** The model on the first {@code batch} samples of the input and targets. */
-    Workload open(long batch) {
+    /** The model on the first {@code batch} samples of the input and targets, all on {@code device}. */
+    Workload open(long batch, String device) {
         requireSamples(batch, samples());
-        List<Tensor> inputs = first(tensors(input, "--input"), batch);
-        List<Tensor> targets = target == null ? List.of() : first(tensors(target, "--target"), batch);
-        Model m = Models.torchScript(model);
+        List<Tensor> inputs = onDevice(first(tensors(input, "--input"), batch), device);
+        List<Tensor> targets = target == null ? List.of() : onDevice(first(tensors(target, "--target"), batch), device);
+        Model m = Models.torchScript(model, device);
         JitModule module = m.torchScriptModule().orElseThrow();
         return new Workload(name(), m, inputs, targets, Loss.named(loss), batchDim, in -> forward(module, in), m);
     }
@@ -84,6 +84,15 @@ public record UserModel(Path model, Path input, Path target, String loss, int ba
             }
             return t.narrow(batchDim, 0, batch).contiguous();
         }).toList();
+    }
+
+    private static List<Tensor> onDevice(List<Tensor> tensors, String device) {
+        if (device.equals("cpu")) {
+            return tensors;
+        }
+        try (org.bytedeco.pytorch.Device target = new org.bytedeco.pytorch.Device(device)) {
+            return tensors.stream().map(t -> t.to(target, t.scalar_type())).toList();
+        }
     }
 
     private static Tensor forward(JitModule module, List<Tensor> inputs) {

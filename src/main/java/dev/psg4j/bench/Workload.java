@@ -43,8 +43,8 @@ final class Workload implements AutoCloseable {
     }
 
     /** The suite model {@code name} at B = {@code batch}: built in Java, or with the weights in {@code models} (null: built). */
-    static Workload suite(String name, java.nio.file.Path models, long batch) {
-        Suite suite = models == null ? Suite.build(name, batch) : Suite.load(name, models, batch);
+    static Workload suite(String name, java.nio.file.Path models, long batch, String device) {
+        Suite suite = models == null ? Suite.build(name, batch, device) : Suite.load(name, models, batch, device);
         return new Workload(name, suite.model(), List.of(suite.input()), List.of(), Loss.L1, 0,
                 in -> suite.forward(in.get(0)), suite);
     }
@@ -71,10 +71,10 @@ final class Workload implements AutoCloseable {
         return batch.size();
     }
 
-    /** A check of this model, batch and loss; the caller adds the mode, reductions and threads. */
+    /** A check of this model, batch and loss (on their device); the caller adds the mode, reductions and threads. */
     PerSampleCheck.Builder check() {
         return PerSampleCheck.builder().model(model).inputs(inputs).targets(targets).loss(loss).batchDim(batchDim)
-                .targetBatchDim(batchDim);
+                .targetBatchDim(batchDim).device(batch.device());
     }
 
     /** One plain batched backward (reduction sum): forward the whole batch, the loss, the gradients of {@code parameters}. */

@@ -74,6 +74,94 @@ public final class NativeCore {
         private native void allocate();
     }
 
+    // ---- Devices (issue 11) ----
+
+    /**
+     * How the reference spreads its samples (psg4j::Spread), moved in one call: {@code workers}
+     * sample workers on the CPU, each on one intra-op thread (0: the calling thread's intra-op
+     * count; CUDA runs the samples on streams instead), and whether a CUDA reference replays a
+     * captured one-sample CUDA graph.
+     */
+    @Name("ReferenceSpread")
+    public static class ReferenceSpread extends Pointer {
+        static {
+            Loader.load();
+        }
+
+        public ReferenceSpread(int workers, boolean cudaGraphs) {
+            allocate(workers, cudaGraphs);
+        }
+
+        private native void allocate(int workers, @Cast("bool") boolean cudaGraphs);
+
+        public native int workers();
+
+        public native @Cast("bool") boolean cuda_graphs();
+    }
+
+    /** The caching allocator's bytes on a CUDA device, now and at the peak since the last reset (zeros on the CPU). */
+    @Name("DeviceMemoryView")
+    public static class DeviceMemoryView extends Pointer {
+        static {
+            Loader.load();
+        }
+
+        public DeviceMemoryView() {
+            allocate();
+        }
+
+        private native void allocate();
+
+        public native @Cast("int64_t") long allocated_bytes();
+
+        public native @Cast("int64_t") long peak_allocated_bytes();
+    }
+
+    /**
+     * While open, CUDA float32 matmuls and convolutions run in IEEE float32, not TF32
+     * (psg4j::ExactFloat32Scope); {@link #close()} ends it. Scopes nest and overlap across threads:
+     * the last to close restores the process's settings.
+     */
+    @Name("ExactFloat32")
+    public static class ExactFloat32 extends Pointer {
+        static {
+            Loader.load();
+        }
+
+        public ExactFloat32() {
+            allocate();
+        }
+
+        private native void allocate();
+    }
+
+    /** "cpu" or "cuda:N" for a spec ("cpu", "cuda", "cuda:N", any case); bad input with one line otherwise. */
+    public static native @StdString String canonical_device(@StdString String spec);
+
+    public static native @Cast("bool") boolean cuda_runtime_loaded();
+
+    public static native int cuda_device_count();
+
+    public static native @Cast("bool") boolean cuda_compiled();
+
+    /** Waits until the work queued on {@code device} has finished (a no-op on the CPU). */
+    public static native void synchronize_device(@StdString String device);
+
+    public static native @ByVal DeviceMemoryView device_memory(@StdString String device);
+
+    public static native void reset_peak_device_memory(@StdString String device);
+
+    /** Bad input unless {@code tensor} is on {@code device}: "WHAT is on X but the check runs on Y: ...". */
+    public static native void require_on_device(@Cast("const at::Tensor*") Pointer tensor, @StdString String device,
+            @StdString String what);
+
+    public static native @Cast("bool") boolean tf32_allowed();
+
+    /** Test hook: lets (or stops) CUDA float32 matmuls and convolutions use TF32, process-wide. */
+    public static native void set_tf32_allowed_for_tests(@Cast("bool") boolean allowed);
+
+    // ---- end of the devices block ----
+
     @Name("NativeBatch")
     public static class NativeBatch extends Pointer {
         static {
@@ -219,6 +307,9 @@ public final class NativeCore {
 
         public native @Cast("int64_t") long batch_size();
 
+        /** How the reference ran: "cpu workers", "cuda streams", "cuda graphs", ...; "" where none ran. */
+        public native @StdString String reference_route();
+
         public native @Cast("int64_t") long param_count();
 
         public native @StdString String name(@Cast("int64_t") long p);
@@ -361,13 +452,11 @@ public final class NativeCore {
         public native @ByVal ComparisonView get(@Cast("int64_t") long k);
     }
 
-    /**
-     * One comparison per candidate from one reference pass where that is exact; {@code workers}
-     * sample workers, each on one intra-op thread (0: the calling thread's intra-op count).
-     */
+    /** One comparison per candidate from one reference pass where that is exact, spread as {@code spread} says. */
     public static native @ByVal ComparisonList compare_reductions(@Const @ByRef NativeModel model,
             @Const @ByRef NativeBatch batch, @Const @ByRef NativeLoss loss,
-            @Const @ByRef ReductionCandidates candidates, double atol, double rtol, int workers);
+            @Const @ByRef ReductionCandidates candidates, double atol, double rtol,
+            @Const @ByRef ReferenceSpread spread);
 
     /** Sets the calling thread's intra-op count (its OpenMP count; 0 leaves it); returns the previous one. */
     public static native int set_intra_op_threads_of_this_thread(int threads);
@@ -477,15 +566,16 @@ public final class NativeCore {
         public native @Cast("int64_t") long match_sample(@Cast("int64_t") long k, @Cast("int64_t") long m);
     }
 
-    /** The reference's per-sample norms; {@code workers} as {@link #compare_reductions}. */
+    /** The reference's per-sample norms, spread as {@link #compare_reductions}'s. */
     public static native @ByVal SampleNormsView reference_norms(@Const @ByRef NativeModel model,
-            @Const @ByRef NativeBatch batch, @Const @ByRef NativeLoss loss, int reduction, int workers);
+            @Const @ByRef NativeBatch batch, @Const @ByRef NativeLoss loss, int reduction,
+            @Const @ByRef ReferenceSpread spread);
 
     /** The candidate clipped sum {name: Tensor[*shape]} against the reference's. */
     public static native @ByVal ClippedSumView compare_clipped_sum(@Const @ByRef NativeModel model,
             @Const @ByRef NativeBatch batch, @Const @ByRef NativeLoss loss, int reduction,
             @Const @ByRef NamedTensorList candidate, @Const @ByRef ClippingSpec clipping, double atol, double rtol,
-            int workers);
+            @Const @ByRef ReferenceSpread spread);
 
     // ---- end of the norms block ----
 
@@ -541,10 +631,11 @@ public final class NativeCore {
             @Cast("const std::vector<at::Tensor>*") Pointer targets, int reduction,
             @Cast("int64_t") long batchSize, @Cast("at::Tensor*") Pointer out);
 
+    /** {@code device}: "" keeps the tensors where they are; a device spec moves (copies) them onto it. */
     public static native @ByVal NativeBatch make_batch(
             @Cast("const std::vector<at::Tensor>*") Pointer inputs,
             @Cast("const std::vector<at::Tensor>*") Pointer targets,
-            @Cast("int64_t") long batchDim, @Cast("int64_t") long targetBatchDim);
+            @Cast("int64_t") long batchDim, @Cast("int64_t") long targetBatchDim, @StdString String device);
 
     public static native @ByVal NamedTensorList named_tensor_list(
             @Cast("const std::vector<std::string>*") Pointer names,
@@ -563,7 +654,8 @@ public final class NativeCore {
     // ---- end of the bench memory block.
 
     public static native @ByVal NamedTensorList microbatch_gradients(@Const @ByRef NativeModel model,
-            @Const @ByRef NativeBatch batch, @Const @ByRef NativeLoss loss, int reduction);
+            @Const @ByRef NativeBatch batch, @Const @ByRef NativeLoss loss, int reduction,
+            @Const @ByRef ReferenceSpread spread);
 
     /** randomness: 0 error, 1 different, 2 same; chunkSize 0: the whole batch in one pass. */
     public static native @ByVal NamedTensorList vmap_gradients(@Const @ByRef NativeModel model,

@@ -6,8 +6,6 @@ import dev.psg4j.bridge.NativeCore.NativeBatch;
 import dev.psg4j.bridge.Natives;
 import dev.psg4j.internal.NativeHandles;
 
-import org.bytedeco.javacpp.BytePointer;
-import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorVector;
 
@@ -52,22 +50,27 @@ public final class Batch implements AutoCloseable {
     }
 
     public Batch(List<Tensor> inputs, List<Tensor> targets, int batchDim, int targetBatchDim) {
+        this(inputs, targets, batchDim, targetBatchDim, "");
+    }
+
+    /**
+     * A batch on {@code device} ("cpu", "cuda", "cuda:N"; "" keeps the tensors where they are):
+     * each input and target not there is moved (copied) onto it, and the batch holds the copies.
+     * An unknown or unusable device is a BadInputException.
+     */
+    public Batch(List<Tensor> inputs, List<Tensor> targets, int batchDim, int targetBatchDim, String device) {
         this.batchDim = batchDim;
         this.targetBatchDim = targetBatchDim;
+        BadInputException.requireNonNull(device, "device", "\"cpu\", \"cuda\", \"cuda:N\" or \"\" (where the tensors are)");
+        String on = device.isEmpty() ? "" : Devices.canonical(device);
         try (TensorVector in = Natives.vector(inputs, "input");
              TensorVector tg = Natives.vector(targets, "target")) {
-            this.handle = Natives.call(() -> NativeCore.make_batch(in, tg, batchDim, targetBatchDim));
+            this.handle = Natives.call(() -> NativeCore.make_batch(in, tg, batchDim, targetBatchDim, on));
         }
         this.size = handle.size();
         this.inputs = own(handle.input_count(), handle::input);
         this.targets = own(handle.target_count(), handle::target);
-        this.device = deviceOf(this.inputs.get(0));
-    }
-
-    private static String deviceOf(Tensor tensor) {
-        try (Device device = tensor.device(); BytePointer name = device.str()) {
-            return name.getString();
-        }
+        this.device = Devices.of(this.inputs.get(0));
     }
 
     public static Batch of(Tensor... inputs) {

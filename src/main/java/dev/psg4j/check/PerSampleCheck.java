@@ -57,13 +57,28 @@ import java.util.concurrent.ThreadLocalRandom;
  * batch) run on the first run and again when the inputs' shapes or dtypes change, or every
  * {@link Builder#probeEvery} runs; each run sees the parameters' current values.
  *
- * <p>Ownership: the check owns its batch (built from the inputs and targets given, which stay the
- * caller's) and frees it on {@link #close}; a step's batch is the caller's. It does not own the
- * {@link Model}. It owns each gradient map its sampler returns and closes those tensors once
- * compared. A check may be shared by threads: {@link #run} calls may overlap (on a shared Model
- * too) and give the same reports as one thread would; {@link #close} waits for running ones, and a
- * run after close throws IllegalStateException. Nothing process-wide is left changed: a
- * {@link Builder#threads} count is set for the run's duration and the previous one restored.
+ * <p><b>Devices</b> ({@link Builder#device}): a check runs on one device, "cpu" or "cuda:N", by
+ * default the device of the model's trainable parameters. It moves (copies) the batch it builds
+ * onto that device, and likewise each step's batch given to {@link #run(GradSampler, List, List)};
+ * it never moves the {@link Model}, which is the caller's and may be shared by threads: a model
+ * whose trainable parameters are on another device is refused (move the model first, e.g.
+ * {@code module.to(...)}), and so is a candidate (gradients, norms or a clipped sum) that a sampler
+ * returns on another device (a BadInputException naming both devices). On CUDA each whole run,
+ * sampler included, holds an {@link ExactFloat32Scope} (float32 matmuls and convolutions in IEEE
+ * float32, not TF32, whose 10-bit rounding is far above rtol; process-wide, saved and restored);
+ * the reference runs its samples on CUDA streams, or replays a captured CUDA graph
+ * ({@link Builder#cudaGraphs}). The report's {@code device} is the check's device and
+ * {@code reference_route} says how the reference ran; every other field means what it does on CPU.
+ *
+ * <p>Ownership: the check owns its batch (the inputs and targets given, copied onto its device
+ * where they are elsewhere; the given tensors stay the caller's) and frees it on {@link #close}; a
+ * step's batch is made likewise and freed when that run ends. It does not own the {@link Model}. It owns each gradient map its
+ * sampler returns and closes those tensors once compared. A check may be shared by threads:
+ * {@link #run} calls may overlap (on a shared Model too) and give the same reports as one thread
+ * would; {@link #close} waits for running ones, and a run after close throws
+ * IllegalStateException. Nothing process-wide is left changed: a
+ * {@link Builder#threads} count is set for the run's duration and the previous one restored, and
+ * the process's TF32 setting is restored when the last overlapping run ends.
  *
  * <pre>{@code
  * try (PerSampleCheck check = PerSampleCheck.builder().model(model).inputs(x).build()) {
@@ -85,6 +100,8 @@ public final class PerSampleCheck implements AutoCloseable {
     private final int projections;
     private final Long seed;
     private final ProbeCache probeCache;
+    private final String device;
+    private final boolean cudaGraphs;
 
     private PerSampleCheck(Builder b) {
         this.model = BadInputException.requireNonNull(b.model, "model", Builder.A_MODEL);
@@ -95,7 +112,11 @@ public final class PerSampleCheck implements AutoCloseable {
             throw new BadInputException("sketch mode needs the probes (a sketch is valid only on a batch-independent, "
                     + "deterministic model): leave probes(true) or use mode(CheckMode.EXACT)");
         }
-        this.batch = new Batch(b.inputs, b.targets, b.batchDim, b.targetBatchDim == null ? b.batchDim : b.targetBatchDim);
+        this.device = b.device != null ? b.device : defaultDevice(model, b.inputs.get(0));
+        this.cudaGraphs = b.cudaGraphs;
+        requireModelOnDevice();
+        this.batch = new Batch(b.inputs, b.targets, b.batchDim, b.targetBatchDim == null ? b.batchDim : b.targetBatchDim,
+                device);
         this.loss = b.loss;
         this.reductions = List.copyOf(b.reductions);
         this.tolerance = b.tolerance;
@@ -136,6 +157,81 @@ public final class PerSampleCheck implements AutoCloseable {
         return mode;
     }
 
+    /** The device the check runs on, canonical ("cpu", "cuda:0"). */
+    public String device() {
+        return device;
+    }
+
+    /**
+     * The device of the model's trainable parameters (the batch's for a model without any); a
+     * BadInputException where that is no device a check runs on (e.g. "meta").
+     */
+    private static String defaultDevice(Model model, Tensor firstInput) {
+        Map<String, Tensor> parameters = model.trainableParameters();
+        try {
+            Tensor first = parameters.isEmpty() ? Natives.requireLive(firstInput, "input 0")
+                    : parameters.values().iterator().next();
+            if (!first.defined()) {
+                return Devices.CPU;  // an undefined input: the batch names it
+            }
+            String on = Devices.of(first);
+            try {
+                return Devices.canonical(on);
+            } catch (BadInputException e) {
+                throw new BadInputException("the model's parameters are on " + on + ", where no check runs: move the "
+                        + "model to the CPU or a CUDA device (module.to(...)), or give the check's device(...) ("
+                        + e.getMessage() + ")", e);
+            }
+        } finally {
+            Natives.closeAll(parameters);
+        }
+    }
+
+    /**
+     * Refuses a model whose trainable parameters are not all on the check's device: the check
+     * never moves the Model (the caller's, maybe shared by threads).
+     */
+    private void requireModelOnDevice() {
+        Map<String, Tensor> parameters = model.trainableParameters();
+        try {
+            Map<String, String> elsewhere = new LinkedHashMap<>();
+            parameters.forEach((name, p) -> {
+                String on = Devices.of(p);
+                if (!on.equals(device)) {
+                    elsewhere.put(name, on);
+                }
+            });
+            if (elsewhere.isEmpty()) {
+                return;
+            }
+            java.util.Set<String> devices = new java.util.TreeSet<>(elsewhere.values());
+            if (elsewhere.size() == parameters.size() && devices.size() == 1) {
+                String on = devices.iterator().next();
+                throw new BadInputException("the model's parameters are on " + on + " but the check runs on " + device
+                        + ": move the model first (module.to(...)) or use device(\"" + on + "\")");
+            }
+            Map.Entry<String, String> first = elsewhere.entrySet().iterator().next();
+            throw new BadInputException("the model's parameter '" + first.getKey() + "' is on " + first.getValue()
+                    + " but the check runs on " + device + " (" + elsewhere.size() + " of " + parameters.size()
+                    + " parameters are elsewhere): move the whole model to one device first (module.to(...))");
+        } finally {
+            Natives.closeAll(parameters);
+        }
+    }
+
+    /**
+     * Refuses a tensor of a sampler's candidate that is not on the check's device: "the KIND 'NAME'
+     * from SOURCE is on X but the check runs on Y: ...".
+     */
+    private void requireOnDevice(Map<String, Tensor> candidate, String kind, String source) {
+        candidate.forEach((name, t) -> {
+            if (t != null && !t.isNull()) {  // null and freed ones get their own message later
+                Devices.requireOn(t, device, "the " + kind + " '" + (name.isEmpty() ? "(whole gradient)" : name)
+                        + "' from " + source);
+            }
+        });
+    }
+
     /**
      * Probes the model (determinism, batch independence; see {@link Probes}) unless turned off,
      * then runs {@code sampler} for each reduction and compares its output with the reference. The
@@ -163,7 +259,7 @@ public final class PerSampleCheck implements AutoCloseable {
         }
         try (CloseGuard.Use use = guard.use();
              Batch step = new Batch(Natives.requireLive(inputs, "input"), Natives.requireLive(targets, "target"),
-                     batch.batchDim(), batch.targetBatchDim())) {
+                     batch.batchDim(), batch.targetBatchDim(), device)) {
             return runOn(sampler, step);
         }
     }
@@ -174,9 +270,34 @@ public final class PerSampleCheck implements AutoCloseable {
     }
 
     private CheckReport runOn(GradSampler sampler, Batch on) {
-        try (CloseGuard.Use modelUse = NativeHandles.use(model); IntraOpThreads scope = IntraOpThreads.set(threads)) {
+        try (CloseGuard.Use modelUse = NativeHandles.use(model); RunScope scope = runScope()) {
             return runProbedCheck(sampler, on);
         }
+    }
+
+    /** What a whole run holds: its intra-op thread count and exact float32 on CUDA; the model checked on the device. */
+    private RunScope runScope() {
+        requireModelOnDevice();
+        IntraOpThreads threadScope = IntraOpThreads.set(threads);
+        try {
+            return new RunScope(threadScope, ExactFloat32Scope.open());
+        } catch (RuntimeException e) {
+            threadScope.close();
+            throw e;
+        }
+    }
+
+    private record RunScope(IntraOpThreads threads, ExactFloat32Scope exactFloat32) implements AutoCloseable {
+        @Override
+        public void close() {
+            try (IntraOpThreads t = threads) {
+                exactFloat32.close();
+            }
+        }
+    }
+
+    private NativeCore.ReferenceSpread spread() {
+        return new NativeCore.ReferenceSpread(threads, cudaGraphs);
     }
 
     private CheckReport runProbedCheck(GradSampler sampler, Batch on) {
@@ -185,12 +306,13 @@ public final class PerSampleCheck implements AutoCloseable {
         if (!diagnoses.isEmpty()) {
             // Nothing to compare: the reference's one-sample batches would not be the model's
             // (and BatchNorm in train mode cannot even run one sample).
-            return report(false, sampler, on, List.of(), null, List.of(), diagnoses);
+            return report(false, sampler, on, List.of(), null, List.of(), diagnoses, null);
         }
         Map<Reduction, Map<String, Tensor>> candidates = new EnumMap<>(Reduction.class);
         try {
             for (Reduction reduction : reductions) {
                 candidates.put(reduction, candidate(sampler, on, reduction));
+                requireOnDevice(candidates.get(reduction), "gradient", "grad sampler '" + sampler.name() + "'");
             }
             List<Failure> failures = new ArrayList<>();
             if (mode == CheckMode.SKETCH) {
@@ -198,9 +320,10 @@ public final class PerSampleCheck implements AutoCloseable {
                 return compareSketch(sampler, on, candidates, runSeed, failures);
             }
             List<Diagnosis> valueDiagnoses = new ArrayList<>();  // issue 10: why values are wrong
-            List<ReductionReport> reports = compareExact(on, candidates, failures, valueDiagnoses);
+            String[] route = new String[1];
+            List<ReductionReport> reports = compareExact(on, candidates, failures, valueDiagnoses, route);
             return report(reports.stream().allMatch(ReductionReport::passed), sampler, on, reports, null, failures,
-                    valueDiagnoses);
+                    valueDiagnoses, route[0]);
         } finally {
             candidates.values().forEach(Natives::closeAll);  // the check owns what a sampler returns
         }
@@ -216,9 +339,17 @@ public final class PerSampleCheck implements AutoCloseable {
     }
 
     private CheckReport report(boolean passed, GradSampler sampler, Batch on, List<ReductionReport> reports,
-                               SketchSummary sketch, List<Failure> failures, List<Diagnosis> diagnoses) {
+                               SketchSummary sketch, List<Failure> failures, List<Diagnosis> diagnoses,
+                               String referenceRoute) {
         return new CheckReport(CheckReport.SCHEMA_VERSION, passed, mode.label(), sampler.name(), on.size(),
-                on.device(), loss.name(), tolerance.atol(), tolerance.rtol(), reports, sketch, failures, diagnoses);
+                device, loss.name(), tolerance.atol(), tolerance.rtol(), reports, sketch, failures, diagnoses,
+                CheckReport.GRADIENTS, null, referenceRoute);
+    }
+
+    /** The first route a comparison names (they share one reference pass), or null where none ran. */
+    private static String route(String current, ComparisonView view) {
+        String route = view.reference_route();
+        return current != null || route == null || route.isEmpty() ? current : route;
     }
 
     /**
@@ -227,9 +358,10 @@ public final class PerSampleCheck implements AutoCloseable {
      * {@link Builder#threads} sample workers. Reports and failures come in the candidates' order.
      */
     private List<ReductionReport> compareExact(Batch on, Map<Reduction, Map<String, Tensor>> candidates,
-                                               List<Failure> failures, List<Diagnosis> valueDiagnoses) {
+                                               List<Failure> failures, List<Diagnosis> valueDiagnoses, String[] route) {
         List<NamedTensorList> lists = new ArrayList<>();
-        try (NativeLoss lossHandle = loss.newHandle(); ReductionCandidates natives = new ReductionCandidates()) {
+        try (NativeLoss lossHandle = loss.newHandle(); ReductionCandidates natives = new ReductionCandidates();
+             NativeCore.ReferenceSpread spread = spread()) {
             for (Map.Entry<Reduction, Map<String, Tensor>> entry : candidates.entrySet()) {
                 NamedTensorList list = Natives.namedList(entry.getValue(), "candidate gradient");
                 lists.add(list);
@@ -237,11 +369,12 @@ public final class PerSampleCheck implements AutoCloseable {
             }
             try (ComparisonList comparisons = Natives.call(List.of(NativeHandles.callbackFailure(model), loss.callbackFailure()),
                     () -> NativeCore.compare_reductions(NativeHandles.handle(model), on.handle(), lossHandle, natives,
-                            tolerance.atol(), tolerance.rtol(), threads))) {
+                            tolerance.atol(), tolerance.rtol(), spread))) {
                 List<ReductionReport> reports = new ArrayList<>();
                 long k = 0;
                 for (Reduction reduction : candidates.keySet()) {
                     try (ComparisonView view = comparisons.get(k++)) {
+                        route[0] = route(route[0], view);
                         reports.add(Verdicts.read(view, reduction, failures));
                         valueDiagnoses.addAll(ValueDiagnoses.read(view, reports.get(reports.size() - 1), tolerance));
                     }
@@ -264,8 +397,10 @@ public final class PerSampleCheck implements AutoCloseable {
                              tolerance.atol(), tolerance.rtol(), projections, runSeed))) {
             List<ReductionReport> reports = new ArrayList<>();
             List<Diagnosis> valueDiagnoses = new ArrayList<>();  // issue 10: why values are wrong
+            String route = null;
             for (int k = 0; k < given.size(); k++) {
                 try (ComparisonView comparison = view.comparison(k)) {
+                    route = route(route, comparison);
                     reports.add(Verdicts.read(comparison, given.get(k), failures));
                     valueDiagnoses.addAll(ValueDiagnoses.read(comparison, reports.get(k), tolerance));
                 }
@@ -273,7 +408,7 @@ public final class PerSampleCheck implements AutoCloseable {
             SketchSummary summary = new SketchSummary(runSeed, projections, SketchSummary.WEIGHTS,
                     view.pass_fraction(), view.noise_multiplier(), view.in_double() ? "double" : "float", view.forwards(), view.backwards(), view.exact_params());
             return report(reports.stream().allMatch(ReductionReport::passed), sampler, on, reports, summary, failures,
-                    valueDiagnoses);
+                    valueDiagnoses, route);
         }
     }
 
@@ -301,7 +436,7 @@ public final class PerSampleCheck implements AutoCloseable {
         BadInputException.requireNonNull(sampler, "sampler", "a NormSampler (NormSampler.precomputed(...) or your own)");
         requireExact("norms");
         try (CloseGuard.Use use = guard.use(); CloseGuard.Use modelUse = NativeHandles.use(model);
-             IntraOpThreads scope = IntraOpThreads.set(threads)) {
+             RunScope scope = runScope()) {
             List<Diagnosis> probed = probeFindings();
             if (!probed.isEmpty()) {
                 return candidateReport(false, sampler.name(), List.of(), List.of(), probed, CheckReport.NORMS, null);
@@ -321,6 +456,7 @@ public final class PerSampleCheck implements AutoCloseable {
                             + reduction.label() + ": return {\"\": Tensor[B]} or {parameter name: Tensor[B]}");
                 }
                 try {
+                    requireOnDevice(norms, "norm", "norm sampler '" + sampler.name() + "'");
                     List<NormVerdicts.Entry> entries = NormVerdicts.plan(norms, names, aliases, batch.size());
                     reports.add(compareNorms(reduction, entries, failures, diagnoses));
                 } finally {
@@ -354,7 +490,7 @@ public final class PerSampleCheck implements AutoCloseable {
                 + "Clipping.perLayerThresholds(...)");
         requireExact("clipped sums");
         try (CloseGuard.Use use = guard.use(); CloseGuard.Use modelUse = NativeHandles.use(model);
-             IntraOpThreads scope = IntraOpThreads.set(threads)) {
+             RunScope scope = runScope()) {
             List<Diagnosis> probed = probeFindings();
             if (!probed.isEmpty()) {
                 return candidateReport(false, sampler.name(), List.of(), List.of(), probed, CheckReport.CLIPPED_SUM, null);
@@ -370,12 +506,13 @@ public final class PerSampleCheck implements AutoCloseable {
                     throw new BadInputException("clipped-sum sampler '" + sampler.name() + "' returned null for "
                             + "reduction " + reduction.label() + ": return {parameter name: Tensor[*shape]}");
                 }
-                try (NamedTensorList list = Natives.namedList(sum, "candidate clipped sum");
+                try (NamedTensorList list = namedOnDevice(sum, "clipped-sum sampler '" + sampler.name() + "'");
                      NativeLoss lossHandle = loss.newHandle();
                      NativeCore.ClippingSpec spec = clippingSpec(clipping);
+                     NativeCore.ReferenceSpread spread = spread();
                      NativeCore.ClippedSumView view = Natives.call(List.of(NativeHandles.callbackFailure(model),
                              loss.callbackFailure()), () -> NativeCore.compare_clipped_sum(NativeHandles.handle(model), batch.handle(),
-                             lossHandle, reduction.code(), list, spec, tolerance.atol(), tolerance.rtol(), threads))) {
+                             lossHandle, reduction.code(), list, spec, tolerance.atol(), tolerance.rtol(), spread))) {
                     reports.add(ClippedSumVerdicts.read(view, reduction, failures, diagnoses));
                     clipped.put(reduction.label(), ClippedSumVerdicts.clippedSamples(view));
                     thresholds = ClippedSumVerdicts.thresholds(view);
@@ -390,6 +527,11 @@ public final class PerSampleCheck implements AutoCloseable {
             return candidateReport(reports.stream().allMatch(ReductionReport::passed), sampler.name(), reports, failures,
                     diagnoses, CheckReport.CLIPPED_SUM, summary);
         }
+    }
+
+    private NamedTensorList namedOnDevice(Map<String, Tensor> candidate, String source) {
+        requireOnDevice(candidate, "clipped sum", source);
+        return Natives.namedList(candidate, "candidate clipped sum");
     }
 
     private void requireExact(String what) {
@@ -412,10 +554,10 @@ public final class PerSampleCheck implements AutoCloseable {
 
     private ReductionReport compareNorms(Reduction reduction, List<NormVerdicts.Entry> entries, List<Failure> failures,
                                          List<Diagnosis> diagnoses) {
-        try (NativeLoss lossHandle = loss.newHandle();
+        try (NativeLoss lossHandle = loss.newHandle(); NativeCore.ReferenceSpread spread = spread();
              NativeCore.SampleNormsView view = Natives.call(List.of(NativeHandles.callbackFailure(model), loss.callbackFailure()),
                      () -> NativeCore.reference_norms(NativeHandles.handle(model), batch.handle(), lossHandle, reduction.code(),
-                             threads));
+                             spread));
              Tensor perParameter = new Tensor(); Tensor whole = new Tensor()) {
             view.per_parameter(perParameter);
             view.whole(whole);
@@ -436,8 +578,8 @@ public final class PerSampleCheck implements AutoCloseable {
                                         List<Failure> failures, List<Diagnosis> diagnoses, String candidate,
                                         ClippingSummary clipping) {
         return new CheckReport(CheckReport.SCHEMA_VERSION, passed, CheckMode.EXACT.label(), sampler, batch.size(),
-                batch.device(), loss.name(), tolerance.atol(), tolerance.rtol(), reports, null, failures, diagnoses,
-                candidate, clipping);
+                device, loss.name(), tolerance.atol(), tolerance.rtol(), reports, null, failures, diagnoses,
+                candidate, clipping, null);
     }
 
     // ---- end of the norms block ----
@@ -474,8 +616,33 @@ public final class PerSampleCheck implements AutoCloseable {
         private int projections = DEFAULT_PROJECTIONS;
         private Long seed;
         private int probeEvery;
+        private String device;
+        private boolean cudaGraphs;
 
         private Builder() {
+        }
+
+        /**
+         * The device the check runs on: "cpu", "cuda" (= "cuda:0") or "cuda:N"; by default the
+         * device of the model's trainable parameters. The check copies its batch (and each step's)
+         * onto it; the model must be there already (it is never moved). An unknown name, a LibTorch
+         * without CUDA, no visible CUDA device or an index out of range is a BadInputException here.
+         */
+        public Builder device(String device) {
+            this.device = Devices.canonical(device);
+            return this;
+        }
+
+        /**
+         * On CUDA, whether the reference of exact mode, norms and clipped sums captures the
+         * one-sample forward + backward once as a CUDA graph and replays it per sample (default
+         * false: one-sample passes on CUDA streams). Where
+         * capture fails the reference falls back to streams, and the report's
+         * {@code reference_route} says so. No effect on the CPU.
+         */
+        public Builder cudaGraphs(boolean cudaGraphs) {
+            this.cudaGraphs = cudaGraphs;
+            return this;
         }
 
         /** Exact (the default) or sketch mode; see {@link PerSampleCheck}. */

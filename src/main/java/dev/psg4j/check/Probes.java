@@ -222,7 +222,9 @@ public final class Probes {
 
     private static ProbeView run(Model model, Batch batch, int probeSamples) {
         requireProbeSamples(probeSamples, "probe samples");
-        try (CloseGuard.Use use = NativeHandles.use(model)) {
+        // Exact float32 on CUDA: TF32's rounding differs between a batched and a one-sample matmul
+        // by far more than the probes' tolerance, which would read as batch mixing.
+        try (CloseGuard.Use use = NativeHandles.use(model); ExactFloat32Scope exact = ExactFloat32Scope.open()) {
             return Natives.call(List.of(NativeHandles.callbackFailure(model)),
                     () -> NativeCore.probe(NativeHandles.handle(model), batch.handle(), probeSamples, TOLERANCE));
         }

@@ -52,7 +52,9 @@ import java.util.concurrent.Callable;
                 "Before timing, each sampler (vmap, the engine) is checked once per B against the microbatch",
                 "reference (exact, reduction sum): a wrong one's timing is marked WRONG, one that refuses the",
                 "model 'unsupported' (not timed). Every method's peak extra memory over one call (MiB above the",
-                "resident set before it) is measured in this JVM and printed in a third table.",
+                "resident set before it; on CUDA the caching allocator's peak above its bytes in use) is measured in",
+                "this JVM and printed in a third table. --device cuda[:N] times on a GPU: every timed call ends",
+                "with a device synchronization (JMH measures host time, CUDA runs asynchronously).",
                 "A progress bar over the whole run goes to stderr when it is a terminal (not with --verbose",
                 "or --no-progress)."},
         exitCodeListHeading = "%nExit status:%n",
@@ -81,6 +83,9 @@ final class BenchCommand implements Callable<Integer> {
 
     @Mixin
     EngineOptions engines;
+
+    @Mixin
+    DeviceOptions devices;
 
     @ArgGroup(exclusive = false, heading = "Your own model instead of the suite:%n")
     ModelBatchOptions source;
@@ -135,6 +140,7 @@ final class BenchCommand implements Callable<Integer> {
     private int bench() {
         PrintWriter out = spec.commandLine().getOut();
         Bench.Builder builder = Bench.builder()
+                .device(devices.canonical())
                 .suites(Suite.named(suite))
                 .batches(batch == null ? List.of() : CommaLists.of("--batch", batch,
                         "a comma list of batch sizes like 1,8,32", text -> CommaLists.positiveLong("--batch", text)))

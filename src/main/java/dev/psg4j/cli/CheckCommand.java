@@ -18,9 +18,7 @@ import dev.psg4j.engine.Engines;
 import dev.psg4j.engine.GradSamplers;
 import dev.psg4j.engine.TensorContainer;
 import dev.psg4j.engine.TensorFile;
-import dev.psg4j.engine.TensorMaps;
 import dev.psg4j.model.Model;
-import dev.psg4j.model.Models;
 import dev.psg4j.report.CheckReport;
 
 import org.bytedeco.pytorch.Tensor;
@@ -34,7 +32,6 @@ import picocli.CommandLine.Spec;
 import java.io.PrintWriter;
 import java.nio.file.Path;
 import java.util.List;
-import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
 
@@ -125,8 +122,16 @@ final class CheckCommand implements Callable<Integer> {
             + "verdicts at any N) and the probes' and engine's intra-op threads; default LibTorch's count")
     Integer threads;
 
-    @Option(names = "--device", paramLabel = "DEVICE", defaultValue = "cpu", description = "cpu (cuda comes later)")
-    String device;
+    @Mixin
+    DeviceOptions devices;
+
+    @Option(names = "--cuda-graphs", negatable = false,
+            description = "on CUDA, capture the reference's one-sample forward + backward once as a CUDA graph and "
+                    + "replay it per sample (falls back to streams where capture fails; the report's reference_route says)")
+    boolean cudaGraphs;
+
+    /** The canonical device of this run, set first thing in {@link #check()}. */
+    private String device;
 
     @Option(names = "--json", paramLabel = "REPORT.json", description = "also write the report as JSON")
     Path json;
@@ -141,6 +146,7 @@ final class CheckCommand implements Callable<Integer> {
     }
 
     private int check() {
+        device = devices.canonical();  // first: a bad --device is the one thing to fix
         List<Reduction> reductions = reductions();
         Loss lossFn = Loss.named(loss);
         checkOptions(reductions, lossFn);
@@ -152,14 +158,16 @@ final class CheckCommand implements Callable<Integer> {
     }
 
     private int check(List<Reduction> reductions, Loss lossFn, GradSampler engine) {
-        try (Model m = Models.torchScript(source.model)) {
-            List<Tensor> inputs = source.inputs();
-            List<Tensor> targets = target == null ? List.of() : ModelBatchOptions.batchTensors(target, "--target");
+        try (Model m = source.model(device)) {
+            List<Tensor> inputs = source.inputs(device);
+            List<Tensor> targets = target == null ? List.of()
+                    : DeviceOptions.onDevice(ModelBatchOptions.batchTensors(target, "--target"), device);
             GradSampler sampler = candidate == null ? engine
                     : Engines.precomputed(candidate.getFileName().toString(), reductions.get(0), candidateGrads());
             PerSampleCheck.Builder builder = PerSampleCheck.builder().model(m).inputs(inputs).targets(targets)
                     .loss(lossFn).reductions(reductions.toArray(Reduction[]::new)).batchDim(source.batchDim)
-                    .tolerance(atol == null ? Tolerance.DEFAULT.atol() : atol, rtol == null ? Tolerance.DEFAULT.rtol() : rtol);
+                    .tolerance(atol == null ? Tolerance.DEFAULT.atol() : atol, rtol == null ? Tolerance.DEFAULT.rtol() : rtol)
+                    .device(device).cudaGraphs(cudaGraphs);
             if (targetBatchDim != null) {
                 builder.targetBatchDim(targetBatchDim);
             }
@@ -212,12 +220,6 @@ final class CheckCommand implements Callable<Integer> {
             PerSampleCheck.builder().projections(projections);
         }
         probing.probeSamples();
-        switch (device.toLowerCase(Locale.ROOT)) {
-            case "cpu" -> { }
-            case "cuda" -> throw new BadInputException("--device cuda is not supported yet: this release checks on "
-                    + "the CPU only; use --device cpu");
-            default -> throw new BadInputException("unknown device '" + device + "': use --device cpu");
-        }
         checkOtherCandidateOptions(reductions);
         if (candidate != null && reductions.size() != 1) {
             throw new BadInputException("--candidate holds gradients for one reduction: say which with "
@@ -291,7 +293,7 @@ final class CheckCommand implements Callable<Integer> {
 
     private CheckReport runOtherCandidate(PerSampleCheck check, Reduction reduction) {
         if (candidateNorms != null) {
-            TensorFile norms = TensorMaps.read(candidateNorms);
+            TensorFile norms = DeviceOptions.read(candidateNorms, device);
             if (norms.container() != TensorContainer.TENSOR && norms.container() != TensorContainer.DICT) {
                 Natives.closeAll(norms.entries());
                 throw new BadInputException("--candidate-norms " + candidateNorms + " holds " + norms.describe()
@@ -305,7 +307,7 @@ final class CheckCommand implements Callable<Integer> {
             }
         }
         Clipping clip = clipping();
-        TensorFile sum = TensorMaps.read(candidateClippedSum);
+        TensorFile sum = DeviceOptions.read(candidateClippedSum, device);
         try {
             if (sum.container() != TensorContainer.DICT) {
                 throw new BadInputException("--candidate-clipped-sum " + candidateClippedSum + " holds " + sum.describe()
@@ -321,7 +323,7 @@ final class CheckCommand implements Callable<Integer> {
     // ---- end of the norms block ----
 
     private Map<String, Tensor> candidateGrads() {
-        TensorFile grads = TensorMaps.read(candidate);
+        TensorFile grads = DeviceOptions.read(candidate, device);
         if (grads.container() != TensorContainer.DICT) {
             throw new BadInputException("--candidate " + candidate + " holds " + grads.describe() + ", not a dict: save "
                     + "a dict {name: tensor}, {parameter name: Tensor[B, *shape]}, with torch.save (e.g. "

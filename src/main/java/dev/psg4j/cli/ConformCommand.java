@@ -34,6 +34,9 @@ final class ConformCommand implements Callable<Integer> {
     @Mixin
     EngineOptions engines;
 
+    @Mixin
+    DeviceOptions devices;
+
     @Option(names = "--batch", paramLabel = "B,B...", defaultValue = "3,8",
             description = "the batch sizes each configuration runs at (the batch-of-1 ones run at 1); default ${DEFAULT-VALUE}")
     String batch;
@@ -66,6 +69,7 @@ final class ConformCommand implements Callable<Integer> {
     }
 
     private int conform() {
+        String device = devices.canonical();
         List<Long> sizes = CommaLists.of("--batch", batch, "batch sizes such as 3,8",
                 entry -> CommaLists.positiveLong("--batch", entry));
         Failures.requireFolderOf(json, "--json");
@@ -73,7 +77,7 @@ final class ConformCommand implements Callable<Integer> {
         try (GradSamplers registry = engines.registry()) {
             GradSampler sampler = engines.sampler(registry);
             Conformance run = Conformance.of(sampler).batchSizes(sizes.stream().mapToLong(Long::longValue).toArray())
-                    .reductions(reductions());
+                    .reductions(reductions()).device(device);
             if (torchScript != null) {
                 run.add(TorchScriptMatrix.load(torchScript));
             }

@@ -7,6 +7,7 @@ import dev.psg4j.engine.TensorContainer;
 import dev.psg4j.engine.TensorFile;
 import dev.psg4j.engine.TensorMaps;
 import dev.psg4j.model.Model;
+import dev.psg4j.model.Models;
 
 import org.bytedeco.pytorch.Tensor;
 
@@ -35,6 +36,16 @@ final class ModelBatchOptions {
     /** The model's inputs, in forward-argument order. */
     List<Tensor> inputs() {
         return batchTensors(input, "--input");
+    }
+
+    /** The model's inputs on {@code device} (the CLI owns what it loads, so it loads it there). */
+    List<Tensor> inputs(String device) {
+        return DeviceOptions.onDevice(inputs(), device);
+    }
+
+    /** The TorchScript model loaded onto {@code device}. */
+    Model model(String device) {
+        return Models.torchScript(model, device);
     }
 
     /**

@@ -3,7 +3,6 @@ package dev.psg4j.cli;
 import dev.psg4j.check.Batch;
 import dev.psg4j.check.Probes;
 import dev.psg4j.model.Model;
-import dev.psg4j.model.Models;
 import dev.psg4j.report.Diagnosis;
 import dev.psg4j.report.ProbeReport;
 
@@ -39,6 +38,9 @@ final class ProbeCommand implements Callable<Integer> {
     @Mixin
     ProbeSampleOptions probing;
 
+    @Mixin
+    DeviceOptions devices;
+
     @Option(names = "--json", paramLabel = "REPORT.json", description = "also write the findings as JSON")
     Path json;
 
@@ -48,10 +50,11 @@ final class ProbeCommand implements Callable<Integer> {
     }
 
     private int probe() {
+        String device = devices.canonical();
         int probeSamples = probing.probeSamples();
         Failures.requireFolderOf(json, "--json");
-        try (Model m = Models.torchScript(source.model);
-             Batch batch = new Batch(source.inputs(), List.of(), source.batchDim, source.batchDim)) {
+        try (Model m = source.model(device);
+             Batch batch = new Batch(source.inputs(), List.of(), source.batchDim, source.batchDim, device)) {
             ProbeReport report = Probes.report(m, batch, probeSamples);
             PrintWriter out = spec.commandLine().getOut();
             out.print(describe(report));

@@ -2,6 +2,7 @@ package dev.psg4j.conform;
 
 import dev.psg4j.BadInputException;
 import dev.psg4j.check.GradSampler;
+import dev.psg4j.check.Devices;
 import dev.psg4j.check.PerSampleCheck;
 import dev.psg4j.check.Reduction;
 import dev.psg4j.check.Tolerance;
@@ -59,6 +60,7 @@ public final class Conformance {
     private List<Configuration> configurations = LayerMatrix.configurations();
     private Pattern only;
     private Tolerance tolerance = Tolerance.DEFAULT;
+    private String device = Devices.CPU;
     private Consumer<ConformanceRow> onRow = row -> { };
     /** Layer kinds by configuration name, as built during the current run. */
     private final Map<String, List<String>> kindsSeen = new HashMap<>();
@@ -70,6 +72,16 @@ public final class Conformance {
     /** A run of {@code sampler} over the layer matrix, B in {3, 8}, both reductions. */
     public static Conformance of(GradSampler sampler) {
         return new Conformance(BadInputException.requireNonNull(sampler, "sampler", "the GradSampler to run"));
+    }
+
+    /**
+     * Where every row runs: "cpu" (the default), "cuda" or "cuda:N". Each configuration's module
+     * (built by the run, so its own) and batch are moved there before its check; a bad device is a
+     * BadInputException here.
+     */
+    public Conformance device(String device) {
+        this.device = Devices.canonical(device);
+        return this;
     }
 
     /** The batch sizes each configuration runs at (the batch-of-1 ones always run at 1). */
@@ -212,14 +224,34 @@ public final class Conformance {
             if (!unsupported.isEmpty()) {
                 return RowOutcome.skipped(kinds, "the sampler does not claim " + String.join(", ", unsupported));
             }
+            try {
+                moveModule(instance);
+            } catch (RuntimeException e) {
+                return RowOutcome.error(kinds, "moving the configuration to " + device + " failed: " + describe(e));
+            }
+            // The check copies the batch onto its device.
             try (PerSampleCheck check = PerSampleCheck.builder().model(instance.model()).inputs(instance.inputs())
                     .targets(instance.targets()).batchDim(instance.batchDim()).targetBatchDim(instance.targetBatchDim())
-                    .loss(instance.loss()).reduction(reduction).probes(false)
+                    .loss(instance.loss()).reduction(reduction).probes(false).device(device)
                     .tolerance(tolerance.atol(), tolerance.rtol()).build()) {
                 return RowOutcome.of(kinds, check.run(sampler));
             } catch (RuntimeException | LinkageError | AssertionError e) {
                 return RowOutcome.error(kinds, sampler.name() + " threw " + describe(e));
             }
+        }
+    }
+
+    /**
+     * Moves the module of a configuration this run built (so nobody else's) onto the run's device,
+     * in place: LibTorch's Module.to swaps each parameter's data, which the Model's replicas share.
+     */
+    private void moveModule(Instance instance) {
+        if (device.equals(Devices.CPU)) {
+            return;
+        }
+        try (org.bytedeco.pytorch.Device target = new org.bytedeco.pytorch.Device(device)) {
+            instance.model().frontendModule().ifPresent(m -> m.to(target, false));
+            instance.model().torchScriptModule().ifPresent(m -> m.to(target));
         }
     }
 

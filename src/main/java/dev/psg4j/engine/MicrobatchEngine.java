@@ -12,7 +12,10 @@ import org.bytedeco.pytorch.Tensor;
 
 import java.util.Map;
 
-/** The microbatch reference as a grad sampler: tensors [B, *shape], computed natively. */
+/**
+ * The microbatch reference as a grad sampler: tensors [B, *shape], computed natively on the batch's
+ * device (device-generic: on CUDA the gradients stay there).
+ */
 final class MicrobatchEngine implements GradSampler {
     @Override
     public String name() {
@@ -21,7 +24,10 @@ final class MicrobatchEngine implements GradSampler {
 
     @Override
     public Map<String, Tensor> perSampleGradients(Model model, Batch batch, Loss loss, Reduction reduction) {
-        return NativeGradients.of(model, loss,
-                lossHandle -> NativeCore.microbatch_gradients(NativeHandles.handle(model), NativeHandles.handle(batch), lossHandle, reduction.code()));
+        // The default spread: the calling thread's intra-op count of CPU workers, CUDA streams on a GPU.
+        try (NativeCore.ReferenceSpread spread = new NativeCore.ReferenceSpread(0, false)) {
+            return NativeGradients.of(model, loss, lossHandle -> NativeCore.microbatch_gradients(
+                    NativeHandles.handle(model), NativeHandles.handle(batch), lossHandle, reduction.code(), spread));
+        }
     }
 }

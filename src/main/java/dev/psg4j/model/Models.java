@@ -43,6 +43,23 @@ public final class Models {
     }
 
     /**
+     * Loads a file written by {@code torch.jit.save} onto {@code device} ("cpu", "cuda", "cuda:N"):
+     * the module's parameters and buffers are moved there before the Model is made (the Model owns
+     * what it loaded, so nobody else sees the move). A bad device is a BadInputException.
+     */
+    public static Model torchScript(Path file, String device) {
+        String on = dev.psg4j.check.Devices.canonical(device);
+        try (JitModule module = loadTorchScript(file)) {
+            if (!on.equals("cpu")) {
+                try (org.bytedeco.pytorch.Device target = new org.bytedeco.pytorch.Device(on)) {
+                    module.to(target);
+                }
+            }
+            return torchScript(module);
+        }
+    }
+
+    /**
      * Loads a TorchScript file in the train/eval mode it was saved in; a missing, corrupt or
      * non-TorchScript file is a BadInputException.
      */

@@ -18,9 +18,13 @@ import java.util.List;
  * {@code clipping} ({@link ClippingSummary}, clipped-sum checks only). A norms report has one
  * parameter entry per compared norm vector (per parameter, or "(whole gradient)"), shape [B]; a
  * clipped-sum report one per parameter, shape the parameter's, with no per-sample fields.
+ * Issue 11 added {@code reference_route}: how the reference ran ("cpu workers", "cuda streams",
+ * "cuda graphs" or "cuda streams (graph capture failed: ...)"), absent where no per-sample gradient
+ * comparison ran (a probe's finding stopped the check; norms and clipped-sum checks). {@code device}
+ * is the check's device, canonical ("cpu", "cuda:0").
  */
 @JsonPropertyOrder({"schema_version", "passed", "mode", "engine", "batch_size", "device", "loss", "atol", "rtol",
-        "sketch", "reductions", "failures", "diagnoses", "candidate", "clipping"})
+        "sketch", "reductions", "failures", "diagnoses", "candidate", "clipping", "reference_route"})
 public record CheckReport(
         @JsonProperty("schema_version") int schemaVersion,
         boolean passed,
@@ -37,7 +41,9 @@ public record CheckReport(
         List<Diagnosis> diagnoses,
         // ---- norms-only and clipped-sum candidates (issue 10) ----
         @JsonInclude(JsonInclude.Include.NON_NULL) String candidate,
-        @JsonInclude(JsonInclude.Include.NON_NULL) ClippingSummary clipping) {
+        @JsonInclude(JsonInclude.Include.NON_NULL) ClippingSummary clipping,
+        // ---- devices (issue 11) ----
+        @JsonProperty("reference_route") @JsonInclude(JsonInclude.Include.NON_NULL) String referenceRoute) {
 
     /** What a check compared: per-sample gradients, per-sample norms or a clipped sum ({@code candidate}). */
     public static final String GRADIENTS = "gradients", NORMS = "norms", CLIPPED_SUM = "clipped_sum";
@@ -47,7 +53,15 @@ public record CheckReport(
                        String loss, double atol, double rtol, List<ReductionReport> reductions, SketchSummary sketch,
                        List<Failure> failures, List<Diagnosis> diagnoses) {
         this(schemaVersion, passed, mode, engine, batchSize, device, loss, atol, rtol, reductions, sketch, failures,
-                diagnoses, GRADIENTS, null);
+                diagnoses, GRADIENTS, null, null);
+    }
+
+    /** A report without {@code reference_route} (as before issue 11). */
+    public CheckReport(int schemaVersion, boolean passed, String mode, String engine, long batchSize, String device,
+                       String loss, double atol, double rtol, List<ReductionReport> reductions, SketchSummary sketch,
+                       List<Failure> failures, List<Diagnosis> diagnoses, String candidate, ClippingSummary clipping) {
+        this(schemaVersion, passed, mode, engine, batchSize, device, loss, atol, rtol, reductions, sketch, failures,
+                diagnoses, candidate, clipping, null);
     }
     // ---- end of the norms block ----
 

@@ -60,6 +60,9 @@ public final class HtmlReport {
         item(h, "atol", ReportTable.number(r.atol()));
         item(h, "rtol", ReportTable.number(r.rtol()));
         item(h, "device", r.device());
+        if (r.referenceRoute() != null) {
+            item(h, "reference route", r.referenceRoute());
+        }
         item(h, "mode", r.mode() == null ? "exact" : r.mode());
         if (r.sketch() != null) {
             SketchSummary k = r.sketch();
