@@ -72,8 +72,9 @@ at::Device parse_device(const std::string& spec) {
     index = std::stoll(digits);
   }
   if (!cuda_runtime_loaded()) {
-    bad_input("device '" + spec + "': this LibTorch has no CUDA support (bytedeco's CPU natives are loaded): "
-              "build psg4j with -Pgpu (bytedeco's linux-x86_64-gpu natives and the CUDA redist), or " + kUseCpu);
+    bad_input("device '" + spec + "': this LibTorch has no CUDA support (a CPU-only build, such as bytedeco's "
+              "default natives): build psg4j with -Pgpu (bytedeco's linux-x86_64-gpu natives with CUDA 13.1), or " +
+              kUseCpu);
   }
   const int count = cuda_device_count();
   if (count == 0) {
