@@ -146,7 +146,10 @@ class FrontendLayersTest {
     void aJavaModuleJoinsASequentialSharingItsTensors() {
         torch.manual_seed(4);
         Module scale = new Module(SCALE);
-        Tensor own = scale.register_parameter("scale", torch.randn(3), true);
+        // A handle of our own: register_parameter returns a reference into the module's parameter
+        // list, which registering "shift" may reallocate (a dangling read, an intermittent SIGSEGV).
+        Tensor own = torch.randn(3);
+        scale.register_parameter("scale", own, true);
         scale.register_parameter("shift", torch.randn(3), true);
         SequentialImpl seq = withScale(FrontendLayers.layer(scale));
         try (Model model = Models.module(seq); PerSampleCheck check = check(model, Reduction.MEAN)) {
