@@ -9,8 +9,8 @@ import dev.psg4j.bridge.Natives;
  * candidate and the one-sample reference would differ far beyond the default rtol of 1e-4 with no
  * bug in either. The switch is process-wide (LibTorch has no per-thread one): the first open scope
  * saves the process's settings and the last one to close restores them, so scopes may nest and
- * overlap on several threads; meanwhile other threads' CUDA matmuls are exact too. A no-op without
- * a CUDA runtime. {@link PerSampleCheck} holds one for each whole run, its sampler included.
+ * overlap on several threads; meanwhile other threads' CUDA matmuls are exact too. It acts on any build
+ * (the flags are LibTorch's process-wide settings), harmlessly on the CPU. {@link PerSampleCheck} holds one for each whole run, its sampler included.
  */
 public final class ExactFloat32Scope implements AutoCloseable {
     private final NativeCore.ExactFloat32 scope;
@@ -24,7 +24,7 @@ public final class ExactFloat32Scope implements AutoCloseable {
         return new ExactFloat32Scope(Natives.call(NativeCore.ExactFloat32::new));
     }
 
-    /** Whether CUDA float32 matmuls or convolutions may use TF32 now (false inside any open scope on CUDA). */
+    /** Whether CUDA float32 matmuls or convolutions may use TF32 now (false inside any open scope). */
     public static boolean tf32Allowed() {
         return Natives.call(NativeCore::tf32_allowed);
     }
