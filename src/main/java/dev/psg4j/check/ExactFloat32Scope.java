@@ -9,8 +9,9 @@ import dev.psg4j.bridge.Natives;
  * candidate and the one-sample reference would differ far beyond the default rtol of 1e-4 with no
  * bug in either. The switch is process-wide (LibTorch has no per-thread one): the first open scope
  * saves the process's settings and the last one to close restores them, so scopes may nest and
- * overlap on several threads; meanwhile other threads' CUDA matmuls are exact too. It acts on any build
- * (the flags are LibTorch's process-wide settings), harmlessly on the CPU. {@link PerSampleCheck} holds one for each whole run, its sampler included.
+ * overlap on several threads; meanwhile other threads' CUDA matmuls are exact too. It acts on
+ * any build (the flags are LibTorch's process-wide settings), harmlessly on the CPU.
+ * {@link PerSampleCheck} holds one for each whole run, its sampler included.
  */
 public final class ExactFloat32Scope implements AutoCloseable {
     private final NativeCore.ExactFloat32 scope;
