@@ -216,11 +216,41 @@ PlannedCandidate plan_candidate(const TrainableParameters& parameters, int64_t b
   return out;
 }
 
+// Hands entries to `accumulate` in rising sample order, whichever worker delivers them: one that
+// arrives early waits until those before it are in, and one thread drains at a time (outside the
+// lock), so sums come out the same at any worker count.
+template <typename Entry>
+class InSampleOrder {
+ public:
+  template <typename Accumulate>
+  void add(int64_t i, Entry entry, Accumulate&& accumulate) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    pending_.emplace(i, std::move(entry));
+    if (draining_) return;
+    draining_ = true;
+    for (auto next = pending_.find(next_); next != pending_.end(); next = pending_.find(next_)) {
+      Entry ready = std::move(next->second);
+      pending_.erase(next);
+      lock.unlock();
+      accumulate(ready);
+      lock.lock();
+      ++next_;
+    }
+    draining_ = false;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::map<int64_t, Entry> pending_;
+  int64_t next_ = 0;
+  bool draining_ = false;
+};
+
 // Σ over samples of factor · gradient, for several factor rules at once, added in sample order
-// whichever worker finishes first: a sample that is early waits in `pending_` (its gradient
+// whichever worker finishes first: a sample that is early waits in the queue (its gradient
 // handles and factors, no copy) until the ones before it are in; whoever adds drains what is
 // next. So the sums are the same at any worker count, and no worker ever blocks on another's
-// sample (a sample that fails is never added, and nothing waits for it). `pending_` holds only the
+// sample (a sample that fails is never added, and nothing waits for it). The queue holds only the
 // samples finished ahead of a slower one, about one per worker when samples cost alike.
 class OrderedSums {
  public:
@@ -235,19 +265,8 @@ class OrderedSums {
 
   // Sample i's gradients (each × scale) weighted by factors[r * P + p] for rule r.
   void add(int64_t i, std::vector<at::Tensor> grads, double scale, std::vector<double> factors) {
-    std::unique_lock<std::mutex> lock(mutex_);
-    pending_.emplace(i, Entry{std::move(grads), scale, std::move(factors)});
-    if (draining_) return;
-    draining_ = true;
-    for (auto next = pending_.find(next_); next != pending_.end(); next = pending_.find(next_)) {
-      Entry entry = std::move(next->second);
-      pending_.erase(next);
-      lock.unlock();
-      accumulate(entry);
-      lock.lock();
-      ++next_;
-    }
-    draining_ = false;
+    in_order_.add(i, Entry{std::move(grads), scale, std::move(factors)},
+                  [this](const Entry& e) { accumulate(e); });
   }
 
   // Σᵢ f_{r,i,p} · gᵢ of rule r, parameter p.
@@ -284,10 +303,7 @@ class OrderedSums {
   size_t rules_;
   std::vector<std::vector<std::vector<double>>> sums_;  // [rule][parameter][element]
   std::vector<std::vector<double>> magnitudes_;
-  std::mutex mutex_;
-  std::map<int64_t, Entry> pending_;
-  int64_t next_ = 0;
-  bool draining_ = false;
+  InSampleOrder<Entry> in_order_;
 };
 
 // OrderedSums on a device (issue 11): the same sums, in sample order, queued on one accumulation
@@ -318,19 +334,8 @@ class DeviceOrderedSums {
     }
     c10::Event ready(device_.type());
     ready.record(current_stream());
-    std::unique_lock<std::mutex> lock(mutex_);
-    pending_.emplace(i, Entry{std::move(own), scale, std::move(factors), std::move(ready)});
-    if (draining_) return;
-    draining_ = true;
-    for (auto next = pending_.find(next_); next != pending_.end(); next = pending_.find(next_)) {
-      Entry entry = std::move(next->second);
-      pending_.erase(next);
-      lock.unlock();
-      accumulate(entry);
-      lock.lock();
-      ++next_;
-    }
-    draining_ = false;
+    in_order_.add(i, Entry{std::move(own), scale, std::move(factors), std::move(ready)},
+                  [this](const Entry& e) { accumulate(e); });
   }
 
   // After the pass: the caller's stream follows the accumulation, and the sums come to the host.
@@ -381,10 +386,7 @@ class DeviceOrderedSums {
   std::vector<at::Tensor> magnitudes_;
   std::vector<std::vector<std::vector<double>>> host_sums_;
   std::vector<std::vector<double>> host_magnitudes_;
-  std::mutex mutex_;
-  std::map<int64_t, Entry> pending_;
-  int64_t next_ = 0;
-  bool draining_ = false;
+  InSampleOrder<Entry> in_order_;
 };
 
 // The tolerance of an element of a clipped sum: |c - r| <= atol + rtol·A, A = Σᵢ |factorᵢ·gᵢ|.

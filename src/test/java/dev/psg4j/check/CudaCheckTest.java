@@ -239,18 +239,7 @@ class CudaCheckTest {
     void tf32IsOffWhileTheSamplerRunsAndRestoredAfter() {
         boolean before = ExactFloat32Scope.tf32Allowed();
         AtomicReference<Boolean> during = new AtomicReference<>();
-        GradSampler recording = new GradSampler() {
-            @Override
-            public String name() {
-                return "recording";
-            }
-
-            @Override
-            public Map<String, Tensor> perSampleGradients(Model model, Batch batch, Loss loss, Reduction reduction) {
-                during.set(ExactFloat32Scope.tf32Allowed());
-                return Engines.vmap().perSampleGradients(model, batch, loss, reduction);
-            }
-        };
+        GradSampler recording = DeviceCheckTest.recordingTf32(during);
         try {
             NativeCore.set_tf32_allowed_for_tests(true);
             assertTrue(mlpCheck(CUDA, recording, Reduction.SUM).passed());

@@ -264,18 +264,7 @@ class DeviceCheckTest {
     void aRunHoldsTheScopeOverTheSamplerAndRestoresTheSetting() {
         boolean before = ExactFloat32Scope.tf32Allowed();
         AtomicReference<Boolean> duringSampler = new AtomicReference<>();
-        GradSampler recording = new GradSampler() {
-            @Override
-            public String name() {
-                return "recording";
-            }
-
-            @Override
-            public Map<String, Tensor> perSampleGradients(Model model, Batch batch, Loss loss, Reduction reduction) {
-                duringSampler.set(ExactFloat32Scope.tf32Allowed());
-                return Engines.vmap().perSampleGradients(model, batch, loss, reduction);
-            }
-        };
+        GradSampler recording = recordingTf32(duringSampler);
         try (Model model = fixtureModel(); PerSampleCheck check = mlpCheck(model).build()) {
             NativeCore.set_tf32_allowed_for_tests(true);
             assertTrue(check.run(recording).passed());
@@ -284,5 +273,21 @@ class DeviceCheckTest {
         } finally {
             NativeCore.set_tf32_allowed_for_tests(before);
         }
+    }
+
+    /** vmap, recording in {@code during} whether TF32 was allowed while it ran. */
+    static GradSampler recordingTf32(AtomicReference<Boolean> during) {
+        return new GradSampler() {
+            @Override
+            public String name() {
+                return "recording";
+            }
+
+            @Override
+            public Map<String, Tensor> perSampleGradients(Model model, Batch batch, Loss loss, Reduction reduction) {
+                during.set(ExactFloat32Scope.tf32Allowed());
+                return Engines.vmap().perSampleGradients(model, batch, loss, reduction);
+            }
+        };
     }
 }
