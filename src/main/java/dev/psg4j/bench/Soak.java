@@ -4,7 +4,6 @@ import dev.psg4j.BadInputException;
 
 import org.bytedeco.javacpp.Pointer;
 
-import java.lang.management.ManagementFactory;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.function.Consumer;
@@ -12,9 +11,9 @@ import java.util.function.Consumer;
 /**
  * Runs one check many times in this process and samples its memory, to show that closed checks
  * release what they allocate. Memory beyond the Java heap (the process's resident set minus the
- * committed heap) and JavaCPP's count of live native pointers are what a leak of native objects
- * grows; the Java heap itself is the garbage collector's business, and a small {@code -Xmx} would
- * hide such a leak by forcing collections that free unclosed pointers. Each sample is taken after
+ * heap's resident pages, {@link ProcessMemory}) and JavaCPP's count of live native pointers are what
+ * a leak of native objects grows; the Java heap itself is the garbage collector's business, and a
+ * small {@code -Xmx} would hide such a leak by forcing collections that free unclosed pointers. Each sample is taken after
  * returning the native allocator's free pages to the system (glibc's {@code malloc_trim}): it
  * measures what the process holds, not what malloc keeps cached in its arenas, which on glibc
  * otherwise adds a bounded plateau of a few tens of MB over the first thousands of checks.
@@ -31,16 +30,26 @@ public final class Soak {
     }
 
     /**
-     * Memory after {@code checks} checks: resident set, committed Java heap, their difference (native
-     * memory and the JVM's own), and {@link Pointer#totalCount()}.
+     * Memory after {@code checks} checks: resident set, the Java heap's resident bytes (its committed
+     * bytes where {@link #heapLocated()} is false), their difference (native memory and the JVM's
+     * own), and {@link Pointer#totalCount()}.
      */
-    public record Sample(long checks, long residentBytes, long committedHeapBytes, long nativeBytes, long pointers) {
+    public record Sample(long checks, long residentBytes, long heapBytes, long nativeBytes, long pointers) {
         static Sample now(long checks) {
             PeakMemory.releaseFreeNativeMemory();
-            long resident = Pointer.physicalBytes();
-            long heap = ManagementFactory.getMemoryMXBean().getHeapMemoryUsage().getCommitted();
-            return new Sample(checks, resident, heap, resident - heap, Pointer.totalCount());
+            ProcessMemory.Reading memory = ProcessMemory.read();
+            return new Sample(checks, memory.residentBytes(), memory.heapBytes(), memory.nativeBytes(),
+                    Pointer.totalCount());
         }
+    }
+
+    /**
+     * Whether samples subtract the heap's resident pages (Linux, and a collector that says where its
+     * heap lies: G1, Parallel, Serial, Shenandoah) rather than its committed size, which overstates
+     * native growth while the collector first writes regions it committed earlier.
+     */
+    public static boolean heapLocated() {
+        return ProcessMemory.heapLocated();
     }
 
     /** The samples, first to last, and whether the last stayed within the limits of the first. */
