@@ -38,8 +38,13 @@ target_link_libraries(psg4j_torch INTERFACE ${PSG4J_torch_cpu_LIBRARY} ${PSG4J_c
 # A CUDA build registers its kernels from libtorch_cuda: keep it linked even though no symbol of it
 # is referenced, and let its CUDA dependencies be found at run time (its own RPATH) rather than now.
 find_library(PSG4J_torch_cuda_LIBRARY NAMES torch_cuda PATHS ${PSG4J_TORCH_LIB_DIR} NO_DEFAULT_PATH)
+find_library(PSG4J_c10_cuda_LIBRARY NAMES c10_cuda PATHS ${PSG4J_TORCH_LIB_DIR} NO_DEFAULT_PATH)
 if(PSG4J_torch_cuda_LIBRARY)
-  target_link_libraries(psg4j_torch INTERFACE -Wl,--no-as-needed ${PSG4J_torch_cuda_LIBRARY} -Wl,--as-needed)
+  set(PSG4J_TORCH_CUDA_LIBRARIES ${PSG4J_torch_cuda_LIBRARY})
+  if(PSG4J_c10_cuda_LIBRARY)
+    list(APPEND PSG4J_TORCH_CUDA_LIBRARIES ${PSG4J_c10_cuda_LIBRARY})
+  endif()
+  psg4j_link_kept(psg4j_torch INTERFACE ${PSG4J_TORCH_CUDA_LIBRARIES})
   target_link_options(psg4j_torch INTERFACE -Wl,--allow-shlib-undefined)
 endif()
 # libtorch_cpu needs libopenblas and libgomp, unpacked beside it; executables must resolve them.

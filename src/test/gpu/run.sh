@@ -137,7 +137,7 @@ step "self-test --device $DEVICE"
 "$SELFTEST" --device "$DEVICE" > "$BUILD_DIR/selftest.log" 2>&1
 SELFTEST_RC=$?
 grep -E "^\[FAIL\]|threw" "$BUILD_DIR/selftest.log"
-grep -E "cuda:|passed, .* failed|no CUDA device" "$BUILD_DIR/selftest.log" | grep -v "^\[ ok \] cuda:" || true
+grep -E "cuda:|passed, .* failed|no CUDA device|no CUDA support" "$BUILD_DIR/selftest.log" | grep -v "^\[ ok \] cuda:" || true
 SUMMARY=$(grep -E "passed, .* failed" "$BUILD_DIR/selftest.log" | tail -1)
 [ -n "$SUMMARY" ] || { tail -20 "$BUILD_DIR/selftest.log"; SUMMARY="self-test did not finish (exit $SELFTEST_RC)"; }
 

@@ -1522,11 +1522,7 @@ int main(int argc, char** argv) {
     // One line, as the CLI says it: what is missing and what to do.
     const std::string message = e.what();
     const std::string line = message.substr(0, message.find('\n'));
-    if (contains(line, "no CUDA device is visible") || contains(line, "no CUDA support")) {
-      std::printf("no CUDA device is visible: %s\n", line.c_str());
-    } else {
-      std::printf("%s\n", line.c_str());
-    }
+    std::printf("%s\n", line.c_str());
     return 2;
   }
   if (run_bench_table) {

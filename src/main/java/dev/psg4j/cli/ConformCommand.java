@@ -20,6 +20,7 @@ import java.util.concurrent.Callable;
 
 /** {@code psg4j conform}: a grad sampler over psg4j's layer matrix, one row per configuration × B × reduction. */
 @Command(name = "conform", mixinStandardHelpOptions = true, sortOptions = false,
+        header = "Checks a grad sampler on psg4j's layer matrix against the microbatch reference.",
         description = {"Runs a grad sampler over psg4j's layer matrix (Linear, Conv, ConvTranspose, Embedding, norms,",
                 "recurrent layers, attention, Sequentials, two inputs, cross-entropy, a module used twice, batch of 1)",
                 "at a few batch sizes and both reductions, each row checked against the microbatch reference.",

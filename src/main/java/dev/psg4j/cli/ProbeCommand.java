@@ -21,6 +21,7 @@ import java.util.concurrent.Callable;
 
 /** {@code psg4j probe}: is the model batch-independent and deterministic on this batch? */
 @Command(name = "probe", mixinStandardHelpOptions = true, sortOptions = false,
+        header = "Finds batch mixing, NaN/Inf and non-deterministic forwards in a model on a batch.",
         description = {"Probes a model on a batch: NaN/Inf in the inputs or the output, two forwards that disagree, and",
                 "whether any sample's output depends on another sample (batch mixing: batch statistics, attention or",
                 "sums across the batch, a reshape that folds the batch), for every sample and every pair, at",

@@ -30,6 +30,7 @@ import java.util.concurrent.Callable;
  * pointers per interval and fails when they grow.
  */
 @Command(name = "soak", mixinStandardHelpOptions = true, sortOptions = false,
+        header = "Runs a check thousands of times in one JVM; fails when native memory or live pointers grow.",
         description = {"Runs the same check many times in this JVM, closing everything each time, and prints",
                 "per interval the memory beyond the Java heap (resident set - the heap's resident pages) and JavaCPP's",
                 "live native pointers. Run it at the default heap: a small -Xmx hides leaks by forcing GC."},

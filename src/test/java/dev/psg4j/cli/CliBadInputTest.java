@@ -4,6 +4,13 @@ import dev.psg4j.Fixtures;
 
 import org.junit.jupiter.api.Test;
 
+import picocli.CommandLine;
+
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.util.Map;
+
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -38,5 +45,28 @@ class CliBadInputTest {
         CliRun help = CliRun.of("check", "--help");
         assertEquals(0, help.status(), help::toString);
         assertTrue(help.out().contains("--candidate=GRADS.pt"), help::toString);
+    }
+
+    /**
+     * Every subcommand's help renders without picocli's format warnings (an unescaped '%' once made
+     * it print one to stderr), and the command list gives each a whole sentence as its summary.
+     */
+    @Test
+    void everySubcommandsHelpRendersCleanlyWithASentenceAsItsSummary() {
+        PrintStream stderr = System.err;
+        ByteArrayOutputStream warnings = new ByteArrayOutputStream();
+        Map<String, CommandLine> subcommands = Psg4jCli.newCommandLine().getSubcommands();
+        try {
+            System.setErr(new PrintStream(warnings, true, StandardCharsets.UTF_8));
+            subcommands.values().forEach(CommandLine::getUsageMessage);
+        } finally {
+            System.setErr(stderr);
+        }
+        assertEquals("", warnings.toString(StandardCharsets.UTF_8));
+        subcommands.forEach((name, command) -> {
+            String[] summary = command.getCommandSpec().usageMessage().header();
+            String[] lines = summary.length > 0 ? summary : command.getCommandSpec().usageMessage().description();
+            assertTrue(lines[0].strip().endsWith("."), () -> name + "'s summary: " + lines[0]);
+        });
     }
 }
