@@ -149,8 +149,7 @@ final class PeakMemory {
         try {
             for (String line : Files.readAllLines(STATUS, StandardCharsets.US_ASCII)) {
                 if (line.startsWith(field)) {
-                    String[] parts = line.substring(field.length()).strip().split("\\s+");
-                    return Long.parseLong(parts[0]) * 1024;
+                    return ProcessMemory.kilobyteField(line.substring(field.length()));
                 }
             }
         } catch (IOException | NumberFormatException e) {

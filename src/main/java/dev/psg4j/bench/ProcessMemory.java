@@ -20,8 +20,8 @@ import javax.management.ObjectName;
  * This process's resident memory split into the Java heap's resident pages and the rest (native
  * memory and the JVM's own). Resident means anonymous resident pages, what the process allocated:
  * its libraries' file pages are left out (the kernel drops and re-reads them at will), as
- * {@link Pointer#physicalBytes()} leaves them out. The heap's <em>committed</em> size is not its resident size: the collector
- * commits regions long before it first writes them (G1 resizes its young generation for thousands of
+ * {@link Pointer#physicalBytes()} leaves them out. The heap's <em>committed</em> size is not its
+ * resident size: the collector commits regions long before it first writes them (G1 resizes its young generation for thousands of
  * allocations after start-up), so "resident - committed heap" grows by tens of MB while no native
  * byte is allocated, and reads negative early on. Instead the heap's address range comes from the
  * JVM ({@code GC.heap_info}, as {@code jcmd} prints it) and the pages resident in it from
@@ -33,8 +33,8 @@ final class ProcessMemory {
     private static final Path SMAPS = Path.of("/proc/self/smaps");
     /** A bracketed address list of GC.heap_info: "[0x..., 0x...)" (G1) or with 3-4 addresses (Parallel, Serial). */
     private static final Pattern ADDRESS_LIST = Pattern.compile("\\[(0x[0-9a-fA-F]+(?:\\s*,\\s*0x[0-9a-fA-F]+)+)\\)");
-    /** A mapping's first smaps line: "start-end perms offset dev inode [path]". */
-    private static final Pattern MAPPING = Pattern.compile("^([0-9a-fA-F]+)-([0-9a-fA-F]+)\\s");
+    /** A mapping's first smaps line, "start-end perms offset dev inode [path]": its start. */
+    private static final Pattern MAPPING = Pattern.compile("^([0-9a-fA-F]+)-[0-9a-fA-F]+\\s");
     /** The resident pages of a mapping that are not file pages. */
     private static final String ANONYMOUS = "Anonymous:";
     private static final Optional<AddressRange> HEAP = heapRange(gcHeapInfo());
@@ -83,7 +83,7 @@ final class ProcessMemory {
         boolean inHeap = false;
         for (String line = smaps.readLine(); line != null; line = smaps.readLine()) {
             if (line.startsWith(ANONYMOUS)) {
-                long bytes = kilobytes(line.substring(ANONYMOUS.length())) * 1024;
+                long bytes = kilobyteField(line.substring(ANONYMOUS.length()));
                 resident += bytes;
                 heapResident += inHeap ? bytes : 0;
                 continue;
@@ -127,8 +127,8 @@ final class ProcessMemory {
         }
     }
 
-    private static long kilobytes(String field) {
-        String[] parts = field.strip().split("\\s+");
-        return Long.parseLong(parts[0]);
+    /** The bytes of a "   1234 kB" field, as /proc's status and smaps files write them. */
+    static long kilobyteField(String field) {
+        return Long.parseLong(field.strip().split("\\s+")[0]) * 1024;
     }
 }

@@ -13,10 +13,11 @@ import java.util.function.Consumer;
  * release what they allocate. Memory beyond the Java heap (the process's resident set minus the
  * heap's resident pages, {@link ProcessMemory}) and JavaCPP's count of live native pointers are what
  * a leak of native objects grows; the Java heap itself is the garbage collector's business, and a
- * small {@code -Xmx} would hide such a leak by forcing collections that free unclosed pointers. Each sample is taken after
- * returning the native allocator's free pages to the system (glibc's {@code malloc_trim}): it
- * measures what the process holds, not what malloc keeps cached in its arenas, which on glibc
- * otherwise adds a bounded plateau of a few tens of MB over the first thousands of checks.
+ * small {@code -Xmx} would hide such a leak by forcing collections that free unclosed pointers. Each
+ * sample is taken after returning the native allocator's free pages to the system (glibc's
+ * {@code malloc_trim}): it measures what the process holds, not what malloc keeps cached in its
+ * arenas, which on glibc otherwise adds a bounded plateau of a few tens of MB over the first
+ * thousands of checks.
  */
 public final class Soak {
     /** Native memory at the last sample may exceed the first sample's by at most this factor. */
