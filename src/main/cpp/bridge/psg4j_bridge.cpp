@@ -1,5 +1,6 @@
 #include "bridge/psg4j_bridge.h"
 
+#include "psg4j/blas_threads.h"
 #include "psg4j/custom_layers.h"
 #include "psg4j/error.h"
 #include "psg4j/sample_workers.h"
@@ -45,6 +46,16 @@ auto translated(Body&& body) -> decltype(body()) {
   } catch (const std::exception& e) {
     throw std::runtime_error(std::string("psg4j:model_failure:") + cause_first(e.what()));
   }
+}
+
+// A computation's body: translated, with OpenBLAS held at one thread for its whole length (see
+// Note [One BLAS thread for every psg4j computation] in psg4j/blas_threads.h).
+template <typename Body>
+auto computed(Body&& body) -> decltype(body()) {
+  return translated([&] {
+    OneBlasThread blas;
+    return body();
+  });
 }
 
 Reduction reduction_of(int code) {
@@ -129,7 +140,7 @@ NativeLoss custom_loss(LossFn fn) {
 
 void loss_value(const NativeLoss& loss, const at::Tensor* output, const std::vector<at::Tensor>* targets,
                 int reduction, int64_t batch_size, at::Tensor* out) {
-  translated([&] {
+  computed([&] {
     if (output == nullptr || out == nullptr) bad_input("loss_value needs an output tensor");
     const std::vector<at::Tensor> given = targets == nullptr ? std::vector<at::Tensor>{} : *targets;
     // A Java engine's batch loss: samples along dimension 0, as cross_entropy takes them.
@@ -283,7 +294,7 @@ ParameterAliases parameter_aliases(const NativeModel& model) {
 
 NamedTensorList microbatch_gradients(const NativeModel& model, const NativeBatch& batch,
                                      const NativeLoss& loss, int reduction, const ReferenceSpread& spread) {
-  return translated([&] {
+  return computed([&] {
     const Problem problem{model.get(), batch.get(), loss.get(), reduction_of(reduction)};
     return NamedTensorList(psg4j::microbatch_gradients(problem, spread.get()));
   });
@@ -292,7 +303,7 @@ NamedTensorList microbatch_gradients(const NativeModel& model, const NativeBatch
 NamedTensorList vmap_gradients(const NativeModel& model, const NativeBatch& batch,
                                const NativeLoss& loss, int reduction, int64_t chunk_size,
                                int randomness) {
-  return translated([&] {
+  return computed([&] {
     if (randomness < 0 || randomness > 2) {
       bad_input("randomness must be 0 (error), 1 (different) or 2 (same), got " + std::to_string(randomness));
     }
@@ -305,7 +316,7 @@ NamedTensorList vmap_gradients(const NativeModel& model, const NativeBatch& batc
 // ---- The vmap engine into caller-owned buffers (issue 9).
 void vmap_gradients_into(const NativeModel& model, const NativeBatch& batch, const NativeLoss& loss,
                          int reduction, int64_t chunk_size, int randomness, const NamedTensorList& out) {
-  translated([&] {
+  computed([&] {
     if (randomness < 0 || randomness > 2) {
       bad_input("randomness must be 0 (error), 1 (different) or 2 (same), got " + std::to_string(randomness));
     }
@@ -416,7 +427,7 @@ ComparisonView ComparisonList::get(int64_t k) const {
 ComparisonList compare_reductions(const NativeModel& model, const NativeBatch& batch, const NativeLoss& loss,
                                   const ReductionCandidates& candidates, double atol, double rtol,
                                   const ReferenceSpread& spread) {
-  return translated([&] {
+  return computed([&] {
     return ComparisonList(psg4j::compare_with_reference(model.get(), batch.get(), loss.get(), candidates.get(),
                                                         Tolerance{atol, rtol}, spread.get()));
   });
@@ -427,12 +438,23 @@ int set_intra_op_threads_of_this_thread(int threads) {
     return psg4j::set_intra_op_threads_of_this_thread(threads);
   });
 }
+
+int openblas_thread_count() {
+  return translated([&] { return psg4j::openblas_threads(); });
+}
+
+void set_openblas_threads_for_tests(int threads) {
+  translated([&] {
+    if (threads < 1) bad_input("threads must be positive, got " + std::to_string(threads));
+    psg4j::set_openblas_threads(threads);
+  });
+}
 // ---- end of the block ----
 
 ComparisonView compare_with_reference(const NativeModel& model, const NativeBatch& batch,
                                       const NativeLoss& loss, int reduction,
                                       const NamedTensorList& candidate, double atol, double rtol) {
-  return translated([&] {
+  return computed([&] {
     const Problem problem{model.get(), batch.get(), loss.get(), reduction_of(reduction)};
     return ComparisonView(psg4j::compare_with_reference(problem, candidate.get(), Tolerance{atol, rtol}));
   });
@@ -529,7 +551,7 @@ ComparisonView SketchView::comparison(int64_t k) const {
 SketchView sketch_compare(const NativeModel& model, const NativeBatch& batch, const NativeLoss& loss,
                           const NamedTensorList* sum_candidate, const NamedTensorList* mean_candidate,
                           double atol, double rtol, int64_t projections, uint64_t seed) {
-  return translated([&] {
+  return computed([&] {
     std::vector<std::pair<Reduction, NamedTensors>> candidates;
     if (sum_candidate != nullptr) candidates.emplace_back(Reduction::Sum, sum_candidate->get());
     if (mean_candidate != nullptr) candidates.emplace_back(Reduction::Mean, mean_candidate->get());
@@ -588,7 +610,7 @@ void SampleNormsView::whole(at::Tensor* out) const {
 
 SampleNormsView reference_norms(const NativeModel& model, const NativeBatch& batch, const NativeLoss& loss,
                                 int reduction, const ReferenceSpread& spread) {
-  return translated([&] {
+  return computed([&] {
     const Problem problem{model.get(), batch.get(), loss.get(), reduction_of(reduction)};
     return SampleNormsView(psg4j::reference_norms(problem, spread.get()));
   });
@@ -709,7 +731,7 @@ int64_t ClippedSumView::match_sample(int64_t k, int64_t m) const {
 ClippedSumView compare_clipped_sum(const NativeModel& model, const NativeBatch& batch, const NativeLoss& loss,
                                    int reduction, const NamedTensorList& candidate, const ClippingSpec& clipping,
                                    double atol, double rtol, const ReferenceSpread& spread) {
-  return translated([&] {
+  return computed([&] {
     const Problem problem{model.get(), batch.get(), loss.get(), reduction_of(reduction)};
     return ClippedSumView(psg4j::compare_clipped_sum(problem, candidate.get(), clipping.get(), Tolerance{atol, rtol},
                                                      spread.get()));
@@ -767,7 +789,7 @@ int64_t ProbeView::differs_alone(int64_t k) const {
 }
 
 ProbeView probe(const NativeModel& model, const NativeBatch& batch, int64_t probe_samples, double tolerance) {
-  return translated([&] {
+  return computed([&] {
     ProbeOptions options;
     options.probe_samples = probe_samples;
     options.tolerance = tolerance;
@@ -776,7 +798,7 @@ ProbeView probe(const NativeModel& model, const NativeBatch& batch, int64_t prob
 }
 
 double probe_determinism(const NativeModel& model, const NativeBatch& batch) {
-  return translated([&] {
+  return computed([&] {
     const Determinism result = psg4j::probe_determinism(model.get(), batch.get());
     return result.deterministic ? 0.0 : std::max(result.max_abs_diff, std::numeric_limits<double>::min());
   });
@@ -817,7 +839,7 @@ int64_t LayerCaptureView::normalized_dim(int64_t k, int64_t d) const {
 
 LayerCaptureView capture_layers(const NativeModel& model, const NativeBatch& batch, const NativeLoss& loss,
                                 int reduction) {
-  return translated([&] {
+  return computed([&] {
     const Problem problem{model.get(), batch.get(), loss.get(), reduction_of(reduction)};
     return LayerCaptureView(psg4j::capture_layers(problem));
   });

@@ -3,6 +3,7 @@
 // with "psg4j:<kind>:" so Java can rethrow them typed. No JNI here: JavaCPP generates that.
 #pragma once
 
+#include "psg4j/blas_threads.h"
 #include "psg4j/capture.h"
 #include "psg4j/clipped_sum.h"
 #include "psg4j/compare.h"
@@ -336,6 +337,25 @@ ComparisonList compare_reductions(const NativeModel& model, const NativeBatch& b
 // Sets the calling thread's intra-op thread count (its OpenMP count; 0 leaves it) and returns the
 // previous one: unlike at::set_num_threads, no process-wide default changes.
 int set_intra_op_threads_of_this_thread(int threads);
+
+// psg4j::OneBlasThread for Java: OpenBLAS held at one thread, process-wide, from construction
+// until deletion (Java's close()); holds nest and overlap across threads, and the last one to end
+// restores the count (see Note [One BLAS thread for every psg4j computation]).
+class OneBlasThreadHold {
+ public:
+  OneBlasThreadHold() = default;
+  OneBlasThreadHold(const OneBlasThreadHold&) = delete;
+  OneBlasThreadHold& operator=(const OneBlasThreadHold&) = delete;
+
+ private:
+  OneBlasThread hold_;
+};
+
+// OpenBLAS's process-wide thread count now (0 where no OpenBLAS is loaded).
+int openblas_thread_count();
+// Test hook: sets OpenBLAS's process-wide thread count, as a user's openblas_set_num_threads
+// would; only tests call it (to see a hold lower it and restore it).
+void set_openblas_threads_for_tests(int threads);
 // ---- end of the block ----
 
 // ---- Norms-only and clipped-sum candidates (issue 10) ----

@@ -1,10 +1,10 @@
 #include "psg4j/sample_workers.h"
 
+#include "psg4j/blas_threads.h"
+#include "psg4j/loaded_symbols.h"
+
 #include <ATen/Parallel.h>
 #include <ATen/ThreadLocalState.h>
-
-#include <dlfcn.h>
-#include <link.h>
 
 #include <algorithm>
 #include <exception>
@@ -17,58 +17,9 @@
 namespace psg4j {
 namespace {
 
-using SetThreads = void (*)(int);
-using GetThreads = int (*)();
-
-// `symbol` as every loaded library exports it, each copy once: found by name among the loaded
-// objects rather than linked, because the OpenMP runtime and the BLAS are LibTorch's (a pip
-// build bundles a renamed libgomp; bytedeco's pytorch and openblas presets may each load an
-// OpenBLAS), and the JVM loads them without making their symbols global.
-std::vector<void*> loaded_symbols(const char* symbol) {
-  std::vector<std::string> names;
-  dl_iterate_phdr(
-      [](dl_phdr_info* info, size_t, void* data) {
-        if (info->dlpi_name != nullptr && info->dlpi_name[0] != '\0') {
-          static_cast<std::vector<std::string>*>(data)->emplace_back(info->dlpi_name);
-        }
-        return 0;
-      },
-      &names);
-  std::vector<void*> found;
-  for (const std::string& name : names) {  // dlopen outside dl_iterate_phdr's lock
-    void* handle = dlopen(name.c_str(), RTLD_LAZY | RTLD_NOLOAD);
-    if (handle == nullptr) continue;
-    void* f = dlsym(handle, symbol);
-    if (f != nullptr && std::find(found.begin(), found.end(), f) == found.end()) found.push_back(f);
-    dlclose(handle);  // RTLD_NOLOAD took a reference
-  }
-  return found;
-}
-
-// A thread-count setting of one library: its setter and getter, pairwise from the same copy.
-struct ThreadSetting {
-  SetThreads set;
-  GetThreads get;
-};
-
-std::vector<ThreadSetting> settings_of(const char* setter, const char* getter) {
-  std::vector<ThreadSetting> out;
-  const std::vector<void*> sets = loaded_symbols(setter);
-  const std::vector<void*> gets = loaded_symbols(getter);
-  for (size_t k = 0; k < sets.size() && k < gets.size(); ++k) {
-    out.push_back({reinterpret_cast<SetThreads>(sets[k]), reinterpret_cast<GetThreads>(gets[k])});
-  }
-  return out;
-}
-
 const std::vector<ThreadSetting>& openmp() {
-  static const std::vector<ThreadSetting> found = settings_of("omp_set_num_threads", "omp_get_max_threads");
-  return found;
-}
-
-const std::vector<ThreadSetting>& openblas() {
   static const std::vector<ThreadSetting> found =
-      settings_of("openblas_set_num_threads", "openblas_get_num_threads");
+      loaded_thread_settings("omp_set_num_threads", "omp_get_max_threads");
   return found;
 }
 
@@ -104,43 +55,6 @@ class OneOpenMpThread {
   std::vector<int> previous_;
 };
 
-// OpenBLAS's process-wide pool held at one thread while any holder lives: the first holder saves
-// the count, the last puts it back, so overlapping calls (two checks on two threads) never leave
-// it at one.
-class OneOpenBlasThread {
- public:
-  OneOpenBlasThread() {
-    std::lock_guard<std::mutex> lock(mutex());
-    if (holders()++ > 0) return;
-    saved().clear();
-    for (const ThreadSetting& s : openblas()) {
-      saved().push_back(s.get());
-      s.set(1);
-    }
-  }
-  ~OneOpenBlasThread() {
-    std::lock_guard<std::mutex> lock(mutex());
-    if (--holders() > 0) return;
-    for (size_t k = 0; k < saved().size(); ++k) openblas()[k].set(saved()[k]);
-  }
-  OneOpenBlasThread(const OneOpenBlasThread&) = delete;
-  OneOpenBlasThread& operator=(const OneOpenBlasThread&) = delete;
-
- private:
-  static std::mutex& mutex() {
-    static std::mutex m;
-    return m;
-  }
-  static int& holders() {
-    static int n = 0;
-    return n;
-  }
-  static std::vector<int>& saved() {
-    static std::vector<int> counts;
-    return counts;
-  }
-};
-
 }  // namespace
 
 int sample_workers(int requested) {
@@ -163,7 +77,7 @@ void run_single_threaded(int workers, const std::function<void(int worker)>& wor
     }
   };
   {
-    OneOpenBlasThread blas;
+    OneBlasThread blas;  // see Note [One BLAS thread for every psg4j computation]
     OneOpenMpThread caller_openmp;
     std::vector<std::thread> threads;
     threads.reserve(workers - 1);
@@ -200,7 +114,5 @@ int set_intra_op_threads_of_this_thread(int threads) {
 int openmp_threads_of_this_thread() {
   return openmp().empty() ? 0 : openmp().front().get();
 }
-
-int openblas_threads() { return openblas().empty() ? 0 : openblas().front().get(); }
 
 }  // namespace psg4j

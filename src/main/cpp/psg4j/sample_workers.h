@@ -6,10 +6,8 @@
 // OpenMP (at::get_parallel_info() says "ATen parallel backend: OpenMP"), whose thread count is
 // per thread (omp_set_num_threads sets the calling thread's count only; at::set_num_threads also
 // stores a process-wide default that new threads pick up, so psg4j never calls it here). Its BLAS
-// is OpenBLAS built with pthreads (openblas_get_parallel() == 1): one process-wide pool whose size
-// no per-thread setting changes (openblas_set_num_threads_local only acts in OpenMP builds), and
-// which busy-waits when two callers want its threads at once. So while any workers run, OpenBLAS
-// is held at one thread process-wide, and the count it had is put back when the last ones end.
+// is OpenBLAS built with pthreads: one process-wide thread count, held at one while workers run
+// (see Note [One BLAS thread for every psg4j computation] in blas_threads.h).
 #pragma once
 
 #include <functional>
@@ -22,8 +20,8 @@ int sample_workers(int requested);
 
 // Runs work(w) for w in [0, workers) on `workers` threads, w = 0 on the caller's (fewer where the
 // system gives no more threads: `work` takes its samples from a queue shared by all), each with its
-// ops held to one intra-op thread (OpenMP's count for that thread; OpenBLAS's pool while any run);
-// the caller's thread gets its own count back, and OpenBLAS its own, when all have ended. The
+// ops held to one intra-op thread (OpenMP's count for that thread; OpenBLAS's, process-wide, by a
+// OneBlasThread); the caller's thread gets its own count back when all have ended. The
 // caller's thread-local state (grad mode, dispatch keys) is every worker's. Rethrows the first
 // exception a worker let escape, after all have ended; `work` is expected to catch its own.
 void run_single_threaded(int workers, const std::function<void(int worker)>& work);
@@ -33,9 +31,8 @@ void run_single_threaded(int workers, const std::function<void(int worker)>& wor
 // process-wide default for threads started later (used where no OpenMP runtime is loaded).
 int set_intra_op_threads_of_this_thread(int threads);
 
-// The calling thread's OpenMP thread count and OpenBLAS's, for tests that they are restored
-// (0 where the library is not loaded).
+// The calling thread's OpenMP thread count, for tests that it is restored (0 where no OpenMP
+// runtime is loaded).
 int openmp_threads_of_this_thread();
-int openblas_threads();
 
 }  // namespace psg4j

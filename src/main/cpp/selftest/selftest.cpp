@@ -20,6 +20,7 @@
 #include "psg4j/probes.h"
 #include "psg4j/sketch.h"
 #include "psg4j/reference.h"
+#include "psg4j/blas_threads.h"
 #include "psg4j/sample_workers.h"
 #include "psg4j/rule_engine.h"
 #include "psg4j/batch.h"

@@ -461,6 +461,29 @@ public final class NativeCore {
     /** Sets the calling thread's intra-op count (its OpenMP count; 0 leaves it); returns the previous one. */
     public static native int set_intra_op_threads_of_this_thread(int threads);
 
+    /**
+     * While open, OpenBLAS runs on one thread, process-wide (psg4j::OneBlasThread); {@link #close()}
+     * ends it. Holds nest and overlap across threads: the last to close restores the count.
+     */
+    @Name("OneBlasThreadHold")
+    public static class OneBlasThreadHold extends Pointer {
+        static {
+            Loader.load();
+        }
+
+        public OneBlasThreadHold() {
+            allocate();
+        }
+
+        private native void allocate();
+    }
+
+    /** OpenBLAS's process-wide thread count now (0 where no OpenBLAS is loaded). */
+    public static native int openblas_thread_count();
+
+    /** Test hook: sets OpenBLAS's process-wide thread count (as openblas_set_num_threads would). */
+    public static native void set_openblas_threads_for_tests(int threads);
+
     // ---- end of the block ----
 
     // ---- Norms-only and clipped-sum candidates (issue 10) ----

@@ -78,7 +78,10 @@ import java.util.concurrent.ThreadLocalRandom;
  * would; {@link #close} waits for running ones, and a run after close throws
  * IllegalStateException. Nothing process-wide is left changed: a
  * {@link Builder#threads} count is set for the run's duration and the previous one restored, and
- * the process's TF32 setting is restored when the last overlapping run ends.
+ * the process's TF32 setting and OpenBLAS thread count are restored when the last overlapping run
+ * ends. Each whole run holds a {@link OneBlasThreadScope}, so a report's every number is the same
+ * whatever other threads run meanwhile (and the process's other BLAS calls run on one thread
+ * while it lasts).
  *
  * <pre>{@code
  * try (PerSampleCheck check = PerSampleCheck.builder().model(model).inputs(x).build()) {
@@ -275,22 +278,32 @@ public final class PerSampleCheck implements AutoCloseable {
         }
     }
 
-    /** What a whole run holds: its intra-op thread count and exact float32 on CUDA; the model checked on the device. */
+    /**
+     * What a whole run holds: its intra-op thread count, one BLAS thread and exact float32 on CUDA;
+     * the model checked on the device.
+     */
     private RunScope runScope() {
         requireModelOnDevice();
         IntraOpThreads threadScope = IntraOpThreads.set(threads);
+        OneBlasThreadScope blas = null;
         try {
-            return new RunScope(threadScope, ExactFloat32Scope.open());
+            blas = OneBlasThreadScope.open();
+            return new RunScope(threadScope, blas, ExactFloat32Scope.open());
         } catch (RuntimeException e) {
-            threadScope.close();
+            try (IntraOpThreads t = threadScope) {
+                if (blas != null) {
+                    blas.close();
+                }
+            }
             throw e;
         }
     }
 
-    private record RunScope(IntraOpThreads threads, ExactFloat32Scope exactFloat32) implements AutoCloseable {
+    private record RunScope(IntraOpThreads threads, OneBlasThreadScope blas, ExactFloat32Scope exactFloat32)
+            implements AutoCloseable {
         @Override
         public void close() {
-            try (IntraOpThreads t = threads) {
+            try (IntraOpThreads t = threads; OneBlasThreadScope b = blas) {
                 exactFloat32.close();
             }
         }
