@@ -1,8 +1,8 @@
 #include "psg4j/blas_threads.h"
 
+#include "psg4j/held_setting.h"
 #include "psg4j/loaded_symbols.h"
 
-#include <mutex>
 #include <vector>
 
 namespace psg4j {
@@ -14,38 +14,28 @@ const std::vector<ThreadSetting>& openblas() {
   return found;
 }
 
-struct Holds {
-  std::mutex mutex;
-  int holders = 0;
-  std::vector<int> saved;  // each loaded copy's count when the first holder came
+// OpenBLAS's thread count, every loaded copy's, held at one.
+struct OpenBlasThreads {
+  static std::vector<int> save_and_hold() {
+    std::vector<int> saved;
+    for (const ThreadSetting& s : openblas()) {
+      saved.push_back(s.get());
+      if (saved.back() != 1) s.set(1);
+    }
+    return saved;
+  }
+  static void restore(const std::vector<int>& saved) {
+    for (size_t k = 0; k < saved.size(); ++k) {
+      if (saved[k] != 1) openblas()[k].set(saved[k]);
+    }
+  }
 };
-
-Holds& holds() {
-  static Holds h;
-  return h;
-}
 
 }  // namespace
 
-OneBlasThread::OneBlasThread() {
-  Holds& h = holds();
-  std::lock_guard<std::mutex> lock(h.mutex);
-  if (h.holders++ > 0) return;
-  h.saved.clear();
-  for (const ThreadSetting& s : openblas()) {
-    h.saved.push_back(s.get());
-    if (h.saved.back() != 1) s.set(1);
-  }
-}
+OneBlasThread::OneBlasThread() { HeldSetting<OpenBlasThreads>::acquire(); }
 
-OneBlasThread::~OneBlasThread() {
-  Holds& h = holds();
-  std::lock_guard<std::mutex> lock(h.mutex);
-  if (--h.holders > 0) return;
-  for (size_t k = 0; k < h.saved.size(); ++k) {
-    if (h.saved[k] != 1) openblas()[k].set(h.saved[k]);
-  }
-}
+OneBlasThread::~OneBlasThread() { HeldSetting<OpenBlasThreads>::release(); }
 
 int openblas_threads() { return openblas().empty() ? 0 : openblas().front().get(); }
 

@@ -1,6 +1,7 @@
 #include "psg4j/devices.h"
 
 #include "psg4j/error.h"
+#include "psg4j/held_setting.h"
 
 #include <ATen/Context.h>
 #include <c10/core/CachingDeviceAllocator.h>
@@ -9,7 +10,6 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
-#include <mutex>
 
 namespace psg4j {
 namespace {
@@ -31,16 +31,24 @@ constexpr const char* kUseCpu = "use --device cpu, or run where a CUDA device is
 // and recurrent layers).
 constexpr std::array<at::Float32Op, 3> kTf32Ops{at::Float32Op::MATMUL, at::Float32Op::CONV, at::Float32Op::RNN};
 
-struct Tf32State {
-  std::mutex mutex;
-  int scopes = 0;
-  std::array<at::Float32Precision, 3> saved{};
+// CUDA's float32 precision for matmuls, convolutions and RNNs, held at IEEE.
+struct CudaFloat32Precision {
+  static std::array<at::Float32Precision, 3> save_and_hold() {
+    at::Context& context = at::globalContext();
+    std::array<at::Float32Precision, 3> saved{};
+    for (size_t k = 0; k < kTf32Ops.size(); ++k) {
+      saved[k] = context.float32Precision(at::Float32Backend::CUDA, kTf32Ops[k]);
+      context.setFloat32Precision(at::Float32Backend::CUDA, kTf32Ops[k], at::Float32Precision::IEEE);
+    }
+    return saved;
+  }
+  static void restore(const std::array<at::Float32Precision, 3>& saved) {
+    at::Context& context = at::globalContext();
+    for (size_t k = 0; k < kTf32Ops.size(); ++k) {
+      context.setFloat32Precision(at::Float32Backend::CUDA, kTf32Ops[k], saved[k]);
+    }
+  }
 };
-
-Tf32State& tf32_state() {
-  static Tf32State state;
-  return state;
-}
 
 }  // namespace
 
@@ -119,26 +127,9 @@ void reset_peak_memory(const at::Device& device) {
 // The scope acts whether or not a CUDA runtime is loaded: the flags are at::Context's, process-wide
 // on any build (setting them costs nothing on the CPU), which also lets its save and restore be
 // tested on a machine without a GPU.
-ExactFloat32Scope::ExactFloat32Scope() {
-  Tf32State& state = tf32_state();
-  std::lock_guard<std::mutex> lock(state.mutex);
-  if (state.scopes++ > 0) return;
-  at::Context& context = at::globalContext();
-  for (size_t k = 0; k < kTf32Ops.size(); ++k) {
-    state.saved[k] = context.float32Precision(at::Float32Backend::CUDA, kTf32Ops[k]);
-    context.setFloat32Precision(at::Float32Backend::CUDA, kTf32Ops[k], at::Float32Precision::IEEE);
-  }
-}
+ExactFloat32Scope::ExactFloat32Scope() { HeldSetting<CudaFloat32Precision>::acquire(); }
 
-ExactFloat32Scope::~ExactFloat32Scope() {
-  Tf32State& state = tf32_state();
-  std::lock_guard<std::mutex> lock(state.mutex);
-  if (--state.scopes > 0) return;
-  at::Context& context = at::globalContext();
-  for (size_t k = 0; k < kTf32Ops.size(); ++k) {
-    context.setFloat32Precision(at::Float32Backend::CUDA, kTf32Ops[k], state.saved[k]);
-  }
-}
+ExactFloat32Scope::~ExactFloat32Scope() { HeldSetting<CudaFloat32Precision>::release(); }
 
 bool tf32_allowed() {
   const at::Context& context = at::globalContext();
