@@ -429,7 +429,7 @@ public final class Bench {
             }
             MemoryEstimate estimate = new MemoryEstimate(name, small, large, peaks,
                     Math.max(0, inputBytes[1] / large), gradientBytes);
-            if (estimate.need(largest) > available.getAsLong()) {
+            if (estimate.exceeds(largest, available.getAsLong())) {
                 throw new BadInputException(estimate.refusal(largest, available.getAsLong()));
             }
         }

@@ -41,7 +41,9 @@ class MemoryEstimateTest {
         String line = e.refusal(1_000_000_000L, 8L << 30);
         assertTrue(line.startsWith("m at B = 1000000000 needs about 3.6 TiB (vmap's call alone 3.6 TiB, of which "
                 + "3.6 TiB are its per-sample gradients"), line);
-        assertTrue(line.contains("more than the 8.0 GiB of memory available: give --batch up to 2,146,"), line);
+        assertTrue(line.contains("more than 90 % of the 8.0 GiB of memory available: give --batch up to 1,931,48"),
+                line);
+        assertTrue(e.exceeds(1_931_490, 8L << 30) && !e.exceeds(1_931_480, 8L << 30));
     }
 
     @Test
