@@ -11,6 +11,7 @@ import dev.psg4j.check.Reduction;
 import dev.psg4j.check.Threads;
 import dev.psg4j.engine.Engines;
 import dev.psg4j.engine.GradSamplers;
+import dev.psg4j.internal.SystemMemory;
 import dev.psg4j.report.CheckReport;
 
 import org.openjdk.jmh.annotations.Mode;
@@ -36,9 +37,12 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Collection;
 import java.util.EnumMap;
+import java.util.EnumSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.OptionalLong;
+import java.util.Set;
 import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -247,11 +251,20 @@ public final class Bench {
             long benchmarks = (long) names.size() * timed.size() * threads.size() * sweep.size();
             long iterationsEach = (long) Math.max(1, forks) * (warmups + iterations);
             long preflights = (long) names.size() * sweep.size();
+            boolean estimating = device.equals(Devices.CPU) && sweep.get(sweep.size() - 1) > MemoryEstimate.LARGE;
             try (BenchProgress bar = progress == null ? BenchProgress.NONE
-                    : BenchProgress.on(progress, preflights + benchmarks * iterationsEach)) {
+                    : BenchProgress.on(progress, (estimating ? names.size() : 0) + preflights + benchmarks * iterationsEach)) {
+                if (estimating) {
+                    for (String name : names) {
+                        bar.status("estimating the memory of " + name);
+                        requireMemory(name, sweep.get(sweep.size() - 1), timed);
+                        bar.step("estimated the memory of " + name);
+                    }
+                }
                 List<BenchResult.Row> rows = new ArrayList<>();
                 for (long b : sweep) {
                     for (String name : names) {
+                        bar.status("checking " + name + " B=" + b);
                         Preflight checked = preflight(name, b, timed);
                         bar.step("checking " + name + " B=" + b);
                         List<BenchMethod> runnable = new ArrayList<>();
@@ -358,6 +371,66 @@ public final class Bench {
                 return new Preflight(verdicts, memory);
             } finally {
                 local.tearDown();
+            }
+        }
+
+        /**
+         * Refuses, in one line, a sweep whose largest B would need more memory than the machine has
+         * available now (see {@link MemoryEstimate}): each method that will run on the model at that B
+         * (the timed ones, and check-exact for the samplers' verification) is measured at two small
+         * batch sizes in this JVM first. Where the memory available is unknown (not Linux), nothing is
+         * refused.
+         */
+        private void requireMemory(String name, long largest, List<BenchMethod> timed) {
+            OptionalLong available = SystemMemory.availableBytes();
+            if (available.isEmpty()) {
+                return;
+            }
+            long large = Math.min(MemoryEstimate.LARGE, user == null ? MemoryEstimate.LARGE : user.samples());
+            long small = Math.min(MemoryEstimate.SMALL, large / 2);
+            if (small < 1) {
+                return;
+            }
+            List<BenchMethod> measured = new ArrayList<>(timed);
+            if (timed.stream().anyMatch(BenchMethod::isSampler) && !measured.contains(BenchMethod.CHECK_EXACT)) {
+                measured.add(BenchMethod.CHECK_EXACT);
+            }
+            Map<BenchMethod, long[]> peaks = new EnumMap<>(BenchMethod.class);
+            Set<BenchMethod> failed = EnumSet.noneOf(BenchMethod.class);
+            long[] inputBytes = new long[2];
+            long gradientBytes = 0;
+            long[] sizes = {small, large};
+            for (int k = 0; k < 2; k++) {
+                SuiteBenchmark local = benchmark(name, sizes[k], threads.get(0));
+                local.setUp();
+                try {
+                    inputBytes[k] = local.workload().batchBytes();
+                    gradientBytes = local.workload().parameterBytes();
+                    for (BenchMethod m : measured) {
+                        if (failed.contains(m)) {
+                            continue;
+                        }
+                        try {
+                            m.callOnce(local);
+                            long peak = PeakMemory.peakExtraBytes(() -> m.callOnce(local));
+                            peaks.computeIfAbsent(m, x -> new long[2])[k] = peak;
+                        } catch (RuntimeException | LinkageError e) {
+                            // A method that fails on the model is reported by the preflight, in its own words.
+                            failed.add(m);
+                        }
+                    }
+                } finally {
+                    local.tearDown();
+                }
+            }
+            peaks.keySet().removeAll(failed);
+            if (peaks.isEmpty()) {
+                return;
+            }
+            MemoryEstimate estimate = new MemoryEstimate(name, small, large, peaks,
+                    Math.max(0, inputBytes[1] / large), gradientBytes);
+            if (estimate.exceeds(largest, available.getAsLong())) {
+                throw new BadInputException(estimate.refusal(largest, available.getAsLong()));
             }
         }
 

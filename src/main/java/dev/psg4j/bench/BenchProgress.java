@@ -30,6 +30,10 @@ abstract class BenchProgress implements AutoCloseable {
         }
 
         @Override
+        void status(String what) {
+        }
+
+        @Override
         public void close() {
         }
     };
@@ -46,6 +50,11 @@ abstract class BenchProgress implements AutoCloseable {
             }
 
             @Override
+            void status(String what) {
+                bar.setExtraMessage(what).refresh();
+            }
+
+            @Override
             public void close() {
                 bar.close();
             }
@@ -54,6 +63,9 @@ abstract class BenchProgress implements AutoCloseable {
 
     /** One step done; {@code what} is shown next to the bar (the benchmark now running). */
     abstract void step(String what);
+
+    /** What starts now, shown next to the bar at once (a model set up at a large B takes a while before its step). */
+    abstract void status(String what);
 
     @Override
     public abstract void close();

@@ -2,6 +2,7 @@ package dev.psg4j.bench;
 
 import dev.psg4j.bridge.NativeCore;
 import dev.psg4j.bridge.Natives;
+import dev.psg4j.internal.SystemMemory;
 
 import org.bytedeco.javacpp.Pointer;
 
@@ -149,7 +150,7 @@ final class PeakMemory {
         try {
             for (String line : Files.readAllLines(STATUS, StandardCharsets.US_ASCII)) {
                 if (line.startsWith(field)) {
-                    return ProcessMemory.kilobyteField(line.substring(field.length()));
+                    return SystemMemory.kilobyteField(line.substring(field.length()));
                 }
             }
         } catch (IOException | NumberFormatException e) {

@@ -1,5 +1,7 @@
 package dev.psg4j.bench;
 
+import dev.psg4j.internal.SystemMemory;
+
 import org.bytedeco.javacpp.Pointer;
 
 import java.io.BufferedReader;
@@ -83,7 +85,7 @@ final class ProcessMemory {
         boolean inHeap = false;
         for (String line = smaps.readLine(); line != null; line = smaps.readLine()) {
             if (line.startsWith(ANONYMOUS)) {
-                long bytes = kilobyteField(line.substring(ANONYMOUS.length()));
+                long bytes = SystemMemory.kilobyteField(line.substring(ANONYMOUS.length()));
                 resident += bytes;
                 heapResident += inHeap ? bytes : 0;
                 continue;
@@ -125,10 +127,5 @@ final class ProcessMemory {
         } catch (JMException | RuntimeException e) {
             return "";
         }
-    }
-
-    /** The bytes of a "   1234 kB" field, as /proc's status and smaps files write them. */
-    static long kilobyteField(String field) {
-        return Long.parseLong(field.strip().split("\\s+")[0]) * 1024;
     }
 }

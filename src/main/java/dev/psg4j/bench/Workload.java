@@ -71,6 +71,17 @@ final class Workload implements AutoCloseable {
         return batch.size();
     }
 
+    /** The bytes of the batch: every input and target tensor's elements × element size. */
+    long batchBytes() {
+        return java.util.stream.Stream.concat(inputs.stream(), targets.stream())
+                .mapToLong(t -> t.numel() * t.element_size()).sum();
+    }
+
+    /** The bytes of the trainable parameters (|θ| × element size): one sample's per-sample gradients. */
+    long parameterBytes() {
+        return model.trainableParameters().values().stream().mapToLong(t -> t.numel() * t.element_size()).sum();
+    }
+
     /** A check of this model, batch and loss (on their device); the caller adds the mode, reductions and threads. */
     PerSampleCheck.Builder check() {
         return PerSampleCheck.builder().model(model).inputs(inputs).targets(targets).loss(loss).batchDim(batchDim)

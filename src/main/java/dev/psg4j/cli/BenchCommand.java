@@ -165,24 +165,10 @@ final class BenchCommand implements Callable<Integer> {
             }
             builder.models(models);
         }
-        Failures.requireFolderOf(json, "--json");
-        Failures.requireFolderOf(html, "--html");
+        ReportFiles reports = ReportFiles.of(json, html);
         BenchResult result = builder.run();
-        if (json != null) {
-            Failures.writing(json, "--json", () -> result.writeJson(json));
-        }
-        if (html != null) {
-            Failures.writing(html, "--html", () -> result.writeHtml(html));
-        }
         out.print(result.table());
-        if (json != null) {
-            out.println("JSON results written to " + json);
-        }
-        if (html != null) {
-            out.println("HTML page written to " + html);
-        }
-        out.flush();
-        return Psg4jCli.PASSED;
+        return reports.write(spec, Psg4jCli.PASSED, result::writeJson, "JSON results", result::writeHtml, "HTML page");
     }
 
     /** The user's model, or null for the suite; --target and --loss only with it. */
@@ -208,11 +194,8 @@ final class BenchCommand implements Callable<Integer> {
      */
     private EngineSpec engineSpec() {
         Map<String, String> options = engines.options(engines.engine);
+        engines.requireApplicable(spec, null);
         if (EngineOptions.DEFAULT_ENGINE.equals(engines.engine) && options.isEmpty()) {
-            if (!engines.plugins.isEmpty()) {
-                throw new BadInputException("--plugin given without --engine: name the plug-in's grad sampler with "
-                        + "--engine NAME ('psg4j engines --plugin JAR' lists them)");
-            }
             return null;
         }
         return new EngineSpec(engines.engine, options, engines.plugins);

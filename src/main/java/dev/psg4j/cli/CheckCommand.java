@@ -89,7 +89,7 @@ final class CheckCommand implements Callable<Integer> {
             description = "torch.save of a dict {parameter name: Tensor[B, *shape]} for the one --reduction given")
     Path candidate;
 
-    // ---- norms-only and clipped-sum candidates (issue 10) ----
+    // ---- norms-only and clipped-sum candidates ----
     @Option(names = "--candidate-norms", paramLabel = "NORMS.pt",
             description = "torch.save of per-sample gradient norms for the one --reduction: a tensor [B] (each "
                     + "sample's whole-gradient norm) or a dict {parameter name: Tensor[B]} (e.g. Opacus ghost clipping's)")
@@ -132,6 +132,9 @@ final class CheckCommand implements Callable<Integer> {
 
     /** The canonical device of this run, set first thing in {@link #check()}. */
     private String device;
+
+    /** The --json and --html files, checked with the options before any work. */
+    private ReportFiles reports;
 
     @Option(names = "--json", paramLabel = "REPORT.json", description = "also write the report as JSON")
     Path json;
@@ -182,28 +185,25 @@ final class CheckCommand implements Callable<Integer> {
                 builder.seed(seed);
             }
             CheckReport report;
-            try (PerSampleCheck check = builder.build()) {
+            try (PerSampleCheck check = build(builder, inputs, targets)) {
                 report = otherCandidate() ? runOtherCandidate(check, reductions.get(0)) : check.run(sampler);
             } catch (ModelExecutionException e) {
                 throw source.explainDtype(m, inputs, e);
             }
-            if (json != null) {
-                Failures.writing(json, "--json", () -> report.writeJson(json));
-            }
-            if (html != null) {
-                Failures.writing(html, "--html", () -> report.writeHtml(html));
-            }
             PrintWriter out = spec.commandLine().getOut();
             out.print(report.summary());
             out.print(report.table());
-            if (json != null) {
-                out.println("JSON report written to " + json);
-            }
-            if (html != null) {
-                out.println("HTML report written to " + html);
-            }
-            out.flush();
-            return report.passed() ? Psg4jCli.PASSED : Psg4jCli.FAILED;
+            return reports.write(spec, report.passed() ? Psg4jCli.PASSED : Psg4jCli.FAILED, report::writeJson,
+                    "JSON report", report::writeHtml, "HTML report");
+        }
+    }
+
+    /** The check; a batch whose targets do not fit the batch dimension is refused in the options' names. */
+    private PerSampleCheck build(PerSampleCheck.Builder builder, List<Tensor> inputs, List<Tensor> targets) {
+        try {
+            return builder.build();
+        } catch (BadInputException e) {
+            throw source.explainBatchDims(inputs, targets, targetBatchDim, e);
         }
     }
 
@@ -216,10 +216,22 @@ final class CheckCommand implements Callable<Integer> {
             throw new BadInputException("--mode sketch needs the probes (a sketch is valid only on a batch-independent, "
                     + "deterministic model): drop --no-probes or use --mode exact");
         }
+        boolean sketch = CheckMode.named(mode) == CheckMode.SKETCH;
+        for (String option : List.of("--projections", "--seed")) {
+            Failures.requireApplies(spec, option, sketch, "--mode sketch", "add --mode sketch, or drop " + option);
+        }
         if (projections != null) {
             PerSampleCheck.builder().projections(projections);
         }
+        Failures.requireApplies(spec, "--probe-samples", !noProbes, "the probes",
+                "--no-probes skips them; drop one of the two");
         probing.probeSamples();
+        Failures.requireApplies(spec, "--cuda-graphs", device.startsWith("cuda"), "--device cuda",
+                "the reference runs on the CPU here; add --device cuda, or drop --cuda-graphs");
+        Failures.requireApplies(spec, "--target-batch-dim", target != null, "--target",
+                "give the targets with --target Y.pt, or drop --target-batch-dim");
+        engines.requireApplicable(spec, candidate != null ? "--candidate" : candidateNorms != null ? "--candidate-norms"
+                : candidateClippedSum != null ? "--candidate-clipped-sum" : null);
         checkOtherCandidateOptions(reductions);
         if (candidate != null && reductions.size() != 1) {
             throw new BadInputException("--candidate holds gradients for one reduction: say which with "
@@ -228,15 +240,14 @@ final class CheckCommand implements Callable<Integer> {
         if (threads != null) {
             Threads.checked(threads, "--threads");
         }
-        Failures.requireFolderOf(json, "--json");
-        Failures.requireFolderOf(html, "--html");
+        reports = ReportFiles.of(json, html);
         if (target == null && (lossFn == Loss.MSE || lossFn == Loss.CROSS_ENTROPY)) {
             throw new BadInputException("loss " + lossFn.name() + " needs targets: give --target Y.pt "
                     + "(or use --loss l1 or sum, which need none)");
         }
     }
 
-    // ---- norms-only and clipped-sum candidates (issue 10) ----
+    // ---- norms-only and clipped-sum candidates ----
     private boolean otherCandidate() {
         return candidateNorms != null || candidateClippedSum != null;
     }

@@ -73,8 +73,8 @@ final class ConformCommand implements Callable<Integer> {
         String device = devices.canonical();
         List<Long> sizes = CommaLists.of("--batch", batch, "batch sizes such as 3,8",
                 entry -> CommaLists.positiveLong("--batch", entry));
-        Failures.requireFolderOf(json, "--json");
-        Failures.requireFolderOf(html, "--html");
+        ReportFiles reports = ReportFiles.of(json, html);
+        engines.requireApplicable(spec, null);
         try (GradSamplers registry = engines.registry()) {
             GradSampler sampler = engines.sampler(registry);
             Conformance run = Conformance.of(sampler).batchSizes(sizes.stream().mapToLong(Long::longValue).toArray())
@@ -87,25 +87,13 @@ final class ConformCommand implements Callable<Integer> {
             }
             run.selected();  // a --only that matches nothing is bad input, before anything runs
             ConformanceReport report = run.run();
-            if (json != null) {
-                Failures.writing(json, "--json", () -> report.writeJson(json));
-            }
-            if (html != null) {
-                Failures.writing(html, "--html", () -> report.writeHtml(html));
-            }
             PrintWriter out = spec.commandLine().getOut();
             if (!quiet) {
                 out.print(report.table());
             }
             out.print(report.summary());
-            if (json != null) {
-                out.println("JSON report written to " + json);
-            }
-            if (html != null) {
-                out.println("HTML report written to " + html);
-            }
-            out.flush();
-            return report.passed() ? Psg4jCli.PASSED : Psg4jCli.FAILED;
+            return reports.write(spec, report.passed() ? Psg4jCli.PASSED : Psg4jCli.FAILED, report::writeJson,
+                    "JSON report", report::writeHtml, "HTML report");
         }
     }
 

@@ -4,6 +4,7 @@ import dev.psg4j.BadInputException;
 import dev.psg4j.check.GradSampler;
 import dev.psg4j.engine.GradSamplers;
 
+import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 
 import java.nio.file.Path;
@@ -39,6 +40,25 @@ final class EngineOptions {
     @Option(names = "--randomness", paramLabel = "MODE",
             description = "vmap: what random ops do: error (default), different (per sample) or same")
     String randomness;
+
+    /** The options here that choose or tune the engine, as given on the command line. */
+    static final List<String> NAMES = List.of("--engine", "--plugin", "--engine-option", "--chunk-size", "--randomness");
+
+    /**
+     * Refuses every engine option given where no engine runs ({@code gradientsFrom} says what
+     * gives the gradients instead, e.g. "--candidate"), and a --plugin without --engine, whose
+     * jar's sampler would go unused.
+     */
+    void requireApplicable(CommandSpec spec, String gradientsFrom) {
+        for (String option : NAMES) {
+            Failures.requireApplies(spec, option, gradientsFrom == null, "a check that runs an engine",
+                    "the gradients come from " + gradientsFrom + ", so no engine runs; drop " + option);
+        }
+        if (!plugins.isEmpty() && !spec.commandLine().getParseResult().hasMatchedOption("--engine")) {
+            throw new BadInputException("--plugin given without --engine: name the plug-in's grad sampler with "
+                    + "--engine NAME ('psg4j engines --plugin JAR' lists them)");
+        }
+    }
 
     /** The registry of built-ins and the plug-ins given; the caller closes it. */
     GradSamplers registry() {

@@ -8,9 +8,6 @@ import dev.psg4j.UnsupportedModelException;
 import picocli.CommandLine.Model.CommandSpec;
 
 import java.io.PrintWriter;
-import java.io.UncheckedIOException;
-import java.nio.file.Files;
-import java.nio.file.Path;
 import java.util.concurrent.Callable;
 
 /** How the CLI turns exceptions into exit status 2 and one line on stderr. */
@@ -48,30 +45,12 @@ final class Failures {
     }
 
     /**
-     * Refuses an output path whose folder does not exist, before any work is done; {@code option}
-     * names it in the message (e.g. "--json"). A null path (option not given) passes.
+     * Refuses {@code option} where the user gave it but it does not apply to this command line
+     * (rather than ignoring it silently): one line saying what it applies to and what to do.
      */
-    static void requireFolderOf(Path file, String option) {
-        if (file == null) {
-            return;
-        }
-        Path folder = file.toAbsolutePath().getParent();
-        if (folder != null && !Files.isDirectory(folder)) {
-            throw new BadInputException("cannot write " + option + " " + file + ": folder " + file.getParent()
-                    + " does not exist; create it or give another " + option + " path");
-        }
-    }
-
-    /**
-     * Runs {@code write}, which writes {@code file} for {@code option}; an I/O failure becomes a
-     * BadInputException saying which file could not be written and why.
-     */
-    static void writing(Path file, String option, Runnable write) {
-        try {
-            write.run();
-        } catch (UncheckedIOException e) {
-            throw new BadInputException("cannot write " + option + " " + file + " (" + e.getCause().getMessage()
-                    + "): give a writable path", e);
+    static void requireApplies(CommandSpec spec, String option, boolean applies, String appliesTo, String remedy) {
+        if (!applies && spec.commandLine().getParseResult().hasMatchedOption(option)) {
+            throw new BadInputException(option + " applies to " + appliesTo + " only: " + remedy);
         }
     }
 

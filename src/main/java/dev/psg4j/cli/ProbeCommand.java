@@ -1,5 +1,6 @@
 package dev.psg4j.cli;
 
+import dev.psg4j.ModelExecutionException;
 import dev.psg4j.check.Batch;
 import dev.psg4j.check.Probes;
 import dev.psg4j.model.Model;
@@ -53,18 +54,19 @@ final class ProbeCommand implements Callable<Integer> {
     private int probe() {
         String device = devices.canonical();
         int probeSamples = probing.probeSamples();
-        Failures.requireFolderOf(json, "--json");
+        ReportFiles reports = ReportFiles.json(json);
         try (Model m = source.model(device);
              Batch batch = new Batch(source.inputs(), List.of(), source.batchDim, source.batchDim, device)) {
-            ProbeReport report = Probes.report(m, batch, probeSamples);
+            ProbeReport report;
+            try {
+                report = Probes.report(m, batch, probeSamples);
+            } catch (ModelExecutionException e) {
+                throw source.explainDtype(m, batch.inputs(), e);
+            }
             PrintWriter out = spec.commandLine().getOut();
             out.print(describe(report));
-            if (json != null) {
-                Failures.writing(json, "--json", () -> report.writeJson(json));
-                out.println("JSON report written to " + json);
-            }
-            out.flush();
-            return report.passed() ? Psg4jCli.PASSED : Psg4jCli.FAILED;
+            return reports.write(spec, report.passed() ? Psg4jCli.PASSED : Psg4jCli.FAILED, report::writeJson,
+                    "JSON report");
         }
     }
 

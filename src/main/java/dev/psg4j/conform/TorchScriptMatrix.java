@@ -6,6 +6,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.psg4j.BadInputException;
 import dev.psg4j.check.Loss;
 import dev.psg4j.engine.TensorMaps;
+import dev.psg4j.internal.InputFiles;
 import dev.psg4j.model.Model;
 import dev.psg4j.model.Models;
 
@@ -13,6 +14,7 @@ import org.bytedeco.pytorch.Tensor;
 
 import java.io.IOException;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -36,10 +38,11 @@ public final class TorchScriptMatrix {
     public static List<Configuration> load(Path dir) {
         BadInputException.requireNonNull(dir, "dir", "a folder with manifest.json");
         Path manifest = dir.resolve("manifest.json");
-        if (!Files.isRegularFile(manifest)) {
-            throw new BadInputException("--torchscript " + dir + " has no manifest.json: give a folder laid out as "
-                    + "psg4j's TorchScript layer matrix (manifest.json and one folder per entry)");
+        String layout = "a folder laid out as psg4j's TorchScript layer matrix (manifest.json and one folder per entry)";
+        if (!Files.exists(manifest, LinkOption.NOFOLLOW_LINKS)) {
+            throw new BadInputException("--torchscript " + dir + " has no manifest.json: give " + layout);
         }
+        InputFiles.requireReadable(manifest, "", "a JSON list of entries in " + layout);
         JsonNode entries;
         try {
             entries = new ObjectMapper().readTree(manifest.toFile());

@@ -3,12 +3,12 @@ package dev.psg4j.engine;
 import dev.psg4j.BadInputException;
 import dev.psg4j.Psg4jException;
 import dev.psg4j.check.GradSampler;
+import dev.psg4j.internal.InputFiles;
 
 import java.io.IOException;
 import java.net.MalformedURLException;
 import java.net.URL;
 import java.net.URLClassLoader;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.CodeSource;
 import java.util.ArrayList;
@@ -208,10 +208,7 @@ public final class GradSamplers implements AutoCloseable {
     private static Path requireJar(Path jar) {
         BadInputException.requireNonNull(jar, "a plug-in path", "the path of a jar");
         Path absolute = jar.toAbsolutePath().normalize();
-        if (!Files.isRegularFile(absolute)) {
-            throw new BadInputException("plug-in " + jar + (Files.isDirectory(absolute) ? " is a directory" : " does not exist")
-                    + ": give the jar that holds your GradSamplerProvider (--plugin my-sampler.jar)");
-        }
+        InputFiles.requireReadable(jar, "plug-in", "the jar that holds your GradSamplerProvider (--plugin my-sampler.jar)");
         try (ZipFile zip = new ZipFile(absolute.toFile())) {
             if (zip.getEntry(SERVICE_FILE) == null) {
                 throw new BadInputException("plug-in " + jar + " has no " + SERVICE_FILE

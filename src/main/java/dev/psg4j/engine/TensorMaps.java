@@ -4,6 +4,7 @@ import dev.psg4j.BadInputException;
 import dev.psg4j.bridge.NativeCore;
 import dev.psg4j.bridge.NativeCore.NamedTensorList;
 import dev.psg4j.bridge.Natives;
+import dev.psg4j.internal.InputFiles;
 
 import org.bytedeco.pytorch.Tensor;
 
@@ -17,11 +18,13 @@ public final class TensorMaps {
 
     /**
      * Reads a file written by Python's torch.save: a tensor, a tuple or list of tensors or a dict
-     * {name: tensor}, and says which it held. A missing, empty or unreadable file, or a directory,
-     * is a BadInputException.
+     * {name: tensor}, and says which it held. A missing, empty or unreadable file, a directory, a
+     * pipe or device, a file larger than the memory available ({@link InputFiles}), a tensor on
+     * the meta device (no data) is a BadInputException.
      */
     public static TensorFile read(Path file) {
         BadInputException.requireNonNull(file, "file", "the path of a file written by torch.save");
+        InputFiles.requireReadable(file, "", "the file written by torch.save");
         try (NamedTensorList list = new NamedTensorList()) {
             TensorContainer container = Natives.call(() -> NativeCore.load_tensor_file(file.toString(), list));
             return new TensorFile(container, Natives.toMap(list));

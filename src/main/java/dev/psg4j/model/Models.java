@@ -3,6 +3,7 @@ package dev.psg4j.model;
 import dev.psg4j.BadInputException;
 import dev.psg4j.bridge.NativeCore;
 import dev.psg4j.bridge.Natives;
+import dev.psg4j.internal.InputFiles;
 
 import org.bytedeco.javacpp.Pointer;
 import org.bytedeco.pytorch.JitModule;
@@ -11,7 +12,6 @@ import org.bytedeco.pytorch.StringVector;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorVector;
 
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
@@ -61,18 +61,12 @@ public final class Models {
 
     /**
      * Loads a TorchScript file in the train/eval mode it was saved in; a missing, corrupt or
-     * non-TorchScript file is a BadInputException.
+     * non-TorchScript file, or one that is no regular file or is larger than the memory available
+     * ({@link InputFiles}), is a BadInputException.
      */
     public static JitModule loadTorchScript(Path file) {
         BadInputException.requireNonNull(file, "file", "the path of a TorchScript file");
-        if (Files.isDirectory(file)) {
-            throw new BadInputException("model " + file + " is a directory: give the TorchScript file itself, "
-                    + "written by torch.jit.script(model).save(path)");
-        }
-        if (!Files.isRegularFile(file)) {
-            throw new BadInputException("model file " + file + " does not exist: give a TorchScript file "
-                    + "written by torch.jit.script(model).save(path)");
-        }
+        InputFiles.requireReadable(file, "model file", "a TorchScript file written by torch.jit.script(model).save(path)");
         NativeCore.load();
         try {
             // Kept in the mode it was saved in: a model saved in train mode (BatchNorm batch

@@ -1,11 +1,13 @@
 package dev.psg4j.check;
 
+import dev.psg4j.BadFiles;
 import dev.psg4j.BadInputException;
 import dev.psg4j.Fixtures;
 import dev.psg4j.ModelExecutionException;
 import dev.psg4j.UnsupportedModelException;
 import dev.psg4j.bench.Bench;
 import dev.psg4j.engine.Engines;
+import dev.psg4j.engine.GradSamplers;
 import dev.psg4j.engine.TensorMaps;
 import dev.psg4j.model.Model;
 import dev.psg4j.model.Models;
@@ -18,6 +20,7 @@ import org.bytedeco.pytorch.SequentialImpl;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.function.Executable;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
@@ -32,6 +35,7 @@ import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.TimeUnit;
 import java.util.function.UnaryOperator;
 import java.util.stream.Stream;
 
@@ -304,7 +308,7 @@ class ApiBadInputCorpusTest {
                 bad("Models.torchScript((Path) null)", () -> Models.torchScript((Path) null), "file is null"),
                 bad("Models.torchScript(missing file)", () -> Models.torchScript(Path.of("no/such/model.pt")),
                         "does not exist"),
-                bad("Models.torchScript(directory)", () -> Models.torchScript(tempDir()), "is a directory"),
+                bad("Models.torchScript(directory)", () -> Models.torchScript(tempDir()), "is a directory, not a file"),
                 bad("Models.torchScript(corrupt.pt)", () -> Models.torchScript(Fixtures.root().resolve("corrupt.pt")),
                         "cannot load"),
                 bad("Models.torchScript(tensor_only.pt)", () -> Models.torchScript(
@@ -351,15 +355,33 @@ class ApiBadInputCorpusTest {
                 bad("Loss.named(null)", () -> Loss.named(null), "name is null"),
                 // Files.
                 bad("TensorMaps.read(null)", () -> TensorMaps.read(null), "file is null"),
-                bad("TensorMaps.read(missing)", () -> TensorMaps.read(Path.of("no/such/x.pt")), "cannot open"),
+                bad("TensorMaps.read(missing)", () -> TensorMaps.read(Path.of("no/such/x.pt")),
+                        "no/such/x.pt does not exist"),
                 bad("TensorMaps.read(corrupt.pt)", () -> TensorMaps.read(Fixtures.root().resolve("corrupt.pt")),
                         "cannot read"),
                 bad("TensorMaps.read(directory)", () -> TensorMaps.read(tempDir()), "is a directory"),
-                bad("TensorMaps.read(empty file)", () -> TensorMaps.read(tempFile("empty")), "is empty"));
+                bad("TensorMaps.read(empty file)", () -> TensorMaps.read(tempFile("empty")), "is empty"),
+                bad("TensorMaps.read(a named pipe)", () -> TensorMaps.read(BadFiles.fifo(tempDir(), "x.pt")),
+                        "is a named pipe (FIFO), not a regular file"),
+                bad("TensorMaps.read(/dev/zero)", () -> TensorMaps.read(Path.of("/dev/zero")),
+                        "/dev/zero is a character device, not a regular file"),
+                bad("TensorMaps.read(a symbolic link loop)", () -> TensorMaps.read(BadFiles.symlinkLoop(tempDir(),
+                        "x.pt")), "is a symbolic link loop"),
+                bad("TensorMaps.read(1 TiB)", () -> TensorMaps.read(BadFiles.sparse(tempDir(), "x.pt", 1L << 40)),
+                        "is 1.0 TiB, more than the"),
+                bad("TensorMaps.read(a meta-device tensor)", () -> TensorMaps.read(BadFiles.metaTensor(tempDir(),
+                        "x.pt", true)), "holds a tensor on the meta device, which has a shape but no data"),
+                bad("Models.torchScript(a named pipe)", () -> Models.torchScript(BadFiles.fifo(tempDir(), "m.pt")),
+                        "is a named pipe (FIFO), not a regular file"),
+                bad("Models.torchScript(/dev/null)", () -> Models.torchScript(Path.of("/dev/null")),
+                        "model file /dev/null is a character device, not a regular file"),
+                bad("GradSamplers.withPlugins(a named pipe)", () -> GradSamplers.withPlugins(List.of(
+                        BadFiles.fifo(tempDir(), "p.jar"))), "is a named pipe (FIFO)"));
     }
 
     @ParameterizedTest(name = "{0}")
     @MethodSource("badInputs")
+    @Timeout(value = 60, unit = TimeUnit.SECONDS, threadMode = Timeout.ThreadMode.SEPARATE_THREAD)
     void throwsTypedNamingTheCause(String what, Executable call, Class<? extends Throwable> type, String mentions) {
         Throwable e = assertThrows(type, call);
         assertFalse(e instanceof UnsupportedModelException, () -> "blames the engine: " + e);

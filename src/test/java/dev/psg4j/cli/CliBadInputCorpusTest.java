@@ -1,8 +1,11 @@
 package dev.psg4j.cli;
 
+import dev.psg4j.BadFiles;
 import dev.psg4j.Fixtures;
 
+import org.bytedeco.pytorch.global.torch;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
@@ -13,6 +16,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.TimeUnit;
 import java.util.function.Function;
 import java.util.stream.Stream;
 
@@ -101,20 +105,64 @@ class CliBadInputCorpusTest {
         return Stream.of(
                 // Files that are missing, folders, empty or of the wrong kind.
                 of("missing model file", List.of("check", "--model", mlp("no_such_model.pt"), "--input", X),
-                        "does not exist"),
+                        "model file " + mlp("no_such_model.pt") + " does not exist"),
                 of("corrupt.pt as model", List.of("check", "--model", Fixtures.root().resolve("corrupt.pt").toString(),
                         "--input", X), "cannot load"),
                 of("tensor_only.pt as model", List.of("check", "--model",
                         Fixtures.root().resolve("tensor_only.pt").toString(), "--input", X), "not torch.save"),
                 of("an input file as model", List.of("check", "--model", X, "--input", X), "as a TorchScript module"),
                 inDir("a directory as model", d -> List.of("check", "--model", d.toString(), "--input", X),
-                        "is a directory: give the TorchScript file itself"),
+                        "is a directory, not a file: give a TorchScript file"),
                 of("missing input file", List.of("check", "--model", MODEL, "--input", mlp("no_such_x.pt")),
-                        "cannot open " + mlp("no_such_x.pt")),
+                        mlp("no_such_x.pt") + " does not exist: give the file written by torch.save"),
                 inDir("a directory as input", d -> checkWith("--input", d.toString()), "is a directory"),
                 inDir("a directory as target", d -> checkWith("--target", d.toString()), "is a directory"),
                 inDir("a directory as candidate", d -> check("--candidate", d.toString(), "--reduction", "sum"),
-                        "is a directory: give the file written by torch.save"),
+                        "is a directory, not a file: give the file written by torch.save"),
+                inDir("a named pipe as model", d -> checkWith("--model", BadFiles.fifo(d, "m.pt").toString()),
+                        "model file %DIR%/m.pt is a named pipe (FIFO), not a regular file"),
+                inDir("a named pipe as input", d -> checkWith("--input", BadFiles.fifo(d, "x.pt").toString()),
+                        "%DIR%/x.pt is a named pipe (FIFO), not a regular file: psg4j reads only regular "
+                                + "files"),
+                inDir("a named pipe as target", d -> checkWith("--target", BadFiles.fifo(d, "y.pt").toString()),
+                        "is a named pipe (FIFO)"),
+                inDir("a named pipe as candidate", d -> check("--candidate", BadFiles.fifo(d, "g.pt").toString(),
+                        "--reduction", "sum"), "is a named pipe (FIFO)"),
+                inDir("a named pipe as norms", d -> check("--candidate-norms", BadFiles.fifo(d, "n.pt").toString(),
+                        "--reduction", "sum"), "is a named pipe (FIFO)"),
+                inDir("a named pipe as plug-in", d -> check("--engine", "x", "--plugin",
+                        BadFiles.fifo(d, "p.jar").toString()), "plug-in %DIR%/p.jar is a named pipe"),
+                of("/dev/zero as input", checkWith("--input", "/dev/zero"),
+                        "/dev/zero is a character device, not a regular file"),
+                of("/dev/null as model", checkWith("--model", "/dev/null"),
+                        "model file /dev/null is a character device, not a regular file"),
+                inDir("a symbolic link loop as input", d -> checkWith("--input",
+                        BadFiles.symlinkLoop(d, "x.pt").toString()), "x.pt is a symbolic link loop"),
+                inDir("a symbolic link loop as model", d -> checkWith("--model",
+                        BadFiles.symlinkLoop(d, "m.pt").toString()), "m.pt is a symbolic link loop"),
+                inDir("a dangling symbolic link as input", d -> checkWith("--input",
+                        BadFiles.danglingLink(d, "x.pt").toString()),
+                        "x.pt is a symbolic link to " + "%DIR%/no_such_target.pt, which does not exist"),
+                inDir("a 1 TiB input", d -> checkWith("--input", BadFiles.sparse(d, "x.pt", 1L << 40).toString()),
+                        "x.pt is 1.0 TiB, more than the "),
+                inDir("a 1 TiB model", d -> checkWith("--model", BadFiles.sparse(d, "m.pt", 1L << 40).toString()),
+                        "m.pt is 1.0 TiB, more than the "),
+                inDir("a meta-device tensor as input", d -> checkWith("--input",
+                        BadFiles.metaTensor(d, "x.pt", true).toString()),
+                        "x.pt holds a tensor on the meta device, which has a shape but no data"),
+                inDir("a meta-device tensor without its data record", d -> checkWith("--input",
+                        BadFiles.metaTensor(d, "x.pt", false).toString()),
+                        "x.pt holds a tensor on the meta device, which has a shape but no data"),
+                inDir("probe: a named pipe as input", d -> List.of("probe", "--model", MODEL, "--input",
+                        BadFiles.fifo(d, "x.pt").toString()), "is a named pipe (FIFO)"),
+                inDir("bench: a named pipe as input", d -> List.of("bench", "--model", MODEL, "--input",
+                        BadFiles.fifo(d, "x.pt").toString()), "is a named pipe (FIFO)"),
+                inDir("conform: a named pipe as manifest", d -> {
+                    BadFiles.fifo(d, "manifest.json");
+                    return List.of("conform", "--torchscript", d.toString());
+                }, "manifest.json is a named pipe (FIFO)"),
+                of("bench: B = 1000000 on mlp", List.of("bench", "--batch", "1000000", "--suite", "mlp", "--methods",
+                        "vmap"), "mlp at B = 1000000 needs about "),
                 inDir("an empty input file", d -> checkWith("--input", emptyFile(d)), "is empty"),
                 inDir("an empty target file", d -> checkWith("--target", emptyFile(d)), "is empty"),
                 inDir("an empty candidate file", d -> check("--candidate", emptyFile(d), "--reduction", "sum"),
@@ -137,7 +185,21 @@ class CliBadInputCorpusTest {
                 of("float64 input for a float32 model", checkWith("--input", bad("x_float64.pt")),
                         "input 0 is Double but the model's parameters are Float: save the batch in the model's dtype"),
                 of("int64 input for a float32 model", checkWith("--input", bad("x_int64.pt")),
-                        "RuntimeError: mat1 and mat2 must have the same dtype"),
+                        "input 0 is Long (integers) but the model computes in Float: save the batch as x.float()"),
+                inDir("int32 input for a float32 model", d -> checkWith("--input", BadFiles.tensor(d, "x_int32.pt",
+                        torch.ones(6, 8).to(torch.ScalarType.Int)).toString()),
+                        "input 0 is Int (integers) but the model computes in Float: save the batch as x.float()"),
+                inDir("uint8 input for a float32 model", d -> checkWith("--input", BadFiles.tensor(d, "x_uint8.pt",
+                        torch.ones(6, 8).to(torch.ScalarType.Byte)).toString()),
+                        "input 0 is Byte (integers) but the model computes in Float: save the batch as x.float()"),
+                inDir("float32 input for a float64 model", d -> checkWith("--model",
+                        BadFiles.mlpModelIn(d, torch.ScalarType.Double).toString()),
+                        "input 0 is Float but the model's parameters are Double: save the batch in the model's dtype "
+                                + "(x.double()) or the model in the batch's (model.float())"),
+                inDir("float32 input for a float16 model", d -> checkWith("--model",
+                        BadFiles.mlpModelIn(d, torch.ScalarType.Half).toString()),
+                        "input 0 is Float but the model's parameters are Half: save the batch in the model's dtype "
+                                + "(x.half())"),
                 of("a scalar as input", checkWith("--input", bad("x_scalar.pt")), "input 0 is a scalar (shape [])"),
                 of("an empty tuple as input", checkWith("--input", bad("x_empty_tuple.pt")),
                         "holds a tuple of 0 tensors: save at least one tensor"),
@@ -187,6 +249,14 @@ class CliBadInputCorpusTest {
                 // Options.
                 of("--batch-dim 5", check("--batch-dim", "5"), "batch dimension 5 is out of range for input 0"),
                 of("--batch-dim -3", check("--batch-dim", "-3"), "batch dimension -3 is out of range"),
+                of("--batch-dim -1 with targets of one dimension", check("--batch-dim", "-1"),
+                        "--batch-dim -1 takes dimension 1 of input 0 (shape [6, 8]) as the batch, 8 samples, but "
+                                + "dimension 0 of target 0 (shape [6]) holds 6 (the targets' batch dimension is "
+                                + "--batch-dim unless --target-batch-dim gives theirs): if the samples are along "
+                                + "dimension 0 of input 0, give --batch-dim 0"),
+                of("--batch-dim -2 with targets of one dimension", check("--batch-dim", "-2"),
+                        "--batch-dim -2 is out of range for target 0 (shape [6]), rank 1 (the targets' batch dimension "
+                                + "is --batch-dim unless --target-batch-dim gives theirs): give --target-batch-dim 0"),
                 of("--target-batch-dim 1 of 1-d targets", check("--target-batch-dim", "1"),
                         "batch dimension 1 is out of range for target 0"),
                 of("unknown --loss", List.of("check", "--model", MODEL, "--input", X, "--loss", "hinge"),
@@ -208,12 +278,32 @@ class CliBadInputCorpusTest {
                 of("negative --atol", check("--atol", "-1"), "tolerances must be finite and >= 0"),
                 of("--atol NaN", check("--atol", "NaN"), "atol=NaN"),
                 of("--rtol Infinity", check("--rtol", "Infinity"), "rtol=Infinity"),
+                of("--projections without --mode sketch", check("--projections", "4"),
+                        "--projections applies to --mode sketch only: add --mode sketch, or drop --projections"),
+                of("--seed without --mode sketch", check("--seed", "7"), "--seed applies to --mode sketch only"),
+                of("--chunk-size with --candidate", check("--candidate", GRADS_SUM, "--reduction", "sum",
+                        "--chunk-size", "2"), "--chunk-size applies to a check that runs an engine only: the gradients "
+                        + "come from --candidate, so no engine runs; drop --chunk-size"),
+                of("--engine with --candidate", check("--candidate", GRADS_SUM, "--reduction", "sum",
+                        "--engine", "microbatch"), "--engine applies to a check that runs an engine only"),
+                of("--randomness with --candidate-norms", check("--candidate-norms", GRADS_SUM, "--reduction", "sum",
+                        "--randomness", "same"), "the gradients come from --candidate-norms, so no engine runs"),
+                of("--probe-samples with --no-probes", check("--no-probes", "--probe-samples", "3"),
+                        "--probe-samples applies to the probes only: --no-probes skips them"),
+                of("--cuda-graphs on the cpu", check("--cuda-graphs"), "--cuda-graphs applies to --device cuda only"),
+                of("--target-batch-dim without --target", List.of("check", "--model", MODEL, "--input", X,
+                        "--target-batch-dim", "0"), "--target-batch-dim applies to --target only"),
+                of("--plugin without --engine", check("--plugin", MODEL), "--plugin given without --engine"),
+                of("conform: --plugin without --engine", List.of("conform", "--plugin", MODEL),
+                        "--plugin given without --engine"),
                 of("--json in a missing folder", check("--json", mlp("no_such_dir/report.json")),
                         "folder " + mlp("no_such_dir") + " does not exist"),
                 of("--html in a missing folder", check("--html", mlp("no_such_html_dir/report.html")),
                         "no_such_html_dir does not exist"),
                 inDir("--json naming a directory", d -> check("--json", d.toString()),
-                        "cannot write --json"),
+                        "cannot write --json %DIR%: it is a directory; give a file path"),
+                inDir("--html naming a directory", d -> check("--html", d.toString()),
+                        "cannot write --html %DIR%: it is a directory"),
                 // Usage errors (picocli's own, one line through main).
                 of("unknown option", check("--no-such-option"), "Unknown option: '--no-such-option'"),
                 of("missing --model", List.of("check", "--input", X), "Missing required option: '--model=M.pt'"),
@@ -226,10 +316,16 @@ class CliBadInputCorpusTest {
                         "is a directory"));
     }
 
+    /**
+     * Each case ends within seconds: a FIFO or a device that psg4j opened would block or never end,
+     * so the case runs on a thread of its own and fails at the timeout instead of hanging the suite.
+     */
     @ParameterizedTest(name = "{0}")
     @MethodSource("badInputs")
-    void exitsTwoWithOneLineNamingTheCause(String what, Function<Path, List<String>> args, String mentions) {
+    @Timeout(value = 60, unit = TimeUnit.SECONDS, threadMode = Timeout.ThreadMode.SEPARATE_THREAD)
+    void exitsTwoWithOneLineNamingTheCause(String what, Function<Path, List<String>> args, String expected) {
         List<String> line = args.apply(dir);
+        String mentions = expected.replace("%DIR%", dir.toString());
         CliRun run = CliRun.asMain(line.toArray(String[]::new));
         assertEquals(2, run.status(), run::toString);
         assertEquals(1, run.errLines().size(), () -> "not one line on stderr:\n" + run);

@@ -52,7 +52,7 @@ class CliPluginTest {
         assertTrue(unknown.err().contains("--plugin"), unknown.err());
 
         List<String> missing = new ArrayList<>(CliRun.checkArgs("mlp"));
-        missing.addAll(List.of("--plugin", dir.resolve("absent.jar").toString()));
+        missing.addAll(List.of("--engine", "example-hooks-linear", "--plugin", dir.resolve("absent.jar").toString()));
         CliRun absent = CliRun.asMain(missing.toArray(String[]::new));
         assertEquals(2, absent.status(), absent.all());
         assertEquals(1, absent.errLines().size(), absent.err());
