@@ -1,6 +1,7 @@
 #include "bridge/psg4j_bridge.h"
 
 #include "psg4j/blas_threads.h"
+#include "psg4j/call_scope.h"
 #include "psg4j/custom_layers.h"
 #include "psg4j/error.h"
 #include "psg4j/sample_workers.h"
@@ -81,6 +82,8 @@ at::Tensor on_host(const at::Tensor& t) { return t.defined() ? t.to(at::kCPU) : 
 
 }  // namespace
 
+int64_t swap_call_scope(int64_t scope) { return set_call_scope(scope); }
+
 const Model& NativeModel::get() const {
   if (!model_) bad_input("the model handle is empty (closed?)");
   return *model_;
@@ -105,7 +108,7 @@ NativeModel function_model(const std::vector<std::string>* names,
     ForwardFunction call = [forward](const std::vector<at::Tensor>& inputs,
                                      const std::vector<at::Tensor>& parameters) {
       at::Tensor output;
-      require_callback_success(forward(&inputs, &parameters, &output), "forward");
+      require_callback_success(forward(current_call_scope(), &inputs, &parameters, &output), "forward");
       return output;
     };
     return NativeModel(psg4j::function_model(zip(names, parameters), call, description));
@@ -131,7 +134,8 @@ NativeLoss custom_loss(LossFn fn) {
     loss.custom = [fn](const at::Tensor& output, const std::vector<at::Tensor>& targets,
                        Reduction reduction) {
       at::Tensor value;
-      require_callback_success(fn(&output, &targets, static_cast<int>(reduction), &value), "loss");
+      require_callback_success(fn(current_call_scope(), &output, &targets, static_cast<int>(reduction), &value),
+                               "loss");
       return value;
     };
     return NativeLoss(loss);
@@ -857,7 +861,7 @@ void register_frontend_layer(const std::string& name, const std::vector<std::str
     register_custom_layer(name, *slots, [forward, type_id, what](const at::Tensor& input,
                                                                  const std::vector<at::Tensor>& parameters) {
       at::Tensor output;
-      require_callback_success(forward(type_id, &input, &parameters, &output), what.c_str());
+      require_callback_success(forward(current_call_scope(), type_id, &input, &parameters, &output), what.c_str());
       if (!output.defined()) throw Error(ErrorKind::ModelFailure, "the Java " + what + " returned no tensor");
       return output;
     });

@@ -25,13 +25,18 @@
 namespace psg4j {
 namespace bridge {
 
-// Java callbacks return 0 on success; non-zero means the Java code threw (Java keeps the exception).
-// The forward receives every parameter of the function model, in registration order: its own,
-// or the ones an engine substitutes (e.g. the vmap engine's).
-typedef int (*ForwardFn)(const std::vector<at::Tensor>* inputs, const std::vector<at::Tensor>* parameters,
-                         at::Tensor* output);
-typedef int (*LossFn)(const at::Tensor* output, const std::vector<at::Tensor>* targets,
+// Java callbacks return 0 on success; non-zero means the Java code threw: Java keeps the exception
+// under the call scope each callback is given (the scope of the Java call whose work runs it, see
+// Note [Call scopes] in psg4j/call_scope.h). The forward receives every parameter of the function
+// model, in registration order: its own, or the ones an engine substitutes (e.g. the vmap engine's).
+typedef int (*ForwardFn)(int64_t call_scope, const std::vector<at::Tensor>* inputs,
+                         const std::vector<at::Tensor>* parameters, at::Tensor* output);
+typedef int (*LossFn)(int64_t call_scope, const at::Tensor* output, const std::vector<at::Tensor>* targets,
                       int reduction, at::Tensor* loss);
+
+// Sets the calling thread's call scope (Java sets its own around each call into the core, and
+// puts back the one it replaced) and returns the one it replaces.
+int64_t swap_call_scope(int64_t scope);
 
 class NativeModel {
  public:
@@ -524,9 +529,9 @@ LayerCaptureView capture_layers(const NativeModel& model, const NativeBatch& bat
 // ---- C++-frontend layer registry (issue 10) ----
 // A user's layer forward (one Java callback serves every registered type; type_id says whose):
 // fills `output` from `input` and the layer's parameters (in its slots' order) and returns 0, or
-// returns non-zero after a throw (Java keeps the exception).
-typedef int (*LayerForwardFn)(int64_t type_id, const at::Tensor* input, const std::vector<at::Tensor>* parameters,
-                              at::Tensor* output);
+// returns non-zero after a throw (Java keeps the exception under `call_scope`, as for ForwardFn).
+typedef int (*LayerForwardFn)(int64_t call_scope, int64_t type_id, const at::Tensor* input,
+                              const std::vector<at::Tensor>* parameters, at::Tensor* output);
 // Registers the layer type `name` (as Module::name() reports it) with its parameter slots.
 void register_frontend_layer(const std::string& name, const std::vector<std::string>* slots, int64_t type_id,
                              LayerForwardFn forward);

@@ -1,6 +1,7 @@
 #include "psg4j/cuda_reference.h"
 
-#include <ATen/ThreadLocalState.h>
+#include "psg4j/call_scope.h"
+
 #include <c10/core/Event.h>
 #include <c10/core/StreamGuard.h>
 #include <c10/core/impl/VirtualGuardImpl.h>
@@ -56,7 +57,7 @@ void run_on_streams(const at::Device& device, const std::vector<c10::Stream>& st
   c10::impl::VirtualGuardImpl impl(device.type());
   const c10::Stream caller = impl.getStream(device);
   const c10::Event inputs_ready = recorded_on(caller);
-  const at::ThreadLocalState caller_state;
+  const CallerThreadState caller_state;
   std::mutex failure_mutex;
   std::exception_ptr failure;
   std::vector<c10::Event> done;
@@ -82,7 +83,7 @@ void run_on_streams(const at::Device& device, const std::vector<c10::Stream>& st
   for (size_t w = 1; w < streams.size(); ++w) {
     try {
       threads.emplace_back([&, w] {
-        at::ThreadLocalStateGuard same_state(caller_state);
+        CallerThreadState::Guard same_state(caller_state);
         on_stream(static_cast<int>(w));
       });
     } catch (const std::system_error&) {

@@ -21,7 +21,7 @@ int stream_workers(int requested, int64_t batch_size);
 // ready), and the caller's current stream waits for every worker stream before this returns (so
 // what the workers wrote is read, and what they read is freed, after it is done, with no host
 // synchronization). What a worker allocates it uses on its own stream only. The caller's
-// thread-local state (grad mode, dispatch keys) is every worker's. Rethrows the first exception a
+// thread-local state (grad mode, dispatch keys, call scope) is every worker's. Rethrows the first exception a
 // worker let escape, after all have ended.
 void run_on_streams(const at::Device& device, int workers, const std::function<void(int worker)>& work);
 

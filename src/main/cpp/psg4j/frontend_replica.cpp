@@ -6,9 +6,6 @@
 #include <torch/nn.h>
 
 namespace psg4j {
-namespace {
-
-}  // namespace
 
 std::map<std::string, at::Tensor*> parameter_slots_by_name(torch::nn::Module& module) {
   std::map<std::string, at::Tensor*> slots;
@@ -62,56 +59,110 @@ void share_tensors(torch::nn::Module& clone, torch::nn::Module& original) {
   }
 }
 
-// A clone can stand in for a layer when its forward will read the layer's own parameters: the
-// registry knows where the layer keeps them, or it has none.
-bool replaceable(torch::nn::Module& layer) {
-  return has_parameter_slots(layer) || layer.named_parameters(/*recurse=*/true).is_empty();
+// A clone can stand in for a module when its forward will read the module's own parameters: every
+// module of its tree that holds parameters of its own keeps them in members the registry knows
+// (a layer whose parameters sit in its children, such as TransformerEncoderLayer, included).
+bool replaceable(torch::nn::Module& module) {
+  if (!module.named_parameters(/*recurse=*/false).is_empty() && !has_parameter_slots(module)) return false;
+  for (const auto& child : module.children()) {
+    if (!replaceable(*child)) return false;
+  }
+  return true;
 }
 
-// A clone of a sequence entry pointed at its tensors, or the entry itself when it cannot be replaced.
-torch::nn::AnyModule replica_of(const torch::nn::AnyModule& any) {
-  if (!replaceable(*any.ptr())) return any;
-  try {
-    torch::nn::AnyModule clone = any.clone();
-    share_tensors(*clone.ptr(), *any.ptr());
-    return clone;
-  } catch (const std::exception&) {
-    return any;  // not Cloneable
+// Note [Replicas of the whole tree]
+// A swap writes the slots of every module of the replica that holds a trainable parameter, at any
+// depth: a module the replica shares with the caller's tree puts the caller's own layers below
+// it within the swap's reach (the caller's forward then reads an engine's wrapped tensors). So
+// every module on the way to a parameter is the replica's own: a Sequential is rebuilt entry by
+// entry, a replaceable module cloned (its children with it) and pointed at the caller's tensors,
+// a module that cannot clone itself (a container built in Java) rebuilt as a plain Module over
+// replicas of its children. Only a module a swap cannot target is shared: one holding a parameter
+// in a member the registry does not know, which parameter_slots refuses before any slot is written.
+// A module that sits in the tree twice (tied parameters) has one replica, at both places.
+class TreeReplica {
+ public:
+  std::shared_ptr<torch::nn::Module> of(const std::shared_ptr<torch::nn::Module>& module) {
+    auto done = replicas_.find(module.get());
+    if (done != replicas_.end()) return done->second;
+    std::shared_ptr<torch::nn::Module> replica = make(module);
+    replicas_.emplace(module.get(), replica);
+    return replica;
   }
-}
+
+ private:
+  std::shared_ptr<torch::nn::Module> make(const std::shared_ptr<torch::nn::Module>& module) {
+    if (auto* sequential = dynamic_cast<torch::nn::SequentialImpl*>(module.get())) return rebuilt(*sequential);
+    if (auto own = registry_replica(*module)) return own;  // a type that cannot clone itself
+    if (!replaceable(*module)) return module;
+    std::shared_ptr<torch::nn::Module> clone;
+    try {
+      clone = module->clone();
+    } catch (const std::exception&) {
+      return rebuilt_container(*module);  // not Cloneable: a plain container
+    }
+    share_tensors(*clone, *module);
+    return clone;
+  }
+
+  // A clone of a sequence entry pointed at its tensors, or the entry itself when it cannot be
+  // replaced (AnyModule keeps the entry's type, so the clone runs the entry's own forward).
+  torch::nn::AnyModule entry(const torch::nn::AnyModule& any) {
+    const torch::nn::Module* original = any.ptr().get();
+    auto done = entries_.find(original);
+    if (done != entries_.end()) return done->second;
+    torch::nn::AnyModule replica = any;
+    if (replaceable(*any.ptr())) {
+      try {
+        torch::nn::AnyModule clone = any.clone();
+        share_tensors(*clone.ptr(), *any.ptr());
+        replica = clone;
+      } catch (const std::exception&) {
+        // not Cloneable: shared, as a swap cannot target it (a replaceable AnyModule entry is a
+        // layer type of LibTorch's or the registry's, which clone)
+      }
+    }
+    entries_.emplace(original, replica);
+    replicas_.emplace(original, replica.ptr());  // where the same module is registered elsewhere
+    return replica;
+  }
+
+  std::shared_ptr<torch::nn::Module> rebuilt(torch::nn::SequentialImpl& sequential) {
+    auto copy = std::make_shared<torch::nn::SequentialImpl>();
+    // A layer may sit in the sequence twice (tied parameters): its names in order, and one clone.
+    std::map<const torch::nn::Module*, std::vector<std::string>> names;
+    for (const auto& child : sequential.named_children()) names[child.value().get()].push_back(child.key());
+    std::map<const torch::nn::Module*, size_t> placed;
+    for (torch::nn::AnyModule& any : sequential) {
+      const torch::nn::Module* original = any.ptr().get();
+      copy->push_back(names.at(original).at(placed[original]++), entry(any));
+    }
+    for (const auto& child : sequential.named_children()) {  // registered but not in the sequence
+      if (placed.count(child.value().get()) == 0) copy->register_module(child.key(), of(child.value()));
+    }
+    return copy;
+  }
+
+  // A module without a forward psg4j runs and without parameters of its own: a plain Module of
+  // the same name over replicas of its children, with aliases of its buffers (follow_mode gives
+  // them copies in train mode).
+  std::shared_ptr<torch::nn::Module> rebuilt_container(torch::nn::Module& container) {
+    auto copy = std::make_shared<torch::nn::Module>(container.name());
+    for (const auto& buffer : container.named_buffers(/*recurse=*/false)) {
+      copy->register_buffer(buffer.key(), outside_transforms([&] { return buffer.value().detach(); }));
+    }
+    for (const auto& child : container.named_children()) copy->register_module(child.key(), of(child.value()));
+    return copy;
+  }
+
+  std::map<const torch::nn::Module*, std::shared_ptr<torch::nn::Module>> replicas_;
+  std::map<const torch::nn::Module*, torch::nn::AnyModule> entries_;
+};
 
 }  // namespace
 
 std::shared_ptr<torch::nn::Module> replicate(const std::shared_ptr<torch::nn::Module>& module) {
-  auto* sequential = dynamic_cast<torch::nn::SequentialImpl*>(module.get());
-  if (sequential == nullptr) {
-    if (auto own = registry_replica(*module)) return own;  // a type that cannot clone itself
-    if (!replaceable(*module)) return module;
-    try {
-      std::shared_ptr<torch::nn::Module> clone = module->clone();
-      share_tensors(*clone, *module);
-      return clone;
-    } catch (const std::exception&) {
-      return module;  // not Cloneable
-    }
-  }
-  auto copy = std::make_shared<torch::nn::SequentialImpl>();
-  // A layer may sit in the sequence twice (tied parameters): its names in order, and one clone.
-  std::map<const torch::nn::Module*, std::vector<std::string>> names;
-  for (const auto& child : sequential->named_children()) names[child.value().get()].push_back(child.key());
-  std::map<const torch::nn::Module*, size_t> placed;
-  std::map<const torch::nn::Module*, torch::nn::AnyModule> clones;
-  for (torch::nn::AnyModule& any : *sequential) {
-    const torch::nn::Module* original = any.ptr().get();
-    const std::string name = names.at(original).at(placed[original]++);
-    auto done = clones.find(original);
-    if (done == clones.end()) done = clones.emplace(original, replica_of(any)).first;
-    copy->push_back(name, done->second);
-  }
-  for (const auto& child : sequential->named_children()) {  // registered but not in the sequence
-    if (placed.count(child.value().get()) == 0) copy->register_module(child.key(), replicate(child.value()));
-  }
-  return copy;
+  return TreeReplica().of(module);
 }
 
 namespace {

@@ -16,9 +16,12 @@ class Module;
 
 namespace psg4j {
 
-// Sequentials rebuilt with the same names, replaceable layers (the registry knows where they keep
-// their parameters, or they have none) cloned and pointed at the original's tensors; other layers
-// shared as they are: no swap can target them (parameter_slots refuses them first).
+// A replica of the whole tree, at any depth (Note [Replicas of the whole tree]): Sequentials
+// rebuilt with the same names, replaceable modules (the registry knows where every module of
+// theirs keeps its parameters, or they have none) cloned and pointed at the original's tensors,
+// containers that cannot clone themselves rebuilt over replicas of their children; a module
+// holding parameters where the registry does not know is shared as it is: no swap can target it
+// (parameter_slots refuses it first).
 std::shared_ptr<torch::nn::Module> replicate(const std::shared_ptr<torch::nn::Module>& module);
 
 // Brings `replica` to `original`'s current train/eval mode, with buffers sharing `original`'s in

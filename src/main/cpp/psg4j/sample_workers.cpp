@@ -1,10 +1,10 @@
 #include "psg4j/sample_workers.h"
 
 #include "psg4j/blas_threads.h"
+#include "psg4j/call_scope.h"
 #include "psg4j/loaded_symbols.h"
 
 #include <ATen/Parallel.h>
-#include <ATen/ThreadLocalState.h>
 
 #include <algorithm>
 #include <exception>
@@ -65,7 +65,7 @@ int sample_workers(int requested) {
 
 void run_single_threaded(int workers, const std::function<void(int worker)>& work) {
   workers = std::max(1, workers);
-  const at::ThreadLocalState caller_state;
+  const CallerThreadState caller_state;
   std::mutex failure_mutex;
   std::exception_ptr failure;
   auto guarded = [&](int w) {
@@ -84,7 +84,7 @@ void run_single_threaded(int workers, const std::function<void(int worker)>& wor
     for (int w = 1; w < workers; ++w) {
       try {
         threads.emplace_back([&, w] {
-          at::ThreadLocalStateGuard same_state(caller_state);
+          CallerThreadState::Guard same_state(caller_state);
           OneOpenMpThread own_openmp;
           guarded(w);
         });

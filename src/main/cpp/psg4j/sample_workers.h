@@ -22,7 +22,7 @@ int sample_workers(int requested);
 // system gives no more threads: `work` takes its samples from a queue shared by all), each with its
 // ops held to one intra-op thread (OpenMP's count for that thread; OpenBLAS's, process-wide, by a
 // OneBlasThread); the caller's thread gets its own count back when all have ended. The
-// caller's thread-local state (grad mode, dispatch keys) is every worker's. Rethrows the first
+// caller's thread-local state (grad mode, dispatch keys, call scope) is every worker's. Rethrows the first
 // exception a worker let escape, after all have ended; `work` is expected to catch its own.
 void run_single_threaded(int workers, const std::function<void(int worker)>& work);
 

@@ -2,11 +2,14 @@ package dev.psg4j.bench;
 
 import dev.psg4j.BadInputException;
 
+import org.apache.commons.math3.stat.regression.SimpleRegression;
 import org.bytedeco.javacpp.Pointer;
 
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Locale;
 import java.util.function.Consumer;
+import java.util.function.ToLongFunction;
 
 /**
  * Runs one check many times in this process and samples its memory, to show that closed checks
@@ -18,12 +21,32 @@ import java.util.function.Consumer;
  * {@code malloc_trim}): it measures what the process holds, not what malloc keeps cached in its
  * arenas, which on glibc otherwise adds a bounded plateau of a few tens of MB over the first
  * thousands of checks.
+ *
+ * <p>Growth is judged by the least-squares slope through all samples (at least
+ * {@value #MIN_SAMPLES}), per check: native memory moves by several MB from sample to sample
+ * without a trend (glibc's thread arenas keep a few MB more or less that malloc_trim cannot
+ * return), so the last sample against the first is a coin toss near any ratio, while a leak of a
+ * kB per check is a line that the fit finds under that noise, given enough checks: the slope's
+ * 95 % interval, which the summary prints, narrows with the span of checks sampled.
  */
 public final class Soak {
-    /** Native memory at the last sample may exceed the first sample's by at most this factor. */
-    public static final double NATIVE_GROWTH_LIMIT = 1.05;
-    /** Live native pointers at the last sample may exceed the first sample's by at most this many. */
-    public static final long POINTER_GROWTH_LIMIT = 100;
+    /** The fewest samples a soak fits its slopes over. */
+    public static final int MIN_SAMPLES = 20;
+    /**
+     * The samples a soak takes unless told otherwise: native memory's excursions (glibc arenas
+     * holding a few MB more for tens of checks) are correlated over ~100 checks, so samples 1 % of
+     * a soak apart are near independent, and 100 of them narrow the slope's interval ~2x below 20.
+     */
+    public static final int DEFAULT_SAMPLES = 100;
+    /** Native memory may grow by at most this many bytes per check (the fitted slope). */
+    public static final double NATIVE_SLOPE_LIMIT = 1024;
+    /** Live native pointers may grow by at most this many per check (the fitted slope): one per 100 checks. */
+    public static final double POINTER_SLOPE_LIMIT = 0.01;
+    /**
+     * Warm-up checks that let LibTorch's working set settle before the first sample (see
+     * {@link #run}): a slope through the first thousands of checks would count the settling as growth.
+     */
+    public static final long SETTLING_CHECKS = 2500;
     /** The most checks one soak runs (a day of a user's checks fits; a typo does not hang the JVM). */
     public static final long MAX_CHECKS = 10_000_000;
 
@@ -53,7 +76,26 @@ public final class Soak {
         return ProcessMemory.heapLocated();
     }
 
-    /** The samples, first to last, and whether the last stayed within the limits of the first. */
+    /**
+     * A least-squares line through one quantity of the samples against their check counts: its
+     * slope per check, the half-width of the slope's 95 % confidence interval (Student's t over
+     * samples - 2 degrees of freedom), and the number of samples it was fitted to.
+     */
+    public record Trend(double perCheck, double confidence95, int samples) {
+        static Trend of(List<Sample> samples, ToLongFunction<Sample> quantity) {
+            SimpleRegression fit = new SimpleRegression();
+            samples.forEach(s -> fit.addData(s.checks(), quantity.applyAsLong(s)));
+            return new Trend(fit.getSlope(), fit.getSlopeConfidenceInterval(), samples.size());
+        }
+
+        @Override
+        public String toString() {
+            return String.format(Locale.ROOT, "%+.4g per check (95 %% CI +/- %.3g, %d samples)", perCheck, confidence95,
+                    samples);
+        }
+    }
+
+    /** The samples, first to last, and whether their fitted growth per check stays within the limits. */
     public record Result(List<Sample> samples) {
         public Sample first() {
             return samples.get(0);
@@ -63,35 +105,50 @@ public final class Soak {
             return samples.get(samples.size() - 1);
         }
 
-        /** Last native memory / first native memory. */
-        public double nativeGrowth() {
-            return (double) last().nativeBytes() / first().nativeBytes();
+        /** Native memory's growth per check, in bytes. */
+        public Trend nativeTrend() {
+            return Trend.of(samples, Sample::nativeBytes);
         }
 
-        /** Last pointer count - first pointer count. */
-        public long pointerGrowth() {
-            return last().pointers() - first().pointers();
+        /** Live native pointers' growth per check. */
+        public Trend pointerTrend() {
+            return Trend.of(samples, Sample::pointers);
         }
 
         public boolean withinLimits() {
-            return nativeGrowth() <= NATIVE_GROWTH_LIMIT && pointerGrowth() <= POINTER_GROWTH_LIMIT;
+            return nativeTrend().perCheck() <= NATIVE_SLOPE_LIMIT && pointerTrend().perCheck() <= POINTER_SLOPE_LIMIT;
+        }
+    }
+
+    /**
+     * Refuses, with a BadInputException naming the numbers, a soak of fewer than
+     * {@value #MIN_SAMPLES} samples (a sample every {@code every} checks) or past the bounds.
+     */
+    public static void requireValid(long warmup, long checks, long every) {
+        if (checks < 1 || checks > MAX_CHECKS || warmup < 0 || warmup > MAX_CHECKS) {
+            throw new BadInputException("a soak runs 1 to " + MAX_CHECKS + " checks and 0 to " + MAX_CHECKS
+                    + " warm-up checks (got " + checks + " checks, " + warmup + " warm-up checks)");
+        }
+        if (every < 1) {
+            throw new BadInputException("the sampling interval must be at least 1 check, got " + every);
+        }
+        if (checks / every < MIN_SAMPLES) {
+            throw new BadInputException("a soak fits its growth over at least " + MIN_SAMPLES + " samples, but "
+                    + checks + " checks with a sample every " + every + " give " + checks / every
+                    + ": give checks >= " + MIN_SAMPLES + " x the sampling interval");
         }
     }
 
     /**
      * Runs {@code check} {@code warmup} times unsampled, then {@code checks} times, sampling after
-     * every {@code every} of those (the first sample is the baseline) and handing each sample to
-     * {@code progress} as it is taken. A warm-up lets the process reach its working set first: in
+     * every {@code every} of those (at least {@value #MIN_SAMPLES} samples: {@link #requireValid})
+     * and handing each sample to {@code progress} as it is taken. A warm-up lets the process reach its working set first: in
      * LibTorch's processes native memory rises by a few tens of MB over the first ~2,500 checks and
      * then stays flat (seen with glibc and with jemalloc; not the JVM's own memory, which JVM native
      * memory tracking shows flat).
      */
     public static Result run(long warmup, long checks, long every, Runnable check, Consumer<Sample> progress) {
-        if (every < 1 || checks < 2 * every || checks > MAX_CHECKS || warmup < 0 || warmup > MAX_CHECKS) {
-            throw new BadInputException("a soak needs at least two samples and at most " + MAX_CHECKS
-                    + " checks and warm-up checks: give checks >= 2 x the sampling interval (got " + checks
-                    + " checks, a sample every " + every + ", " + warmup + " warm-up checks)");
-        }
+        requireValid(warmup, checks, every);
         for (long done = 0; done < warmup; done++) {
             check.run();
         }

@@ -602,7 +602,17 @@ public final class NativeCore {
 
     // ---- end of the norms block ----
 
-    /** A Java forward: fills {@code output} and returns 0, or returns non-zero after a throw. */
+    /**
+     * Sets the calling thread's call scope and returns the one it replaces ({@link Natives#call}
+     * sets its own around each call and puts the other back); see Note [Call scopes] in
+     * psg4j/call_scope.h.
+     */
+    public static native @Cast("int64_t") long swap_call_scope(@Cast("int64_t") long scope);
+
+    /**
+     * A Java forward: fills {@code output} and returns 0, or returns non-zero after a throw, which
+     * it records under {@code callScope} ({@link Natives#recordCallbackFailure}).
+     */
     @Allocator(max = 256)
     public static class ForwardCallback extends FunctionPointer {
         static {
@@ -615,11 +625,11 @@ public final class NativeCore {
 
         private native void allocate();
 
-        public native int call(@Cast("const std::vector<at::Tensor>*") Pointer inputs,
+        public native int call(@Cast("int64_t") long callScope, @Cast("const std::vector<at::Tensor>*") Pointer inputs,
                 @Cast("const std::vector<at::Tensor>*") Pointer parameters, @Cast("at::Tensor*") Pointer output);
     }
 
-    /** A Java loss: fills {@code loss} with a scalar and returns 0, or non-zero after a throw. */
+    /** A Java loss: fills {@code loss} with a scalar and returns 0, or non-zero after a throw (recorded as a forward's). */
     @Allocator(max = 256)
     public static class LossCallback extends FunctionPointer {
         static {
@@ -632,7 +642,7 @@ public final class NativeCore {
 
         private native void allocate();
 
-        public native int call(@Cast("const at::Tensor*") Pointer output,
+        public native int call(@Cast("int64_t") long callScope, @Cast("const at::Tensor*") Pointer output,
                 @Cast("const std::vector<at::Tensor>*") Pointer targets, int reduction,
                 @Cast("at::Tensor*") Pointer loss);
     }
@@ -775,7 +785,7 @@ public final class NativeCore {
 
     /**
      * The Java forward of every user-registered C++-frontend layer type ({@code typeId} says whose):
-     * fills {@code output} and returns 0, or returns non-zero after a throw.
+     * fills {@code output} and returns 0, or returns non-zero after a throw (recorded as a forward's).
      */
     @Allocator(max = 1)
     public static class LayerForwardCallback extends FunctionPointer {
@@ -789,7 +799,8 @@ public final class NativeCore {
 
         private native void allocate();
 
-        public native int call(@Cast("int64_t") long typeId, @Cast("const at::Tensor*") Pointer input,
+        public native int call(@Cast("int64_t") long callScope, @Cast("int64_t") long typeId,
+                @Cast("const at::Tensor*") Pointer input,
                 @Cast("const std::vector<at::Tensor>*") Pointer parameters, @Cast("at::Tensor*") Pointer output);
     }
 

@@ -21,6 +21,8 @@ import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.Properties;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Supplier;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -32,6 +34,8 @@ import java.util.regex.Pattern;
  */
 public final class Natives {
     private static final String PREFIX = "psg4j:";
+    /** The call scope of a thread that no call set (psg4j/call_scope.h's kNoCallScope). */
+    private static final long NO_CALL_SCOPE = 0;
 
     private Natives() {
     }
@@ -178,47 +182,42 @@ public final class Natives {
         return newline < 0 ? message : message.substring(0, newline);
     }
 
-    /** Holds the first exception the Java callbacks of one model or loss threw, until taken. */
-    public static final class CallbackFailure {
-        private Throwable first;
+    /**
+     * What the Java callbacks (a function model's forward, a user's layer forward, a custom loss)
+     * threw, by the call scope of the {@link #call} whose work ran them: a model shared by threads
+     * runs its callbacks on native worker threads, so neither "the model's last exception" nor the
+     * thread a callback runs on says whose call it was (Note [Call scopes] in psg4j/call_scope.h).
+     * The first exception of each scope is kept; its call takes it and drops the scope's entry.
+     */
+    private static final ConcurrentHashMap<Long, Throwable> CALLBACK_FAILURES = new ConcurrentHashMap<>();
+    private static final AtomicLong LAST_CALL_SCOPE = new AtomicLong(NO_CALL_SCOPE);
 
-        public synchronized void record(Throwable t) {
-            if (first == null) {
-                first = t;
-            }
+    /**
+     * Records that a Java callback threw {@code t} while working for the call of scope
+     * {@code callScope} (the scope the native side handed the callback); the first exception of a
+     * scope is the one its call rethrows.
+     */
+    public static void recordCallbackFailure(long callScope, Throwable t) {
+        if (callScope != NO_CALL_SCOPE) {
+            CALLBACK_FAILURES.putIfAbsent(callScope, t);
         }
-
-        synchronized Throwable take() {
-            Throwable t = first;
-            first = null;
-            return t;
-        }
-    }
-
-    public static <T> T call(Supplier<T> body) {
-        return call(List.of(), body);
     }
 
     /**
-     * Runs {@code body}; if a callback of {@code callbacks} threw, rethrows that exception, unless
-     * the native side says the engine cannot run the model, which becomes an
-     * {@link UnsupportedModelException} caused by it. Failures of callbacks that the native side
-     * recovered from (an engine retrying another way) are dropped.
+     * Runs {@code body} (calls into {@link NativeCore}) in a call scope of its own: if a Java
+     * callback that ran for it threw, rethrows that exception, unless the native side says the
+     * engine cannot run the model, which becomes an {@link UnsupportedModelException} caused by it.
+     * Failures of callbacks that the native side recovered from (an engine retrying another way)
+     * are dropped. Other native errors become psg4j's typed exceptions.
      */
-    public static <T> T call(List<CallbackFailure> callbacks, Supplier<T> body) {
+    public static <T> T call(Supplier<T> body) {
         NativeCore.load();
+        long scope = LAST_CALL_SCOPE.incrementAndGet();
+        long outer = NativeCore.swap_call_scope(scope);
         try {
-            T result = body.get();
-            callbacks.forEach(CallbackFailure::take);
-            return result;
+            return body.get();
         } catch (RuntimeException e) {
-            Throwable callbackFailure = null;
-            for (CallbackFailure c : callbacks) {
-                Throwable t = c.take();
-                if (callbackFailure == null) {
-                    callbackFailure = t;
-                }
-            }
+            Throwable callbackFailure = CALLBACK_FAILURES.get(scope);
             RuntimeException nativeFailure = translate(e);
             if (nativeFailure instanceof UnsupportedModelException unsupported && callbackFailure != null) {
                 throw new UnsupportedModelException(unsupported.getMessage() + " (the Java code threw: "
@@ -228,6 +227,9 @@ public final class Natives {
                 throw rethrowable(callbackFailure);
             }
             throw nativeFailure;
+        } finally {
+            NativeCore.swap_call_scope(outer);
+            CALLBACK_FAILURES.remove(scope);
         }
     }
 

@@ -41,11 +41,6 @@ public final class Batch implements AutoCloseable {
             public NativeCore.NativeLoss newHandle(Loss loss) {
                 return loss.newHandle();
             }
-
-            @Override
-            public Natives.CallbackFailure callbackFailure(Loss loss) {
-                return loss.callbackFailure();
-            }
         });
     }
 

@@ -31,7 +31,6 @@ public final class Loss implements AutoCloseable {
     private final String name;
     private final int code;
     private final LossFunction function;
-    private final Natives.CallbackFailure callbackFailure = new Natives.CallbackFailure();
     private NativeCore.LossCallback callback;
 
     private Loss(String name, int code, LossFunction function) {
@@ -62,11 +61,6 @@ public final class Loss implements AutoCloseable {
         return function != null;
     }
 
-    /** Where this loss's Java function records a throw. */
-    Natives.CallbackFailure callbackFailure() {
-        return callbackFailure;
-    }
-
     /** A native handle for this loss; the caller closes it. */
     NativeLoss newHandle() {
         if (function == null) {
@@ -79,7 +73,7 @@ public final class Loss implements AutoCloseable {
     public Tensor apply(Tensor output, List<Tensor> targets, Reduction reduction, long batchSize) {
         try (NativeLoss handle = newHandle(); TensorVector t = Natives.vector(targets, "target")) {
             Tensor out = new Tensor();
-            Natives.call(List.of(callbackFailure), () -> {
+            Natives.call(() -> {
                 NativeCore.loss_value(handle, output, t, reduction.code(), batchSize, out);
                 return null;
             });
@@ -91,14 +85,14 @@ public final class Loss implements AutoCloseable {
         if (callback == null) {
             callback = new NativeCore.LossCallback() {
                 @Override
-                public int call(Pointer output, Pointer targets, int reduction, Pointer loss) {
+                public int call(long callScope, Pointer output, Pointer targets, int reduction, Pointer loss) {
                     try {
                         Tensor value = function.apply(new Tensor(output), Arrays.asList(new TensorVector(targets).get()),
                                 Reduction.values()[reduction]);
                         new Tensor(loss).put(Natives.requireLiveResult(value, "the custom loss '" + name + "'"));
                         return 0;
                     } catch (Throwable t) {
-                        callbackFailure.record(t);
+                        Natives.recordCallbackFailure(callScope, t);
                         return 1;
                     }
                 }

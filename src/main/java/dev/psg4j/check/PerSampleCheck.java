@@ -380,7 +380,7 @@ public final class PerSampleCheck implements AutoCloseable {
                 lists.add(list);
                 natives.add(entry.getKey().code(), list);
             }
-            try (ComparisonList comparisons = Natives.call(List.of(NativeHandles.callbackFailure(model), loss.callbackFailure()),
+            try (ComparisonList comparisons = Natives.call(
                     () -> NativeCore.compare_reductions(NativeHandles.handle(model), on.handle(), lossHandle, natives,
                             tolerance.atol(), tolerance.rtol(), spread))) {
                 List<ReductionReport> reports = new ArrayList<>();
@@ -405,7 +405,7 @@ public final class PerSampleCheck implements AutoCloseable {
         try (NamedTensorList sum = namedListOrNull(candidates.get(Reduction.SUM));
              NamedTensorList mean = namedListOrNull(candidates.get(Reduction.MEAN));
              NativeLoss lossHandle = loss.newHandle();
-             SketchView view = Natives.call(List.of(NativeHandles.callbackFailure(model), loss.callbackFailure()),
+             SketchView view = Natives.call(
                      () -> NativeCore.sketch_compare(NativeHandles.handle(model), on.handle(), lossHandle, sum, mean,
                              tolerance.atol(), tolerance.rtol(), projections, runSeed))) {
             List<ReductionReport> reports = new ArrayList<>();
@@ -523,9 +523,9 @@ public final class PerSampleCheck implements AutoCloseable {
                      NativeLoss lossHandle = loss.newHandle();
                      NativeCore.ClippingSpec spec = clippingSpec(clipping);
                      NativeCore.ReferenceSpread spread = spread();
-                     NativeCore.ClippedSumView view = Natives.call(List.of(NativeHandles.callbackFailure(model),
-                             loss.callbackFailure()), () -> NativeCore.compare_clipped_sum(NativeHandles.handle(model), batch.handle(),
-                             lossHandle, reduction.code(), list, spec, tolerance.atol(), tolerance.rtol(), spread))) {
+                     NativeCore.ClippedSumView view = Natives.call(() -> NativeCore.compare_clipped_sum(
+                             NativeHandles.handle(model), batch.handle(), lossHandle, reduction.code(), list, spec,
+                             tolerance.atol(), tolerance.rtol(), spread))) {
                     reports.add(ClippedSumVerdicts.read(view, reduction, failures, diagnoses));
                     clipped.put(reduction.label(), ClippedSumVerdicts.clippedSamples(view));
                     thresholds = ClippedSumVerdicts.thresholds(view);
@@ -568,7 +568,7 @@ public final class PerSampleCheck implements AutoCloseable {
     private ReductionReport compareNorms(Reduction reduction, List<NormVerdicts.Entry> entries, List<Failure> failures,
                                          List<Diagnosis> diagnoses) {
         try (NativeLoss lossHandle = loss.newHandle(); NativeCore.ReferenceSpread spread = spread();
-             NativeCore.SampleNormsView view = Natives.call(List.of(NativeHandles.callbackFailure(model), loss.callbackFailure()),
+             NativeCore.SampleNormsView view = Natives.call(
                      () -> NativeCore.reference_norms(NativeHandles.handle(model), batch.handle(), lossHandle, reduction.code(),
                              spread));
              Tensor perParameter = new Tensor(); Tensor whole = new Tensor()) {

@@ -158,7 +158,7 @@ public final class Probes {
 
     public static Determinism determinism(Model model, Batch batch) {
         try (CloseGuard.Use use = NativeHandles.use(model)) {
-            double diff = Natives.call(List.of(NativeHandles.callbackFailure(model)),
+            double diff = Natives.call(
                     () -> NativeCore.probe_determinism(NativeHandles.handle(model), batch.handle()));
             return new Determinism(diff == 0.0, diff);
         }
@@ -225,7 +225,7 @@ public final class Probes {
         // Exact float32 on CUDA: TF32's rounding differs between a batched and a one-sample matmul
         // by far more than the probes' tolerance, which would read as batch mixing.
         try (CloseGuard.Use use = NativeHandles.use(model); ExactFloat32Scope exact = ExactFloat32Scope.open()) {
-            return Natives.call(List.of(NativeHandles.callbackFailure(model)),
+            return Natives.call(
                     () -> NativeCore.probe(NativeHandles.handle(model), batch.handle(), probeSamples, TOLERANCE));
         }
     }

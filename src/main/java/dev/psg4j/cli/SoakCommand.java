@@ -33,10 +33,11 @@ import java.util.concurrent.Callable;
         header = "Runs a check thousands of times in one JVM; fails when native memory or live pointers grow.",
         description = {"Runs the same check many times in this JVM, closing everything each time, and prints",
                 "per interval the memory beyond the Java heap (resident set - the heap's resident pages) and JavaCPP's",
-                "live native pointers. Run it at the default heap: a small -Xmx hides leaks by forcing GC."},
+                "live native pointers; then fits a least-squares line through the samples (at least 20) and judges",
+                "its slope per check. Run it at the default heap: a small -Xmx hides leaks by forcing GC."},
         exitCodeListHeading = "%nExit status:%n",
-        exitCodeList = {"0:native memory grew <= 5 %% and live pointers <= 100 from the first sample to the last",
-                "1:one of them grew more (a leak)", "2:bad usage or bad input"})
+        exitCodeList = {"0:native memory grew <= 1,024 bytes and live pointers <= 0.01 per check (fitted slopes)",
+                "1:one of them grew more (a leak)", "2:bad usage or bad input (fewer than 20 samples among them)"})
 final class SoakCommand implements Callable<Integer> {
     private static final double MB = 1024.0 * 1024.0;
 
@@ -60,11 +61,11 @@ final class SoakCommand implements Callable<Integer> {
     @Option(names = "--checks", paramLabel = "N", defaultValue = "10000", description = "checks to run; default ${DEFAULT-VALUE}")
     long checks;
 
-    @Option(names = "--every", paramLabel = "K", defaultValue = "1000",
-            description = "sample memory after every K checks; the first sample is the baseline; default ${DEFAULT-VALUE}")
-    long every;
+    @Option(names = "--every", paramLabel = "K",
+            description = "sample memory after every K checks, at least 20 samples in all; default: checks / 100")
+    Long every;
 
-    @Option(names = "--warmup", paramLabel = "W", defaultValue = "0",
+    @Option(names = "--warmup", paramLabel = "W", defaultValue = "" + Soak.SETTLING_CHECKS,
             description = "checks to run before the first interval, unsampled; default ${DEFAULT-VALUE}")
     long warmup;
 
@@ -78,6 +79,8 @@ final class SoakCommand implements Callable<Integer> {
     }
 
     private int soak() {
+        long interval = every != null ? every : Math.max(1, checks / Soak.DEFAULT_SAMPLES);
+        Soak.requireValid(warmup, checks, interval);
         List<GradSampler> samplers = samplers();
         Loss lossFn = Loss.named(loss);
         PrintWriter out = spec.commandLine().getOut();
@@ -103,7 +106,7 @@ final class SoakCommand implements Callable<Integer> {
                     }
                 }
             };
-            result = Soak.run(warmup, checks, every, check, s -> {
+            result = Soak.run(warmup, checks, interval, check, s -> {
                 out.printf(Locale.ROOT, "%8d  %12.1f  %12.1f  %12.1f  %9d%n", s.checks(), s.residentBytes() / MB,
                         s.heapBytes() / MB, s.nativeBytes() / MB, s.pointers());
                 out.flush();
@@ -112,10 +115,16 @@ final class SoakCommand implements Callable<Integer> {
             inputs.forEach(Tensor::close);
             targets.forEach(Tensor::close);
         }
-        out.printf(Locale.ROOT, "native memory %.1f MB -> %.1f MB (x%.3f, limit x%.2f); live pointers %d -> %d (%+d, limit +%d): %s%n",
-                result.first().nativeBytes() / MB, result.last().nativeBytes() / MB, result.nativeGrowth(),
-                Soak.NATIVE_GROWTH_LIMIT, result.first().pointers(), result.last().pointers(), result.pointerGrowth(),
-                Soak.POINTER_GROWTH_LIMIT, result.withinLimits() ? "bounded" : "GROWING");
+        Soak.Trend memory = result.nativeTrend();
+        Soak.Trend pointers = result.pointerTrend();
+        out.printf(Locale.ROOT, "native memory %.1f MB -> %.1f MB: %+.0f bytes per check (95 %% CI +/- %.0f; limit %.0f)%n",
+                result.first().nativeBytes() / MB, result.last().nativeBytes() / MB, memory.perCheck(),
+                memory.confidence95(), Soak.NATIVE_SLOPE_LIMIT);
+        out.printf(Locale.ROOT, "live pointers %d -> %d: %+.4f per check (95 %% CI +/- %.4f; limit %.2f)%n",
+                result.first().pointers(), result.last().pointers(), pointers.perCheck(), pointers.confidence95(),
+                Soak.POINTER_SLOPE_LIMIT);
+        out.printf(Locale.ROOT, "least-squares slopes over %d samples, checks %d to %d: %s%n", memory.samples(),
+                result.first().checks(), result.last().checks(), result.withinLimits() ? "bounded" : "GROWING");
         out.flush();
         return result.withinLimits() ? Psg4jCli.PASSED : Psg4jCli.FAILED;
     }

@@ -56,7 +56,7 @@ public final class LayerCapture implements AutoCloseable {
         BadInputException.requireNonNull(reduction, "reduction", "Reduction.SUM or Reduction.MEAN");
         Map<String, Module> modules = modulesByName(model);
         try (CloseGuard.Use use = NativeHandles.use(model); NativeLoss lossHandle = NativeHandles.newHandle(loss);
-             LayerCaptureView view = Natives.call(List.of(NativeHandles.callbackFailure(model), NativeHandles.callbackFailure(loss)),
+             LayerCaptureView view = Natives.call(
                      () -> NativeCore.capture_layers(NativeHandles.handle(model), NativeHandles.handle(batch), lossHandle, reduction.code()))) {
             return read(view, modules);
         }

@@ -11,7 +11,6 @@ import dev.psg4j.model.Model;
 
 import org.bytedeco.pytorch.Tensor;
 
-import java.util.List;
 import java.util.Map;
 import java.util.function.BiConsumer;
 import java.util.function.Function;
@@ -24,7 +23,7 @@ final class NativeGradients {
     /** The gradients {@code engine} computes with a native handle of {@code loss}, as Java tensors the caller owns. */
     static Map<String, Tensor> of(Model model, Loss loss, Function<NativeLoss, NamedTensorList> engine) {
         try (CloseGuard.Use use = NativeHandles.use(model); NativeLoss lossHandle = NativeHandles.newHandle(loss);
-             NamedTensorList grads = Natives.call(List.of(NativeHandles.callbackFailure(model), NativeHandles.callbackFailure(loss)),
+             NamedTensorList grads = Natives.call(
                      () -> engine.apply(lossHandle))) {
             return Natives.toMap(grads);
         }
@@ -38,7 +37,7 @@ final class NativeGradients {
         BadInputException.requireNonNull(out, "out", "a map from each trainable parameter's name to a [B, *shape] tensor");
         try (CloseGuard.Use use = NativeHandles.use(model); NativeLoss lossHandle = NativeHandles.newHandle(loss);
              NamedTensorList buffers = Natives.namedList(out, "the per-sample gradient buffer for parameter")) {
-            Natives.call(List.of(NativeHandles.callbackFailure(model), NativeHandles.callbackFailure(loss)), () -> {
+            Natives.call(() -> {
                 engine.accept(lossHandle, buffers);
                 return null;
             });

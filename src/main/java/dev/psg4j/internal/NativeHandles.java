@@ -4,7 +4,6 @@ import dev.psg4j.bridge.CloseGuard;
 import dev.psg4j.bridge.NativeCore.NativeBatch;
 import dev.psg4j.bridge.NativeCore.NativeLoss;
 import dev.psg4j.bridge.NativeCore.NativeModel;
-import dev.psg4j.bridge.Natives;
 import dev.psg4j.check.Batch;
 import dev.psg4j.check.Loss;
 import dev.psg4j.model.Model;
@@ -22,8 +21,6 @@ public final class NativeHandles {
         NativeModel handle(Model model);
 
         CloseGuard.Use use(Model model);
-
-        Natives.CallbackFailure callbackFailure(Model model);
     }
 
     /** What {@link Batch} and {@link Loss} lend psg4j's engines. */
@@ -31,8 +28,6 @@ public final class NativeHandles {
         NativeBatch handle(Batch batch);
 
         NativeLoss newHandle(Loss loss);
-
-        Natives.CallbackFailure callbackFailure(Loss loss);
     }
 
     private static volatile ModelAccess models;
@@ -67,11 +62,6 @@ public final class NativeHandles {
         return models.use(model);
     }
 
-    /** Where the model's Java forward records a throw, for {@link Natives#call(java.util.List, java.util.function.Supplier)}. */
-    public static Natives.CallbackFailure callbackFailure(Model model) {
-        return models.callbackFailure(model);
-    }
-
     /** The batch's native handle. */
     public static NativeBatch handle(Batch batch) {
         return checks().handle(batch);
@@ -80,11 +70,6 @@ public final class NativeHandles {
     /** A new native handle of the loss, the caller's to close. */
     public static NativeLoss newHandle(Loss loss) {
         return checks().newHandle(loss);
-    }
-
-    /** Where the loss's Java function records a throw. */
-    public static Natives.CallbackFailure callbackFailure(Loss loss) {
-        return checks().callbackFailure(loss);
     }
 
     private static CheckAccess checks() {

@@ -45,8 +45,8 @@ import java.util.concurrent.ConcurrentHashMap;
  * parameters currently in the layer's slots: the layer's own, or the wrapped ones an engine swaps
  * in (so compute with the map's tensors, never with tensors kept elsewhere). Registrations are
  * global and permanent, and safe while other threads run models. An exception the forward
- * throws is rethrown to the caller of the engine or check (when several models' layers throw at
- * once, a call may rethrow another call's exception).
+ * throws is rethrown to the caller of the engine or check whose work ran it (each call gets its
+ * own callbacks' exception, whichever threads share the model).
  */
 public final class FrontendLayers {
     /** At most this many user layer types (a bound of the native registry). */
@@ -66,7 +66,6 @@ public final class FrontendLayers {
     }
 
     private static final Map<Long, Registration> BY_ID = new ConcurrentHashMap<>();
-    private static final Natives.CallbackFailure FAILURE = new Natives.CallbackFailure();
     private static NativeCore.LayerForwardCallback callback; // made on the first registration, kept for good
     private static long nextId;
 
@@ -183,25 +182,20 @@ public final class FrontendLayers {
         return out;
     }
 
-    /** Where the registered forwards record a throw: the callback failure of every {@link Models#module} model. */
-    static Natives.CallbackFailure callbackFailure() {
-        return FAILURE;
-    }
-
     private static synchronized NativeCore.LayerForwardCallback callback() {
         if (callback == null) {
             NativeCore.load();
             callback = new NativeCore.LayerForwardCallback() {
                 @Override
-                public int call(long typeId, Pointer input, Pointer parameters, Pointer output) {
-                    return forward(typeId, input, parameters, output);
+                public int call(long callScope, long typeId, Pointer input, Pointer parameters, Pointer output) {
+                    return forward(callScope, typeId, input, parameters, output);
                 }
             };
         }
         return callback;
     }
 
-    private static int forward(long typeId, Pointer input, Pointer parameters, Pointer output) {
+    private static int forward(long callScope, long typeId, Pointer input, Pointer parameters, Pointer output) {
         try {
             Registration registration = BY_ID.get(typeId);
             if (registration == null) {
@@ -216,7 +210,7 @@ public final class FrontendLayers {
             new Tensor(output).put(Natives.requireLiveResult(result, "the forward of layer type " + registration.name()));
             return 0;
         } catch (Throwable t) {
-            FAILURE.record(t);
+            Natives.recordCallbackFailure(callScope, t);
             return 1;
         }
     }

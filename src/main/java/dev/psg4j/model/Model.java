@@ -36,7 +36,6 @@ public final class Model implements AutoCloseable {
     private final List<Pointer> owned;
     private final Module frontend;    // the caller's module, kept reachable while native code uses it
     private final JitModule torchScript; // the model's own handle onto the TorchScript module
-    private final Natives.CallbackFailure callbackFailure;
     private final CloseGuard guard = new CloseGuard("Model");
 
     static {
@@ -50,11 +49,6 @@ public final class Model implements AutoCloseable {
             public CloseGuard.Use use(Model model) {
                 return model.use();
             }
-
-            @Override
-            public Natives.CallbackFailure callbackFailure(Model model) {
-                return model.callbackFailure();
-            }
         });
     }
 
@@ -63,13 +57,11 @@ public final class Model implements AutoCloseable {
      * @param frontend    the caller's C++-frontend module, kept reachable while this model lives, never freed here
      * @param torchScript a handle onto the TorchScript module that this model owns (also in {@code owned})
      */
-    Model(NativeModel handle, List<Pointer> owned, Module frontend, JitModule torchScript,
-          Natives.CallbackFailure callbackFailure) {
+    Model(NativeModel handle, List<Pointer> owned, Module frontend, JitModule torchScript) {
         this.handle = handle;
         this.owned = owned;
         this.frontend = frontend;
         this.torchScript = torchScript;
-        this.callbackFailure = callbackFailure;
     }
 
     /**
@@ -91,11 +83,6 @@ public final class Model implements AutoCloseable {
             throw new IllegalStateException("this Model is closed: create a new one");
         }
         return Optional.ofNullable(torchScript);
-    }
-
-    /** Where this model's Java forward records a throw, for {@link Natives#call(List, java.util.function.Supplier)}. */
-    Natives.CallbackFailure callbackFailure() {
-        return callbackFailure;
     }
 
     /**

@@ -32,7 +32,7 @@ public final class Models {
         BadInputException.requireNonNull(module, "module", "a TorchScript module (Models.torchScript(Path) loads one)");
         NativeCore.NativeModel handle = Natives.call(() -> NativeCore.torchscript_model(module));
         JitModule own = new JitModule(module);
-        return new Model(handle, List.of(own), null, own, new Natives.CallbackFailure());
+        return new Model(handle, List.of(own), null, own);
     }
 
     /** Loads a file written by {@code torch.jit.save} / {@code ScriptModule.save}; the Model owns what it loaded. */
@@ -97,8 +97,7 @@ public final class Models {
      */
     public static Model module(Module module) {
         BadInputException.requireNonNull(module, "module", "a C++-frontend module (a SequentialImpl, a LinearImpl, ...)");
-        return new Model(Natives.call(() -> NativeCore.frontend_model(module)), List.of(), module, null,
-                FrontendLayers.callbackFailure());
+        return new Model(Natives.call(() -> NativeCore.frontend_model(module)), List.of(), module, null);
     }
 
     /**
@@ -119,11 +118,10 @@ public final class Models {
             BadInputException.requireNonNull(tensor, "parameter '" + name + "' of " + description,
                     "a tensor (requires_grad for a trainable one)");
         });
-        Natives.CallbackFailure failure = new Natives.CallbackFailure();
         List<String> order = List.copyOf(parameters.keySet());
         NativeCore.ForwardCallback callback = new NativeCore.ForwardCallback() {
             @Override
-            public int call(Pointer inputs, Pointer given, Pointer output) {
+            public int call(long callScope, Pointer inputs, Pointer given, Pointer output) {
                 try {
                     TensorVector in = new TensorVector(inputs);
                     Tensor[] values = new TensorVector(given).get();
@@ -135,7 +133,7 @@ public final class Models {
                     new Tensor(output).put(Natives.requireLiveResult(result, "the forward of " + description));
                     return 0;
                 } catch (Throwable t) {
-                    failure.record(t);
+                    Natives.recordCallbackFailure(callScope, t);
                     return 1;
                 }
             }
@@ -143,7 +141,7 @@ public final class Models {
         StringVector names = new StringVector(parameters.keySet().toArray(String[]::new));
         TensorVector tensors = Natives.vector(parameters.values(), "parameter");
         var handle = Natives.call(() -> NativeCore.function_model(names, tensors, callback, description));
-        return new Model(handle, List.of(callback, names, tensors), null, null, failure);
+        return new Model(handle, List.of(callback, names, tensors), null, null);
     }
 
     /**

@@ -12,12 +12,14 @@ import dev.psg4j.report.ParamReport;
 import org.bytedeco.pytorch.IValue;
 import org.bytedeco.pytorch.IValueVector;
 import org.bytedeco.pytorch.JitModule;
+import org.bytedeco.pytorch.LinearImpl;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch;
 import org.junit.jupiter.api.Test;
 
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
@@ -166,6 +168,76 @@ class SharedModelConcurrencyTest {
             int differing = differingVerdicts(new Workload(model, x, List.of(), Loss.L1, samplers), THREADS, 25, () -> { });
             assertEquals(0, differing);
         }
+    }
+
+    /**
+     * The caller's nested modules stay the caller's: a Sequential inside a Sequential, four levels
+     * deep with parameters at each, shared by 4 threads, gives the single-threaded verdicts bit for
+     * bit, while the caller's own thread runs its module and reads every layer's parameter members
+     * (what a forward of any of them reads), which must stay the caller's tensors throughout.
+     * bytedeco's Sequential takes no Sequential as an entry (LibTorch's AnyModule cannot hold one),
+     * so the nested ones are registered submodules, as a Java-built model keeps a head or a branch
+     * beside its sequence: "inner", a Sequential with a Linear of its own, holds "block", a
+     * container built in Java, which holds "deepest", a Sequential with a Linear and "fc1" once more
+     * (a module used twice: one parameter with an alias). The engines swap every trainable
+     * parameter, these included, into their replica.
+     */
+    @Test
+    void aNestedSequentialSharedByFourThreadsGivesTheSingleThreadedVerdictsAndStaysTheCallers() throws Exception {
+        torch.set_num_threads(1);
+        torch.manual_seed(5);
+        org.bytedeco.pytorch.SequentialImpl outer = new org.bytedeco.pytorch.SequentialImpl();
+        LinearImpl fc0 = new LinearImpl(6, 8);
+        LinearImpl fc1 = new LinearImpl(8, 3);
+        outer.push_back("fc0", fc0);
+        outer.push_back("act", new org.bytedeco.pytorch.TanhImpl());
+        outer.push_back("fc1", fc1);
+        org.bytedeco.pytorch.SequentialImpl inner = new org.bytedeco.pytorch.SequentialImpl();
+        LinearImpl innerFc = new LinearImpl(3, 3);
+        inner.push_back("fc", innerFc);
+        org.bytedeco.pytorch.Module block = new org.bytedeco.pytorch.Module("block");
+        org.bytedeco.pytorch.SequentialImpl deepest = new org.bytedeco.pytorch.SequentialImpl();
+        LinearImpl deepestFc = new LinearImpl(3, 3);
+        deepest.push_back("fc", deepestFc);
+        deepest.register_module("fc1", fc1);
+        block.register_module("deepest", deepest);
+        inner.register_module("block", block);
+        outer.register_module("inner", inner);
+        List<LinearImpl> layers = List.of(fc0, fc1, innerFc, deepestFc);
+        Tensor x = torch.randn(8, 6);
+        try (Model model = Models.module(outer); Batch batch = Batch.of(x)) {
+            assertEquals(List.of("fc0.weight", "fc0.bias", "fc1.weight", "fc1.bias", "inner.fc.weight", "inner.fc.bias",
+                    "inner.block.deepest.fc.weight", "inner.block.deepest.fc.bias"),
+                    List.copyOf(model.trainableParameters().keySet()));
+            Map<String, Tensor> good = Engines.microbatch().perSampleGradients(model, batch, Loss.L1, Reduction.SUM);
+            GradSampler goodFile = Engines.precomputed("good", Reduction.SUM, good);
+            List<GradSampler> samplers = List.of(Engines.vmap(), Engines.microbatch(), Engines.vmap().chunkSize(3),
+                    goodFile, dev.psg4j.cli.demo.Sabotage.perturb(goodFile, "inner.block.deepest.fc.weight", 3, 1e-2));
+            long[] members = members(layers);
+            Tensor before = outer.forward(x);
+            AtomicInteger changed = new AtomicInteger();
+            Runnable callersOwnForward = () -> {
+                if (!java.util.Arrays.equals(members(layers), members)) {
+                    changed.incrementAndGet();  // not run: a forward on an engine's wrapped tensor may crash
+                } else if (!torch.equal(outer.forward(x), before)) {
+                    changed.incrementAndGet();
+                }
+            };
+            int differing = differingVerdicts(new Workload(model, List.of(x), List.of(), Loss.L1, samplers), THREADS,
+                    25, callersOwnForward);
+            assertEquals(0, differing, "verdicts of " + THREADS * 25 + " shared-model checks that differ");
+            assertEquals(0, changed.get(), "reads of the caller's layers that saw other parameters");
+        }
+    }
+
+    /** The TensorImpl addresses in each layer's weight and bias members: read, never referenced. */
+    private static long[] members(List<LinearImpl> layers) {
+        long[] out = new long[2 * layers.size()];
+        for (int k = 0; k < layers.size(); k++) {
+            out[2 * k] = layers.get(k).weight().unsafeGetTensorImpl().address();
+            out[2 * k + 1] = layers.get(k).bias().unsafeGetTensorImpl().address();
+        }
+        return out;
     }
 
     @Test
