@@ -258,7 +258,13 @@ std::pair<torch::jit::Module, std::string> owner_of(const torch::jit::Module& ro
 
 // A new module object of the same structure whose parameters and buffers are the very tensors of
 // `module` (TorchScriptModel::follow gives it buffers of its own in train mode).
-torch::jit::Module jit_replica(const torch::jit::Module& module) { return module.clone(/*inplace=*/true); }
+// One clone at a time, process-wide: cloning defines the clone's class and methods in the module's
+// compilation unit, which is not safe from two threads at once ("method ... already defined").
+torch::jit::Module jit_replica(const torch::jit::Module& module) {
+  static std::mutex cloning;
+  std::lock_guard<std::mutex> one_at_a_time(cloning);
+  return module.clone(/*inplace=*/true);
+}
 
 class TorchScriptModel final : public SlotModel<torch::jit::Module> {
  public:

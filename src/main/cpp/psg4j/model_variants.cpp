@@ -2,8 +2,11 @@
 
 #include "psg4j/error.h"
 
+#include <ATen/CPUGeneratorImpl.h>
 #include <c10/core/GradMode.h>
 
+#include <cmath>
+#include <limits>
 #include <map>
 #include <unordered_map>
 
@@ -106,6 +109,50 @@ Batch cast_batch(const Batch& batch, at::ScalarType dtype) {
   return out;
 }
 
+bool runs_in(const Model& model, const Batch& batch, int64_t sample, at::ScalarType dtype) {
+  try {
+    c10::NoGradGuard no_grad;
+    return (*model.bind_forward())(copies_of(batch.sample_inputs(sample))).scalar_type() == dtype;
+  } catch (const std::exception&) {
+    return false;  // a model that makes tensors of its own precision
+  }
+}
+
+std::shared_ptr<Model> perturbed_model(const Model& model, uint64_t seed) {
+  const TrainableParameters own = model.parameters();
+  TrainableParameters parameters = own;
+  c10::NoGradGuard no_grad;
+  at::Generator generator = at::detail::createCPUGenerator(seed);
+  for (TrainableParameter& p : parameters) {
+    const at::Tensor up = at::bernoulli(at::full(p.tensor.sizes(), 0.5, at::kDouble), generator).to(p.tensor.device());
+    const double inf = std::numeric_limits<double>::infinity();
+    const at::Tensor toward = at::where(up.gt(0.5), inf, -inf).to(p.tensor.scalar_type());
+    p.tensor = at::nextafter(p.tensor.detach(), toward).requires_grad_(true);
+  }
+
+  // The model's own forward, called with the moved values.
+  class Perturbed final : public Model {
+   public:
+    Perturbed(const Model& base, TrainableParameters parameters) : base_(base), parameters_(std::move(parameters)) {}
+    at::Tensor forward(const std::vector<at::Tensor>& inputs) const override {
+      std::vector<at::Tensor> values;
+      for (const TrainableParameter& p : parameters_) values.push_back(p.tensor);
+      return base_.functional_forward(inputs, values);
+    }
+    at::Tensor functional_forward(const std::vector<at::Tensor>& inputs,
+                                  const std::vector<at::Tensor>& parameters) const override {
+      return base_.functional_forward(inputs, parameters);
+    }
+    TrainableParameters parameters() const override { return parameters_; }
+    std::string describe() const override { return base_.describe() + " (parameters moved by one ulp)"; }
+
+   private:
+    const Model& base_;
+    TrainableParameters parameters_;
+  };
+  return std::make_shared<Perturbed>(model, std::move(parameters));
+}
+
 std::string precision_name(at::ScalarType dtype) {
   switch (dtype) {
     case at::kFloat: return "float";
@@ -113,6 +160,15 @@ std::string precision_name(at::ScalarType dtype) {
     case at::kHalf: return "half";
     case at::kBFloat16: return "bfloat16";
     default: return c10::toString(dtype);
+  }
+}
+
+double unit_roundoff(at::ScalarType dtype) {
+  switch (dtype) {
+    case at::kDouble: return std::ldexp(1.0, -53);
+    case at::kHalf: return std::ldexp(1.0, -11);
+    case at::kBFloat16: return std::ldexp(1.0, -8);
+    default: return std::ldexp(1.0, -24);
   }
 }
 

@@ -318,18 +318,24 @@ SketchComparisons sketch_compare(const Model& model, const Batch& batch, const L
   graph = ForwardGraph{};
   sources.clear();
 
+  // What the sketch does not pass goes to the reference: one pass (and one rounding measurement)
+  // for every reduction.
+  std::vector<Reduction> reductions;
+  std::vector<std::vector<ComparedCandidate>> undecided(plans.size());
+  std::vector<Comparison*> comparisons;
   for (size_t r = 0; r < plans.size(); ++r) {
     Comparison& comparison = result.comparisons[r];
-    std::vector<ComparedCandidate> undecided;
     for (const ComparedCandidate& c : compared[r]) {
       const SketchVerdict verdict = judge(project_candidate(c.candidate, plans[r].weights),
                                           references[plans[r].source][c.parameter], plans[r].weights, tolerance);
       comparison.params[c.entry].sketch = verdict;
-      if (verdict.zone != SketchZone::Pass) undecided.push_back(c);
+      if (verdict.zone != SketchZone::Pass) undecided[r].push_back(c);
     }
-    compare_exactly(Problem{model, batch, loss, plans[r].reduction}, parameters, undecided, tolerance, comparison);
-    result.cost.exact_params += static_cast<int64_t>(undecided.size());
+    result.cost.exact_params += static_cast<int64_t>(undecided[r].size());
+    reductions.push_back(plans[r].reduction);
+    comparisons.push_back(&comparison);
   }
+  compare_exactly(model, batch, loss, reductions, parameters, undecided, tolerance, comparisons);
   return result;
 }
 

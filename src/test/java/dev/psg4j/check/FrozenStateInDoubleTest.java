@@ -26,20 +26,25 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * Models whose forward reads frozen parameters or buffers run in double where a check needs double
- * (the sketch's projections): everything the forward reads is cast, not only the trainable
- * parameters, and the caller's tensors stay as they were.
+ * (the sketch's projections, the rounding yardstick): everything the forward reads is cast, not only
+ * the trainable parameters, and the caller's tensors stay as they were.
  */
 class FrozenStateInDoubleTest {
     private static final long B = 256;
 
-    private static void assertSketchInDouble(Supplier<Model> make, Tensor x, List<Tensor> frozen) {
+    private static void assertSketchAndYardstickInDouble(Supplier<Model> make, Tensor x, List<Tensor> frozen) {
         List<Tensor> before = frozen.stream().map(Tensor::clone).toList();
         try (Model model = make.get();
              PerSampleCheck sketch = PerSampleCheck.builder().model(model).inputs(x).mode(CheckMode.SKETCH).seed(3)
-                     .build()) {
+                     .build();
+             PerSampleCheck exact = PerSampleCheck.builder().model(model).inputs(x).probes(false).build()) {
             CheckReport sketched = sketch.run(Engines.vmap());
             assertTrue(sketched.passed(), sketched::table);
             assertEquals("double", sketched.sketch().referencePrecision());
+            CheckReport checked = exact.run(Engines.vmap());
+            assertTrue(checked.passed(), checked::table);
+            assertEquals("double", checked.rounding().measuredAgainst());
+            assertEquals("float", checked.referencePrecision());
             // A wrong candidate still fails in the sketch: one sample of one adapter doubled.
             CheckReport wrong = sketch.run(new GradSampler() {
                 @Override
@@ -68,7 +73,7 @@ class FrozenStateInDoubleTest {
     @Test
     void aLoraFunctionModelRunsInDouble() {
         Map<String, Tensor> p = LoRA.parameters(1);
-        assertSketchInDouble(() -> LoRA.functionModel(p), LoRA.inputs(B, 2),
+        assertSketchAndYardstickInDouble(() -> LoRA.functionModel(p), LoRA.inputs(B, 2),
                 List.of(p.get("weight"), p.get("bias")));
     }
 
@@ -77,7 +82,7 @@ class FrozenStateInDoubleTest {
     void aLoraFrontendLayerRunsInDouble() {
         Map<String, Tensor> p = LoRA.parameters(1);
         SequentialImpl seq = LoRA.sequential(p);
-        assertSketchInDouble(() -> Models.module(seq), LoRA.inputs(B, 2),
+        assertSketchAndYardstickInDouble(() -> Models.module(seq), LoRA.inputs(B, 2),
                 List.of(p.get("weight"), p.get("bias")));
     }
 
@@ -94,7 +99,7 @@ class FrozenStateInDoubleTest {
         norm.running_mean().copy_(torch.randn(16));
         norm.running_var().copy_(torch.rand(16).add(new Scalar(0.5)));
         seq.eval();
-        assertSketchInDouble(() -> Models.module(seq), torch.randn(B, 12),
+        assertSketchAndYardstickInDouble(() -> Models.module(seq), torch.randn(B, 12),
                 List.of(norm.running_mean(), norm.running_var()));
     }
 }
