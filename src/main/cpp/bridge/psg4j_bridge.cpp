@@ -404,6 +404,10 @@ double ComparisonView::stat(int64_t p, int64_t i, int f) const {
       case 3: return static_cast<double>(s.bad);
       case 4: return static_cast<double>(s.candidate_non_finite);
       case 5: return static_cast<double>(s.reference_non_finite);
+      case 6: return s.rounding_level;
+      case 7: return s.excess;
+      case 8: return s.reference_rms;
+      case 9: return s.reference_max;
     }
     bad_input("stat field " + std::to_string(f) + " out of range");
   });
@@ -413,6 +417,17 @@ void ComparisonView::stats(at::Tensor* out) const {
   translated([&] {
     if (out == nullptr) bad_input("stats needs a tensor to fill");
     *out = on_host(psg4j::stats_tensor(comparison_));
+  });
+}
+
+bool ComparisonView::rounding_measured(int64_t p) const {
+  return translated([&] { return param(p).rounding_measured; });
+}
+
+int64_t ComparisonView::rounding_sample(int64_t k) const {
+  return translated([&] {
+    if (k < 0 || k >= rounding_sample_count()) bad_input("rounding sample index " + std::to_string(k) + " out of range");
+    return comparison_.rounding_samples[k];
   });
 }
 
@@ -430,10 +445,10 @@ ComparisonView ComparisonList::get(int64_t k) const {
 
 ComparisonList compare_reductions(const NativeModel& model, const NativeBatch& batch, const NativeLoss& loss,
                                   const ReductionCandidates& candidates, double atol, double rtol,
-                                  const ReferenceSpread& spread) {
+                                  ToleranceRule rule, const ReferenceSpread& spread) {
   return computed([&] {
     return ComparisonList(psg4j::compare_with_reference(model.get(), batch.get(), loss.get(), candidates.get(),
-                                                        Tolerance{atol, rtol}, spread.get()));
+                                                        Tolerance{atol, rtol, rule}, spread.get()));
   });
 }
 int set_intra_op_threads_of_this_thread(int threads) {
@@ -457,10 +472,11 @@ void set_openblas_threads_for_tests(int threads) {
 
 ComparisonView compare_with_reference(const NativeModel& model, const NativeBatch& batch,
                                       const NativeLoss& loss, int reduction,
-                                      const NamedTensorList& candidate, double atol, double rtol) {
+                                      const NamedTensorList& candidate, double atol, double rtol,
+                                      ToleranceRule rule) {
   return computed([&] {
     const Problem problem{model.get(), batch.get(), loss.get(), reduction_of(reduction)};
-    return ComparisonView(psg4j::compare_with_reference(problem, candidate.get(), Tolerance{atol, rtol}));
+    return ComparisonView(psg4j::compare_with_reference(problem, candidate.get(), Tolerance{atol, rtol, rule}));
   });
 }
 
@@ -554,14 +570,14 @@ ComparisonView SketchView::comparison(int64_t k) const {
 
 SketchView sketch_compare(const NativeModel& model, const NativeBatch& batch, const NativeLoss& loss,
                           const NamedTensorList* sum_candidate, const NamedTensorList* mean_candidate,
-                          double atol, double rtol, int64_t projections, uint64_t seed) {
+                          double atol, double rtol, ToleranceRule rule, int64_t projections, uint64_t seed) {
   return computed([&] {
     std::vector<std::pair<Reduction, NamedTensors>> candidates;
     if (sum_candidate != nullptr) candidates.emplace_back(Reduction::Sum, sum_candidate->get());
     if (mean_candidate != nullptr) candidates.emplace_back(Reduction::Mean, mean_candidate->get());
     if (candidates.empty()) bad_input("give the candidate of at least one reduction");
-    return SketchView(psg4j::sketch_compare(model.get(), batch.get(), loss.get(), candidates, Tolerance{atol, rtol},
-                                            SketchOptions{projections, seed}));
+    return SketchView(psg4j::sketch_compare(model.get(), batch.get(), loss.get(), candidates,
+                                            Tolerance{atol, rtol, rule}, SketchOptions{projections, seed}));
   });
 }
 

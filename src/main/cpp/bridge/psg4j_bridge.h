@@ -263,10 +263,21 @@ class ComparisonView {
   int64_t candidate_rank(int64_t p) const;
   int64_t candidate_dim(int64_t p, int64_t d) const;
   // Field f (SampleStats order: max_abs, max_rel, max_tol_ratio, bad, candidate_non_finite,
-  // reference_non_finite) of sample i.
+  // reference_non_finite, rounding_level, excess, reference_rms, reference_max) of sample i.
   double stat(int64_t p, int64_t i, int f) const;
-  // Every stat at once: *out = [param_count, batch_size, 6] doubles, zeros where not compared.
+  // Every stat at once: *out = [param_count, batch_size, stat_fields()] doubles, zeros where not
+  // compared.
   void stats(at::Tensor* out) const;
+  static int stat_fields() { return SampleStats::kFields; }
+  // The precision the reference ran in ("float", "double", ...), how its rounding level was
+  // measured ("double", "perturbed parameters"; "" where it was not) and on which samples.
+  std::string reference_precision() const { return comparison_.reference_precision; }
+  std::string rounding_yardstick() const { return yardstick_name(comparison_.rounding_yardstick); }
+  bool rounding_measured(int64_t p) const;
+  int64_t rounding_sample_count() const { return static_cast<int64_t>(comparison_.rounding_samples.size()); }
+  int64_t rounding_sample(int64_t k) const;
+  // c: the rounding rule widens an element's tolerance by c times its sample's rounding level.
+  static double rounding_multiple() { return kRoundingMultiple; }
   // Sketch mode: whether the sketch judged the parameter, its zone (a passed one has no
   // per-sample statistics) and its largest residual in units of the pass threshold.
   bool sketched(int64_t p) const;
@@ -306,11 +317,12 @@ class SketchView {
 // Sketch-compares the candidates given (either may be null) for the sum and the mean reductions.
 SketchView sketch_compare(const NativeModel& model, const NativeBatch& batch, const NativeLoss& loss,
                           const NamedTensorList* sum_candidate, const NamedTensorList* mean_candidate,
-                          double atol, double rtol, int64_t projections, uint64_t seed);
+                          double atol, double rtol, ToleranceRule rule, int64_t projections, uint64_t seed);
 
 ComparisonView compare_with_reference(const NativeModel& model, const NativeBatch& batch,
                                       const NativeLoss& loss, int reduction,
-                                      const NamedTensorList& candidate, double atol, double rtol);
+                                      const NamedTensorList& candidate, double atol, double rtol,
+                                      ToleranceRule rule);
 
 // ---- Exact checks of several reductions at once (issue 9) ----
 // The candidates of the reductions one comparison call checks.
@@ -338,7 +350,7 @@ class ComparisonList {
 // backward per sample serves both reductions of a built-in loss), spread as `spread` says.
 ComparisonList compare_reductions(const NativeModel& model, const NativeBatch& batch, const NativeLoss& loss,
                                   const ReductionCandidates& candidates, double atol, double rtol,
-                                  const ReferenceSpread& spread);
+                                  ToleranceRule rule, const ReferenceSpread& spread);
 // Sets the calling thread's intra-op thread count (its OpenMP count; 0 leaves it) and returns the
 // previous one: unlike at::set_num_threads, no process-wide default changes.
 int set_intra_op_threads_of_this_thread(int threads);

@@ -1,6 +1,7 @@
 #include "psg4j/compare.h"
 
 #include "psg4j/error.h"
+#include "psg4j/model_variants.h"
 
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
@@ -8,6 +9,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
+#include <limits>
 #include <type_traits>
 
 #include <map>
@@ -89,16 +92,41 @@ std::vector<ComparedCandidate> plan_comparison(Comparison& comparison, const Tra
 
 namespace {
 
-// One pass over contiguous host memory, branch-free so the compiler vectorizes it: the hot loop
-// of a check on CPU. x - x == 0 holds exactly for finite x (it is NaN for NaN and Inf), and a NaN
-// difference fails `diff <= allowed`, so non-finite elements count as bad without a branch.
-// The reference is r × scale (a sum gradient standing in for the mean one; × 1 is exact).
+// The widening the rule gives a sample whose rounding level is `level`.
+double widening_of(const Tolerance& tolerance, double level) {
+  return tolerance.rule == ToleranceRule::Rounding ? kRoundingMultiple * level : 0.0;
+}
+
+// The sample's rounding level: λ times its reference's rms (none where λ was not measured).
+double level_of(double rounding_per_rms, double reference_rms) {
+  return std::isnan(rounding_per_rms) ? 0.0 : rounding_per_rms * reference_rms;
+}
+
+// Passes over contiguous host memory, branch-free so the compiler vectorizes them: the hot loop of
+// a check on CPU. The first takes the reference's rms (the sample's rounding level, which widens
+// every element's tolerance under the rounding rule); the second compares; a third, for a sample
+// with an element outside tolerance only, takes what the diagnoses read (excess, reference_max),
+// kept out of the second because every reduction added there slows all samples. x - x == 0 holds
+// exactly for finite x (it is NaN for NaN and Inf), and a NaN difference fails `diff <= allowed`,
+// so non-finite elements count as bad without a branch. The reference is r × scale (a sum
+// gradient standing in for the mean one; × 1 is exact).
 template <typename T>
-SampleStats compare_host(const T* c, const T* r, int64_t n, const Tolerance& tolerance, double reference_scale) {
+SampleStats compare_host(const T* c, const T* r, int64_t n, const Tolerance& tolerance, double reference_scale,
+                         double rounding_per_rms) {
   using Acc = std::conditional_t<std::is_same_v<T, double>, double, float>;
+  const Acc scale = static_cast<Acc>(reference_scale);
+  double squares = 0;
+#pragma omp simd reduction(+ : squares)
+  for (int64_t k = 0; k < n; ++k) {
+    const Acc v = static_cast<Acc>(r[k]) * scale;
+    const double square = static_cast<double>(v) * v;
+    squares += square - square == 0 ? square : 0.0;
+  }
+  const double rms = n > 0 ? std::sqrt(squares / static_cast<double>(n)) : 0.0;
+  const double level = level_of(rounding_per_rms, rms);
   const Acc atol = static_cast<Acc>(tolerance.atol);
   const Acc rtol = static_cast<Acc>(tolerance.rtol);
-  const Acc scale = static_cast<Acc>(reference_scale);
+  const Acc widening = static_cast<Acc>(widening_of(tolerance, level));
   Acc max_abs = 0, max_rel = 0, max_ratio = 0;
   int64_t bad = 0, c_non_finite = 0, r_non_finite = 0;
 #pragma omp simd reduction(max : max_abs, max_rel, max_ratio) \
@@ -109,7 +137,7 @@ SampleStats compare_host(const T* c, const T* r, int64_t n, const Tolerance& tol
     const bool c_finite = (cv - cv) == 0;
     const bool r_finite = (rv - rv) == 0;
     const Acc abs_ref = std::abs(rv);
-    const Acc allowed = atol + rtol * abs_ref;
+    const Acc allowed = atol + rtol * abs_ref + widening;
     const Acc raw = std::abs(cv - rv);
     const Acc diff = (c_finite && r_finite) ? raw : Acc(0);
     bad += !(raw <= allowed);
@@ -128,13 +156,32 @@ SampleStats compare_host(const T* c, const T* r, int64_t n, const Tolerance& tol
   stats.bad = bad;
   stats.candidate_non_finite = c_non_finite;
   stats.reference_non_finite = r_non_finite;
+  stats.rounding_level = level;
+  stats.reference_rms = rms;
+  if (bad == 0) return stats;
+  const Acc lowest = std::numeric_limits<Acc>::lowest();
+  Acc excess = lowest, reference_max = 0;
+#pragma omp simd reduction(max : excess, reference_max)
+  for (int64_t k = 0; k < n; ++k) {
+    const Acc cv = static_cast<Acc>(c[k]);
+    const Acc rv = static_cast<Acc>(r[k]) * scale;
+    const bool r_finite = (rv - rv) == 0;
+    const bool both_finite = (cv - cv) == 0 && r_finite;
+    const Acc abs_ref = std::abs(rv);
+    const Acc over = both_finite ? std::abs(cv - rv) - (atol + rtol * abs_ref) : lowest;
+    excess = over > excess ? over : excess;
+    const Acc magnitude = r_finite ? abs_ref : Acc(0);
+    reference_max = magnitude > reference_max ? magnitude : reference_max;
+  }
+  stats.excess = excess == lowest ? 0.0 : static_cast<double>(excess);
+  stats.reference_max = reference_max;
   return stats;
 }
 
-// The six numbers (SampleStats order) as one [6] double tensor on the gradients' device, queued
+// The numbers (SampleStats order) as one [kFields] double tensor on the gradients' device, queued
 // on the current stream: no host read.
 at::Tensor packed_stats_on_device(const at::Tensor& candidate, const at::Tensor& reference,
-                                  const Tolerance& tolerance, double reference_scale) {
+                                  const Tolerance& tolerance, double reference_scale, double rounding_per_rms) {
   c10::NoGradGuard no_grad;
   const at::Tensor r = reference.detach().to(at::kDouble) * reference_scale;
   const at::Tensor c = candidate.detach().to(r.device(), at::kDouble);
@@ -142,12 +189,18 @@ at::Tensor packed_stats_on_device(const at::Tensor& candidate, const at::Tensor&
   const at::Tensor r_finite = r.isfinite();
   const at::Tensor both_finite = c_finite.logical_and(r_finite);
   const at::Tensor abs_ref = r.abs().masked_fill(r_finite.logical_not(), 0);
+  const at::Tensor rms = abs_ref.square().mean().sqrt();
+  const at::Tensor level = std::isnan(rounding_per_rms) ? at::zeros_like(rms) : rms * rounding_per_rms;
   const at::Tensor diff = (c - r).abs().masked_fill(both_finite.logical_not(), 0);
-  const at::Tensor allowed = abs_ref * tolerance.rtol + tolerance.atol;
+  const at::Tensor base = abs_ref * tolerance.rtol + tolerance.atol;
+  const at::Tensor allowed = base + level * widening_of(tolerance, 1.0);
   const at::Tensor outside = diff.gt(allowed).logical_or(both_finite.logical_not());
+  const double lowest = std::numeric_limits<double>::lowest();
+  const at::Tensor over = (diff - base).masked_fill(both_finite.logical_not(), lowest).max();
   return at::stack({diff.max(), (diff / abs_ref.clamp_min(tolerance.atol)).max(), (diff / allowed).max(),
                     outside.sum().to(at::kDouble), c_finite.logical_not().sum().to(at::kDouble),
-                    r_finite.logical_not().sum().to(at::kDouble)});
+                    r_finite.logical_not().sum().to(at::kDouble), level, at::where(over.gt(lowest), over, 0.0), rms,
+                    abs_ref.max()});
 }
 
 SampleStats stats_of_row(const double* v) {
@@ -158,19 +211,24 @@ SampleStats stats_of_row(const double* v) {
   stats.bad = static_cast<int64_t>(v[3]);
   stats.candidate_non_finite = static_cast<int64_t>(v[4]);
   stats.reference_non_finite = static_cast<int64_t>(v[5]);
+  stats.rounding_level = v[6];
+  stats.excess = v[7];
+  stats.reference_rms = v[8];
+  stats.reference_max = v[9];
   return stats;
 }
 
 // One sample's numbers read back at once (compare_sample's answer for device tensors; the
 // streaming checks use DeviceStats instead, which reads once per check).
 SampleStats compare_on_device(const at::Tensor& candidate, const at::Tensor& reference,
-                              const Tolerance& tolerance, double reference_scale) {
-  const at::Tensor packed = packed_stats_on_device(candidate, reference, tolerance, reference_scale).cpu();
+                              const Tolerance& tolerance, double reference_scale, double rounding_per_rms) {
+  const at::Tensor packed =
+      packed_stats_on_device(candidate, reference, tolerance, reference_scale, rounding_per_rms).cpu();
   return stats_of_row(packed.const_data_ptr<double>());
 }
 
 // Per-sample statistics of one Comparison kept on the device while the reference streams (issue
-// 11): [entries compared, B, 6] doubles, each (entry, sample) row written by index on the worker
+// 11): [entries compared, B, SampleStats::kFields] doubles, each (entry, sample) row written by index on the worker
 // stream that computed it, read with one transfer when the pass has ended (run_on_streams has
 // then ordered the caller's stream after every worker's). Rows of distinct samples are distinct
 // memory, so workers never write the same bytes.
@@ -181,11 +239,11 @@ class DeviceStats {
                         at::TensorOptions().dtype(at::kDouble).device(device))) {}
 
   void record(size_t slot, int64_t i, const at::Tensor& candidate, const at::Tensor& reference,
-              const Tolerance& tolerance, double reference_scale) {
+              const Tolerance& tolerance, double reference_scale, double rounding_per_rms) {
     if (reference.numel() == 0) return;  // zeros, as compare_sample gives
     c10::NoGradGuard no_grad;
     rows_.select(0, static_cast<int64_t>(slot)).select(0, i)
-        .copy_(packed_stats_on_device(candidate, reference, tolerance, reference_scale));
+        .copy_(packed_stats_on_device(candidate, reference, tolerance, reference_scale, rounding_per_rms));
   }
 
   // The statistics into `comparison`'s entries, `which` in slot order.
@@ -218,10 +276,10 @@ std::optional<at::Device> accelerator_of(const std::vector<ComparedCandidate>& w
 }  // namespace
 
 SampleStats compare_sample(const at::Tensor& candidate, const at::Tensor& reference,
-                           const Tolerance& tolerance, double reference_scale) {
+                           const Tolerance& tolerance, double reference_scale, double rounding_per_rms) {
   if (reference.numel() == 0) return SampleStats{};
   if (!reference.device().is_cpu() || !candidate.device().is_cpu()) {
-    return compare_on_device(candidate, reference, tolerance, reference_scale);
+    return compare_on_device(candidate, reference, tolerance, reference_scale, rounding_per_rms);
   }
   // A candidate of another precision is compared in double, keeping both exact.
   const at::ScalarType common = candidate.scalar_type() == reference.scalar_type()
@@ -232,7 +290,7 @@ SampleStats compare_sample(const at::Tensor& candidate, const at::Tensor& refere
   SampleStats stats;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, common, "psg4j_compare_sample", [&] {
     stats = compare_host(c.const_data_ptr<scalar_t>(), r.const_data_ptr<scalar_t>(), r.numel(), tolerance,
-                         reference_scale);
+                         reference_scale, rounding_per_rms);
   });
   return stats;
 }
@@ -256,9 +314,14 @@ void fingerprints_to_host_of(Comparison& comparison, const std::vector<ComparedC
 // into its entries) or on the device (DeviceStats, read once at the end).
 class ComparisonSink {
  public:
-  ComparisonSink(Comparison& comparison, const std::vector<ComparedCandidate>& which, const Tolerance& tolerance)
-      : comparison_(comparison), which_(which), tolerance_(tolerance) {
-    for (const ComparedCandidate& c : which) comparison.params[c.entry].samples.resize(comparison.batch_size);
+  // `rounding` holds each entry's λ (rounding.h), in `which` order; empty where not measured.
+  ComparisonSink(Comparison& comparison, const std::vector<ComparedCandidate>& which, const Tolerance& tolerance,
+                 std::vector<double> rounding)
+      : comparison_(comparison), which_(which), tolerance_(tolerance), rounding_(std::move(rounding)) {
+    for (const ComparedCandidate& c : which) {
+      comparison.params[c.entry].samples.resize(comparison.batch_size);
+      comparison.params[c.entry].rounding_measured = !rounding_.empty();
+    }
     if (const auto device = accelerator_of(which)) device_.emplace(which.size(), comparison.batch_size, *device);
   }
 
@@ -270,10 +333,11 @@ class ComparisonSink {
       const ComparedCandidate& c = which_[slot];
       const at::Tensor candidate = c.candidate.select(0, i);
       const at::Tensor& reference = reference_of(c);
+      const double rounding = rounding_.empty() ? std::numeric_limits<double>::quiet_NaN() : rounding_[slot];
       if (device_) {
-        device_->record(slot, i, candidate, reference, tolerance_, scale);
+        device_->record(slot, i, candidate, reference, tolerance_, scale, rounding);
       } else {
-        comparison_.params[c.entry].samples[i] = compare_sample(candidate, reference, tolerance_, scale);
+        comparison_.params[c.entry].samples[i] = compare_sample(candidate, reference, tolerance_, scale, rounding);
       }
       take_fingerprints(*comparison_.params[c.entry].fingerprints, i, candidate, reference, scale);
     }
@@ -290,33 +354,138 @@ class ComparisonSink {
   Comparison& comparison_;
   const std::vector<ComparedCandidate>& which_;
   const Tolerance& tolerance_;
+  std::vector<double> rounding_;
   std::optional<DeviceStats> device_;
 };
 
 }  // namespace
 // ---- end of the value-diagnoses block ----
 
-void compare_exactly(const Problem& problem, const TrainableParameters& parameters,
-                     const std::vector<ComparedCandidate>& which, const Tolerance& tolerance,
-                     Comparison& comparison, const Spread& spread) {
-  if (which.empty()) return;
-  // The leaves the reference differentiates: each parameter `which` needs, once.
-  NamedTensors leaves;
-  std::map<size_t, size_t> leaf_of;
-  for (const ComparedCandidate& c : which) {
-    if (leaf_of.emplace(c.parameter, leaves.size()).second) {
-      leaves.emplace_back(parameters[c.parameter].name, parameters[c.parameter].tensor);
+namespace {
+
+// The reference's leaves: each parameter that some comparison needs, once, in model order, and
+// where each parameter's is.
+struct Leaves {
+  NamedTensors tensors;
+  std::map<size_t, size_t> of_parameter;
+};
+
+Leaves leaves_of(const TrainableParameters& parameters, const std::vector<std::vector<ComparedCandidate>>& compared,
+                 const std::function<bool(const ComparedCandidate&, size_t comparison)>& wanted) {
+  std::vector<bool> needed(parameters.size(), false);
+  for (size_t k = 0; k < compared.size(); ++k) {
+    for (const ComparedCandidate& c : compared[k]) needed[c.parameter] = needed[c.parameter] || wanted(c, k);
+  }
+  Leaves leaves;
+  for (size_t p = 0; p < parameters.size(); ++p) {
+    if (!needed[p]) continue;
+    leaves.of_parameter[p] = leaves.tensors.size();
+    leaves.tensors.emplace_back(parameters[p].name, parameters[p].tensor);
+  }
+  return leaves;
+}
+
+// Each entry's λ for comparison k, in `which` order.
+std::vector<double> rounding_of(const RoundingLevels& levels, size_t k, const std::vector<ComparedCandidate>& which,
+                                const Leaves& leaves) {
+  std::vector<double> out;
+  if (levels.per_rms.empty()) return out;  // not measured
+  for (const ComparedCandidate& c : which) out.push_back(levels.per_rms[k][leaves.of_parameter.at(c.parameter)]);
+  return out;
+}
+
+void record_yardstick(const std::vector<Comparison*>& comparisons, const RoundingLevels& levels) {
+  for (Comparison* comparison : comparisons) {
+    comparison->rounding_yardstick = levels.yardstick;
+    comparison->rounding_samples = levels.samples;
+  }
+}
+
+bool fails_on_values(const ParamComparison& entry) {
+  return std::any_of(entry.samples.begin(), entry.samples.end(), [](const SampleStats& s) {
+    return s.bad > 0 && s.candidate_non_finite == 0 && s.reference_non_finite == 0;
+  });
+}
+
+// The allclose rule measures nothing up front; where a parameter failed on its values, its
+// rounding level is measured afterwards so that a failure at rounding level can say so.
+void explain_allclose_failures(const Model& model, const Batch& batch, const Loss& loss,
+                               const std::vector<Reduction>& reductions, const TrainableParameters& parameters,
+                               const std::vector<Comparison*>& comparisons,
+                               const std::vector<std::vector<ComparedCandidate>>& compared, const Spread& spread) {
+  const Leaves failing = leaves_of(parameters, compared, [&](const ComparedCandidate& c, size_t k) {
+    return fails_on_values(comparisons[k]->params[c.entry]);
+  });
+  if (failing.tensors.empty()) return;
+  const RoundingLevels levels = measure_rounding(model, batch, loss, reductions, failing.tensors, spread);
+  record_yardstick(comparisons, levels);
+  if (levels.per_rms.empty()) return;
+  for (size_t k = 0; k < compared.size(); ++k) {
+    for (const ComparedCandidate& c : compared[k]) {
+      auto leaf = failing.of_parameter.find(c.parameter);
+      if (leaf == failing.of_parameter.end() || !fails_on_values(comparisons[k]->params[c.entry])) continue;
+      comparisons[k]->params[c.entry].rounding_measured = true;
+      for (SampleStats& s : comparisons[k]->params[c.entry].samples) {
+        s.rounding_level = level_of(levels.per_rms[k][leaf->second], s.reference_rms);
+      }
     }
   }
-  start_fingerprints_of(comparison, which, parameters);
-  ComparisonSink sink(comparison, which, tolerance);
-  comparison.reference_route = for_each_reference_gradient(
-      problem.model, problem.batch, problem.loss, {problem.reduction}, leaves, spread,
-      [&](int64_t i, const ReferenceGradient& g) {
-        sink.record(i, [&](const ComparedCandidate& c) -> const at::Tensor& { return g.grads[leaf_of.at(c.parameter)]; },
-                    g.scale);
-      });
-  sink.finish();
+}
+
+// Streams the reference of what `compared` needs (comparisons[k]'s entries compared[k], under
+// reductions[k]) into the comparisons: one pass for every reduction, the rounding level measured
+// first under the rounding rule.
+void stream_comparisons(const Model& model, const Batch& batch, const Loss& loss,
+                        const std::vector<Reduction>& reductions, const TrainableParameters& parameters,
+                        const std::vector<Comparison*>& comparisons,
+                        const std::vector<std::vector<ComparedCandidate>>& compared, const Tolerance& tolerance,
+                        const Spread& spread) {
+  const std::string precision = parameters.empty() ? "" : precision_name(parameters.front().tensor.scalar_type());
+  for (Comparison* comparison : comparisons) comparison->reference_precision = precision;
+  const Leaves leaves = leaves_of(parameters, compared, [](const ComparedCandidate&, size_t) { return true; });
+  if (leaves.tensors.empty()) return;
+  std::optional<RoundingLevels> levels;
+  if (tolerance.rule == ToleranceRule::Rounding) {
+    levels = measure_rounding(model, batch, loss, reductions, leaves.tensors, spread);
+    record_yardstick(comparisons, *levels);
+  }
+  std::vector<std::unique_ptr<ComparisonSink>> sinks;
+  for (size_t k = 0; k < compared.size(); ++k) {
+    start_fingerprints_of(*comparisons[k], compared[k], parameters);
+    sinks.push_back(std::make_unique<ComparisonSink>(*comparisons[k], compared[k], tolerance,
+                                                     levels ? rounding_of(*levels, k, compared[k], leaves)
+                                                            : std::vector<double>{}));
+  }
+  const std::string route = for_each_reference_gradient(model, batch, loss, reductions, leaves.tensors, spread,
+                                                        [&](int64_t i, const ReferenceGradient& g) {
+    sinks[g.reduction]->record(i, [&](const ComparedCandidate& c) -> const at::Tensor& {
+      return g.grads[leaves.of_parameter.at(c.parameter)];
+    }, g.scale);
+  });
+  for (size_t k = 0; k < compared.size(); ++k) {
+    sinks[k]->finish();
+    comparisons[k]->reference_route = route;
+  }
+  if (tolerance.rule == ToleranceRule::Allclose) {
+    explain_allclose_failures(model, batch, loss, reductions, parameters, comparisons, compared, spread);
+  }
+}
+
+}  // namespace
+
+void compare_exactly(const Model& model, const Batch& batch, const Loss& loss, const std::vector<Reduction>& reductions,
+                     const TrainableParameters& parameters, const std::vector<std::vector<ComparedCandidate>>& which,
+                     const Tolerance& tolerance, const std::vector<Comparison*>& comparisons, const Spread& spread) {
+  std::vector<Reduction> asked;
+  std::vector<std::vector<ComparedCandidate>> entries;
+  std::vector<Comparison*> targets;
+  for (size_t k = 0; k < which.size(); ++k) {
+    if (which[k].empty()) continue;  // no backward for a reduction with nothing to compare
+    asked.push_back(reductions[k]);
+    entries.push_back(which[k]);
+    targets.push_back(comparisons[k]);
+  }
+  if (!asked.empty()) stream_comparisons(model, batch, loss, asked, parameters, targets, entries, tolerance, spread);
 }
 
 std::vector<Comparison> compare_with_reference(const Model& model, const Batch& batch, const Loss& loss,
@@ -324,29 +493,16 @@ std::vector<Comparison> compare_with_reference(const Model& model, const Batch& 
                                                const Tolerance& tolerance, const Spread& spread) {
   const int64_t batch_size = batch.validate();
   const TrainableParameters parameters = model.parameters();
-  NamedTensors leaves;
-  for (const TrainableParameter& p : parameters) leaves.emplace_back(p.name, p.tensor);
   std::vector<Comparison> comparisons(candidates.size());
   std::vector<std::vector<ComparedCandidate>> compared;
   std::vector<Reduction> reductions;
+  std::vector<Comparison*> targets;
   for (size_t k = 0; k < candidates.size(); ++k) {
     compared.push_back(plan_comparison(comparisons[k], parameters, batch_size, candidates[k].candidate));
-    start_fingerprints_of(comparisons[k], compared.back(), parameters);
     reductions.push_back(candidates[k].reduction);
+    targets.push_back(&comparisons[k]);
   }
-  std::vector<std::unique_ptr<ComparisonSink>> sinks;
-  for (size_t k = 0; k < candidates.size(); ++k) {
-    sinks.push_back(std::make_unique<ComparisonSink>(comparisons[k], compared[k], tolerance));
-  }
-  const std::string route = for_each_reference_gradient(model, batch, loss, reductions, leaves, spread,
-                                                        [&](int64_t i, const ReferenceGradient& g) {
-    sinks[g.reduction]->record(i, [&](const ComparedCandidate& c) -> const at::Tensor& { return g.grads[c.parameter]; },
-                               g.scale);
-  });
-  for (size_t k = 0; k < candidates.size(); ++k) {
-    sinks[k]->finish();
-    comparisons[k].reference_route = route;
-  }
+  stream_comparisons(model, batch, loss, reductions, parameters, targets, compared, tolerance, spread);
   return comparisons;
 }
 
@@ -373,6 +529,10 @@ at::Tensor stats_tensor(const Comparison& comparison) {
       row[3] = static_cast<double>(s.bad);
       row[4] = static_cast<double>(s.candidate_non_finite);
       row[5] = static_cast<double>(s.reference_non_finite);
+      row[6] = s.rounding_level;
+      row[7] = s.excess;
+      row[8] = s.reference_rms;
+      row[9] = s.reference_max;
     }
   }
   return out;

@@ -12,8 +12,10 @@
 #include <torch/csrc/jit/runtime/graph_executor.h>
 #include <torch/script.h>
 
+#include <algorithm>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <sstream>
 #include <unordered_map>
 
@@ -125,6 +127,29 @@ class SlotModel : public Model {
     return std::make_unique<Bound>(this);
   }
 
+  // A replica of the bound forward's own, outside the pool, with the state put in for good: it is
+  // dropped with the bound forward, never put back. Why not a leased replica, swapped and restored:
+  // a buffer's data is replaced in place (its layer's member shares the tensor), and the autograd
+  // graph of an output keeps that very tensor for its backward, which may run after the bound
+  // forward has ended; restoring it would change what the backward reads.
+  std::unique_ptr<BoundForward> bind_forward_with(const NamedTensors& state) const final {
+    class Bound final : public BoundForward {
+     public:
+      Bound(const SlotModel* model, const NamedTensors& state) : model_(model), replica_(model->private_replica()) {
+        model_->follow(replica_);
+        model_->put_state(replica_, state);
+      }
+      at::Tensor operator()(const std::vector<at::Tensor>& inputs) override {
+        return model_->run_swapped(replica_, inputs);
+      }
+
+     private:
+      const SlotModel* model_;
+      Replica replica_;
+    };
+    return std::make_unique<Bound>(this, state);
+  }
+
   at::Tensor functional_forward(const std::vector<at::Tensor>& inputs,
                                 const std::vector<at::Tensor>& parameters) const final {
     const TrainableParameters own = this->parameters();
@@ -161,6 +186,9 @@ class SlotModel : public Model {
   // Puts parameters[index] into the slot of each (name, index) of `slots`, in `replica`.
   virtual void swap_in(Replica& replica, const std::vector<std::pair<std::string, size_t>>& slots,
                        const std::vector<at::Tensor>& parameters, SwappedParameters* swapped) const = 0;
+  // Puts each tensor of `state` where the forward of `replica`, a private one, reads the one of that
+  // name (state()), for good.
+  virtual void put_state(Replica& replica, const NamedTensors& state) const = 0;
 
   // The replica's forward as a chain of standard layers, or false.
   virtual bool layer_chain(Replica& replica, std::vector<ChainLayer>* chain) const = 0;
@@ -230,7 +258,13 @@ std::pair<torch::jit::Module, std::string> owner_of(const torch::jit::Module& ro
 
 // A new module object of the same structure whose parameters and buffers are the very tensors of
 // `module` (TorchScriptModel::follow gives it buffers of its own in train mode).
-torch::jit::Module jit_replica(const torch::jit::Module& module) { return module.clone(/*inplace=*/true); }
+// One clone at a time, process-wide: cloning defines the clone's class and methods in the module's
+// compilation unit, which is not safe from two threads at once ("method ... already defined").
+torch::jit::Module jit_replica(const torch::jit::Module& module) {
+  static std::mutex cloning;
+  std::lock_guard<std::mutex> one_at_a_time(cloning);
+  return module.clone(/*inplace=*/true);
+}
 
 class TorchScriptModel final : public SlotModel<torch::jit::Module> {
  public:
@@ -247,6 +281,16 @@ class TorchScriptModel final : public SlotModel<torch::jit::Module> {
 
   std::string describe() const override {
     return "TorchScript module " + module_.type()->name()->qualifiedName();
+  }
+
+  // Every tensor attribute: parameters (trainable or frozen), buffers, and tensors a scripted
+  // module keeps as plain attributes.
+  NamedTensors state() const override {
+    NamedTensors all;
+    for (const auto& a : module_.named_attributes(/*recurse=*/true)) {
+      if (a.value.isTensor()) all.emplace_back(a.name, a.value.toTensor());
+    }
+    return all;
   }
 
   std::vector<ModelStep> steps() const override {
@@ -299,6 +343,19 @@ class TorchScriptModel final : public SlotModel<torch::jit::Module> {
     refresh_flat_weights(replica, swapped);
   }
 
+  void put_state(torch::jit::Module& replica, const NamedTensors& state) const override {
+    for (const auto& [name, tensor] : state) {
+      auto [owner, attribute] = owner_of(replica, name);
+      if (!owner.hasattr(attribute) || !owner.attr(attribute).isTensor()) {
+        bad_input(describe() + " has no tensor attribute '" + name + "' to replace");
+      }
+      owner.setattr(attribute, tensor);
+    }
+    for (const torch::jit::Module& m : replica.modules()) {
+      if (auto fresh = fresh_flat_weights(m)) setter(m, "_flat_weights")(*fresh);
+    }
+  }
+
   static SwappedParameters::Setter setter(torch::jit::Module owner, const std::string& attribute) {
     return [owner, attribute](const c10::IValue& value) mutable { owner.setattr(attribute, value); };
   }
@@ -307,16 +364,20 @@ class TorchScriptModel final : public SlotModel<torch::jit::Module> {
   // the parameters when the module was scripted: point it at the current (swapped) parameters.
   static void refresh_flat_weights(const torch::jit::Module& replica, SwappedParameters* swapped) {
     for (const torch::jit::Module& m : replica.modules()) {
-      if (!m.hasattr("_flat_weights") || !m.hasattr("_flat_weights_names")) continue;
-      const c10::IValue original = m.attr("_flat_weights");
-      c10::impl::GenericList fresh = original.toList().copy();
-      const c10::impl::GenericList names = m.attr("_flat_weights_names").toList();
-      for (size_t k = 0; k < names.size() && k < fresh.size(); ++k) {
-        const std::string name = names.get(k).toStringRef();
-        if (m.hasattr(name)) fresh.set(k, m.attr(name));
-      }
-      swapped->swap(original, setter(m, "_flat_weights"), fresh);
+      if (auto fresh = fresh_flat_weights(m)) swapped->swap(m.attr("_flat_weights"), setter(m, "_flat_weights"), *fresh);
     }
+  }
+
+  // `m`'s _flat_weights as its current attributes, or nothing where it has none.
+  static std::optional<c10::IValue> fresh_flat_weights(const torch::jit::Module& m) {
+    if (!m.hasattr("_flat_weights") || !m.hasattr("_flat_weights_names")) return std::nullopt;
+    c10::impl::GenericList fresh = m.attr("_flat_weights").toList().copy();
+    const c10::impl::GenericList names = m.attr("_flat_weights_names").toList();
+    for (size_t k = 0; k < names.size() && k < fresh.size(); ++k) {
+      const std::string name = names.get(k).toStringRef();
+      if (m.hasattr(name)) fresh.set(k, m.attr(name));
+    }
+    return c10::IValue(fresh);
   }
 
   torch::jit::Module module_;  // the caller's: read, never written
@@ -347,6 +408,13 @@ class FrontendModel final : public SlotModel<std::shared_ptr<torch::nn::Module>>
 
   std::string describe() const override { return "C++-frontend module " + module_->name(); }
 
+  NamedTensors state() const override {
+    NamedTensors all;
+    for (const auto& p : module_->named_parameters(/*recurse=*/true)) all.emplace_back(p.key(), p.value());
+    for (const auto& b : module_->named_buffers(/*recurse=*/true)) all.emplace_back(b.key(), b.value());
+    return all;
+  }
+
   std::vector<ModelStep> steps() const override {
     std::shared_ptr<torch::nn::Module> replica = private_replica();
     follow(replica);
@@ -366,6 +434,32 @@ class FrontendModel final : public SlotModel<std::shared_ptr<torch::nn::Module>>
     for (const auto& [name, k] : slots) {
       at::Tensor* slot = members.at(name);
       swapped->swap(*slot, [slot](const c10::IValue& t) { *slot = t.toTensor(); }, parameters[k]);
+    }
+  }
+
+  // Parameters go into the members the layers' forwards read (the registry's slots); a buffer's
+  // data is replaced in the replica's own buffer tensor, which its layer's member shares. A buffer
+  // the replica shares with the caller's module (a layer psg4j cannot replicate) is refused: the
+  // caller's module is never written.
+  void put_state(std::shared_ptr<torch::nn::Module>& replica, const NamedTensors& state) const override {
+    const std::map<std::string, at::Tensor*> members = parameter_slots_by_name(*replica);
+    const auto buffers = replica->named_buffers(/*recurse=*/true);
+    const auto own_buffers = module_->named_buffers(/*recurse=*/true);
+    c10::NoGradGuard no_grad;
+    for (const auto& [name, tensor] : state) {
+      if (auto member = members.find(name); member != members.end()) {
+        *member->second = tensor;
+        continue;
+      }
+      const at::Tensor* buffer = buffers.find(name);
+      if (buffer == nullptr) bad_input(describe() + " has no parameter or buffer '" + name + "' that psg4j can replace");
+      const at::Tensor* own = own_buffers.find(name);
+      if (own != nullptr && own->unsafeGetTensorImpl() == buffer->unsafeGetTensorImpl()) {
+        bad_input("the buffer '" + name + "' of " + describe() + " belongs to a layer psg4j cannot replicate, so it "
+                  "cannot be replaced");
+      }
+      at::Tensor target = *buffer;
+      target.set_data(tensor);
     }
   }
 
@@ -423,6 +517,30 @@ class FunctionModel final : public Model {
   TrainableParameters parameters() const override { return tie_by_identity(only_trainable(parameters_)); }
   std::string describe() const override { return description_; }
 
+  // Its parameters, trainable and frozen: what the callback is given. Tensors its closure holds
+  // are its own.
+  NamedTensors state() const override { return parameters_; }
+
+  std::unique_ptr<BoundForward> bind_forward_with(const NamedTensors& state) const override {
+    std::vector<at::Tensor> all;
+    for (const auto& entry : parameters_) all.push_back(entry.second);
+    for (const auto& [name, tensor] : state) {
+      auto found = std::find_if(parameters_.begin(), parameters_.end(), [&](const auto& e) { return e.first == name; });
+      if (found == parameters_.end()) bad_input(describe() + " has no parameter '" + name + "' to replace");
+      all[static_cast<size_t>(found - parameters_.begin())] = tensor;
+    }
+    class Bound final : public BoundForward {
+     public:
+      Bound(const FunctionModel* model, std::vector<at::Tensor> all) : model_(model), all_(std::move(all)) {}
+      at::Tensor operator()(const std::vector<at::Tensor>& inputs) override { return model_->call(inputs, all_); }
+
+     private:
+      const FunctionModel* model_;
+      std::vector<at::Tensor> all_;
+    };
+    return std::make_unique<Bound>(this, std::move(all));
+  }
+
  private:
   at::Tensor call(const std::vector<at::Tensor>& inputs, const std::vector<at::Tensor>& parameters) const {
     at::Tensor out = forward_(inputs, parameters);
@@ -463,6 +581,11 @@ std::unique_ptr<BoundForward> Model::bind_forward() const {
     const Model* model_;
   };
   return std::make_unique<Unbound>(this);
+}
+
+std::unique_ptr<BoundForward> Model::bind_forward_with(const NamedTensors& state) const {
+  if (state.empty()) return bind_forward();
+  bad_input("psg4j cannot replace the tensors " + describe() + " reads");
 }
 
 NamedTensors Model::trainable_parameters() const {

@@ -80,6 +80,15 @@ class Model {
   virtual std::vector<ModelStep> steps() const { return {}; }
   // forward() for one caller's many calls; by default it calls forward().
   virtual std::unique_ptr<BoundForward> bind_forward() const;
+  // Every tensor the forward reads that a caller may replace, by name: the parameters, trainable
+  // or frozen, under each of their names, then the buffers. Empty where the model's own tensors
+  // cannot be replaced (a Java function's closure, a layer whose members psg4j does not know).
+  virtual NamedTensors state() const { return {}; }
+  // bind_forward() with `state` (names from state(); any subset) in place of the model's own
+  // tensors: what runs a model in another precision (model_variants.h). The forward runs on a
+  // structure of the bound forward's own (outputs may be differentiated after it is gone); nothing
+  // the caller can reach changes. A BadInput Error where the model has no such state.
+  virtual std::unique_ptr<BoundForward> bind_forward_with(const NamedTensors& state) const;
   // The forward as a chain of standard layers (a Sequential's children), passed to `visit` while
   // this call holds the replica they run on (in the caller's module's train/eval mode, with its
   // parameter tensors). False, and `visit` not called, when the forward is not known to be one.

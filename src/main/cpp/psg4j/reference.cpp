@@ -326,6 +326,44 @@ std::string for_each_reference_gradient(const Model& model, const Batch& batch, 
   return "cpu workers";
 }
 
+void for_each_reference_pair(const ReferenceSetup& first, const ReferenceSetup& second, const Loss& loss,
+                             const std::vector<Reduction>& reductions, const std::vector<int64_t>& samples,
+                             const Spread& spread, const PairVisitor& visit) {
+  const int64_t batch_size = first.batch.validate();
+  for (int64_t i : samples) {
+    if (i < 0 || i >= batch_size) bad_input("sample " + std::to_string(i) + " is outside the batch of " + std::to_string(batch_size));
+  }
+  if (samples.empty()) return;
+  check_targets(Problem{first.model, first.batch, loss, Reduction::Sum}, 0, batch_size);
+  const std::vector<at::Tensor> first_leaves = tensors_of(first.leaves);
+  const std::vector<at::Tensor> second_leaves = tensors_of(second.leaves);
+  const bool one_pass =
+      loss.kind != LossKind::Custom && asks(reductions, Reduction::Sum) && asks(reductions, Reduction::Mean);
+  std::atomic<size_t> next{0};
+  FirstFailure failure;
+  run_single_threaded(std::min<int>(sample_workers(spread.workers), static_cast<int>(samples.size())), [&](int) {
+    SampleRunner a(first.model, first.batch, loss, first_leaves);
+    SampleRunner b(second.model, second.batch, loss, second_leaves);
+    std::vector<std::vector<at::Tensor>> held(reductions.size());
+    std::vector<double> held_scale(reductions.size(), 1.0);
+    for (size_t k = next++; k < samples.size() && samples[k] < failure.sample(); k = next++) {
+      const int64_t i = samples[k];
+      try {
+        visit_sample(a, i, reductions, one_pass, [&](int64_t, const ReferenceGradient& g) {
+          held[g.reduction] = g.grads;
+          held_scale[g.reduction] = g.scale;
+        });
+        visit_sample(b, i, reductions, one_pass, [&](int64_t, const ReferenceGradient& g) {
+          visit(i, ReferenceGradient{g.reduction, held[g.reduction], held_scale[g.reduction]}, g);
+        });
+      } catch (...) {
+        failure.record(i, std::current_exception());
+      }
+    }
+  });
+  failure.rethrow();
+}
+
 void for_each_sample_gradient(const Problem& problem, const NamedTensors& parameters,
                               const SampleVisitor& visit, const Spread& spread) {
   for_each_reference_gradient(problem.model, problem.batch, problem.loss, {problem.reduction}, parameters, spread,

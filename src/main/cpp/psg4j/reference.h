@@ -67,6 +67,26 @@ std::string for_each_reference_gradient(const Model& model, const Batch& batch, 
                                  const std::vector<Reduction>& reductions, const NamedTensors& parameters,
                                  const Spread& spread, const ReductionVisitor& visit);
 
+// One way of computing a sample's reference: the model, the batch it runs on and the leaves it
+// differentiates (one per parameter wanted, the model's own or a variant's: model_variants.h).
+struct ReferenceSetup {
+  const Model& model;
+  const Batch& batch;
+  const NamedTensors& leaves;
+};
+
+using PairVisitor =
+    std::function<void(int64_t sample, const ReferenceGradient& first, const ReferenceGradient& second)>;
+
+// For each of `samples` (rising), its gradient under each of `reductions` computed as `first` and
+// as `second` (one problem two ways: in two precisions, say), both by the same worker; `visit`
+// gets both once per sample and reduction, concurrently on the workers. Samples are spread over
+// CPU sample workers on any device (few samples: no streams). The gradients are valid during the
+// visit only.
+void for_each_reference_pair(const ReferenceSetup& first, const ReferenceSetup& second, const Loss& loss,
+                             const std::vector<Reduction>& reductions, const std::vector<int64_t>& samples,
+                             const Spread& spread, const PairVisitor& visit);
+
 using SampleVisitor = std::function<void(int64_t sample, const std::vector<at::Tensor>& grads)>;
 
 // for_each_reference_gradient for the problem's one reduction.

@@ -1,6 +1,7 @@
 #include "psg4j/sketch.h"
 
 #include "psg4j/error.h"
+#include "psg4j/model_variants.h"
 #include "psg4j/samples_layout.h"
 #include "psg4j/transforms.h"
 
@@ -215,21 +216,16 @@ SketchVerdict judge(const CandidateProjection& candidate, const at::Tensor& refe
 }
 
 // The batched forward the reference projections are taken through. In double where the model runs
-// in double (its parameters and floating inputs cast, through functional_forward): the float
-// backward's own reduction over B samples rounds at a few tolerances of one sample at B = 256,
-// which would hide one sample's error; in double only the candidate's rounding is left.
+// in double (every tensor its forward reads cast, frozen parameters and buffers included, and its
+// floating inputs: model_variants.h): the float backward's own reduction over B samples rounds at a
+// few tolerances of one sample at B = 256, which would hide one sample's error; in double only the
+// candidate's rounding is left.
 struct ForwardGraph {
   at::Tensor output;
   std::vector<at::Tensor> leaves;  // what the projections differentiate, one per parameter
   Batch batch;                     // targets in the output's precision
   bool in_double = false;
 };
-
-std::vector<at::Tensor> in_double(const std::vector<at::Tensor>& tensors) {
-  std::vector<at::Tensor> out;
-  for (const at::Tensor& t : tensors) out.push_back(at::isFloatingType(t.scalar_type()) ? t.to(at::kDouble) : t.clone());
-  return out;
-}
 
 at::Tensor forward_or_explain(const Model& model, const std::function<at::Tensor()>& forward) {
   try {
@@ -247,15 +243,15 @@ at::Tensor forward_or_explain(const Model& model, const std::function<at::Tensor
 ForwardGraph batched_forward(const Model& model, const Batch& batch, const TrainableParameters& parameters) {
   ForwardGraph graph;
   try {
-    for (const TrainableParameter& p : parameters) graph.leaves.push_back(p.tensor.detach().to(at::kDouble).requires_grad_());
-    graph.batch = batch;
-    graph.batch.inputs = in_double(batch.inputs);
-    graph.batch.targets = in_double(batch.targets);
-    graph.output = model.functional_forward(graph.batch.inputs, graph.leaves);
+    const std::shared_ptr<Model> cast = cast_model(model, at::kDouble);
+    for (const TrainableParameter& p : cast->parameters()) graph.leaves.push_back(p.tensor);
+    graph.batch = cast_batch(batch, at::kDouble);
+    graph.output = cast->forward(copies_of(graph.batch.inputs));  // a forward may write into its inputs
     graph.in_double = graph.output.scalar_type() == at::kDouble;
     if (graph.in_double) return graph;
   } catch (const std::exception&) {
-    // A model that makes float tensors of its own (a buffer, a constant) runs in its precision.
+    // A model that makes float tensors of its own (a constant, a tensor its closure keeps) runs in
+    // its precision.
   }
   graph = ForwardGraph{};
   for (const TrainableParameter& p : parameters) graph.leaves.push_back(p.tensor);
@@ -322,18 +318,24 @@ SketchComparisons sketch_compare(const Model& model, const Batch& batch, const L
   graph = ForwardGraph{};
   sources.clear();
 
+  // What the sketch does not pass goes to the reference: one pass (and one rounding measurement)
+  // for every reduction.
+  std::vector<Reduction> reductions;
+  std::vector<std::vector<ComparedCandidate>> undecided(plans.size());
+  std::vector<Comparison*> comparisons;
   for (size_t r = 0; r < plans.size(); ++r) {
     Comparison& comparison = result.comparisons[r];
-    std::vector<ComparedCandidate> undecided;
     for (const ComparedCandidate& c : compared[r]) {
       const SketchVerdict verdict = judge(project_candidate(c.candidate, plans[r].weights),
                                           references[plans[r].source][c.parameter], plans[r].weights, tolerance);
       comparison.params[c.entry].sketch = verdict;
-      if (verdict.zone != SketchZone::Pass) undecided.push_back(c);
+      if (verdict.zone != SketchZone::Pass) undecided[r].push_back(c);
     }
-    compare_exactly(Problem{model, batch, loss, plans[r].reduction}, parameters, undecided, tolerance, comparison);
-    result.cost.exact_params += static_cast<int64_t>(undecided.size());
+    result.cost.exact_params += static_cast<int64_t>(undecided[r].size());
+    reductions.push_back(plans[r].reduction);
+    comparisons.push_back(&comparison);
   }
+  compare_exactly(model, batch, loss, reductions, parameters, undecided, tolerance, comparisons);
   return result;
 }
 

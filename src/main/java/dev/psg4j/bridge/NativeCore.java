@@ -1,6 +1,7 @@
 package dev.psg4j.bridge;
 
 import dev.psg4j.check.ClippingMode;
+import dev.psg4j.check.ToleranceRule;
 import dev.psg4j.report.ParamStatus;
 import dev.psg4j.report.SketchZone;
 import dev.psg4j.engine.TensorContainer;
@@ -330,8 +331,27 @@ public final class NativeCore {
 
         public native double stat(@Cast("int64_t") long p, @Cast("int64_t") long sample, int field);
 
-        /** Every stat in one call: {@code out} = [param_count, batch_size, 6] doubles, stat's field order. */
+        /** Every stat in one call: {@code out} = [param_count, batch_size, stat_fields()] doubles, stat's field order. */
         public native void stats(@Cast("at::Tensor*") Pointer out);
+
+        /** How many numbers {@link #stats} gives per parameter and sample. */
+        public static native int stat_fields();
+
+        /** The precision the reference ran in: "float", "double", "half", "bfloat16". */
+        public native @StdString String reference_precision();
+
+        /** How the rounding level was measured: "double", "perturbed parameters", or "" where it was not. */
+        public native @StdString String rounding_yardstick();
+
+        /** Whether parameter p's per-sample rounding levels were measured (stat field 6). */
+        public native @Cast("bool") boolean rounding_measured(@Cast("int64_t") long p);
+
+        public native @Cast("int64_t") long rounding_sample_count();
+
+        public native @Cast("int64_t") long rounding_sample(@Cast("int64_t") long k);
+
+        /** c: the rounding rule widens an element's tolerance by c times its sample's rounding level. */
+        public static native double rounding_multiple();
 
         public native @Cast("bool") boolean sketched(@Cast("int64_t") long p);
 
@@ -455,7 +475,7 @@ public final class NativeCore {
     /** One comparison per candidate from one reference pass where that is exact, spread as {@code spread} says. */
     public static native @ByVal ComparisonList compare_reductions(@Const @ByRef NativeModel model,
             @Const @ByRef NativeBatch batch, @Const @ByRef NativeLoss loss,
-            @Const @ByRef ReductionCandidates candidates, double atol, double rtol,
+            @Const @ByRef ReductionCandidates candidates, double atol, double rtol, ToleranceRule rule,
             @Const @ByRef ReferenceSpread spread);
 
     /** Sets the calling thread's intra-op count (its OpenMP count; 0 leaves it); returns the previous one. */
@@ -713,12 +733,12 @@ public final class NativeCore {
     /** Either candidate may be null (that reduction is not checked); at least one is given. */
     public static native @ByVal SketchView sketch_compare(@Const @ByRef NativeModel model,
             @Const @ByRef NativeBatch batch, @Const @ByRef NativeLoss loss, @Const NamedTensorList sumCandidate,
-            @Const NamedTensorList meanCandidate, double atol, double rtol, @Cast("int64_t") long projections,
-            @Cast("uint64_t") long seed);
+            @Const NamedTensorList meanCandidate, double atol, double rtol, ToleranceRule rule,
+            @Cast("int64_t") long projections, @Cast("uint64_t") long seed);
 
     public static native @ByVal ComparisonView compare_with_reference(@Const @ByRef NativeModel model,
             @Const @ByRef NativeBatch batch, @Const @ByRef NativeLoss loss, int reduction,
-            @Const @ByRef NamedTensorList candidate, double atol, double rtol);
+            @Const @ByRef NamedTensorList candidate, double atol, double rtol, ToleranceRule rule);
     // ---- Layer capture for hooks-style samplers (issue 10) ----
 
     /** capture_layers' result: per captured layer use, its kind, options, parameter names and tensors. */

@@ -18,6 +18,7 @@ import dev.psg4j.report.Diagnosis;
 import dev.psg4j.report.Failure;
 import dev.psg4j.report.ParamReport;
 import dev.psg4j.report.ReductionReport;
+import dev.psg4j.report.RoundingSummary;
 import dev.psg4j.report.SketchSummary;
 
 import org.bytedeco.pytorch.Tensor;
@@ -25,10 +26,12 @@ import org.bytedeco.pytorch.Tensor;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.EnumMap;
+import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.ThreadLocalRandom;
 
 /**
@@ -36,6 +39,13 @@ import java.util.concurrent.ThreadLocalRandom;
  * reduction asked (both by default), in {@link CheckMode#EXACT exact} mode (the default: every
  * element of every sample; the reference streams sample by sample into the comparison, so a check
  * costs the candidate's memory plus O(|θ|) per thread) or {@link CheckMode#SKETCH sketch} mode.
+ *
+ * <p><b>Tolerance</b> ({@link Builder#toleranceRule}): by default an element matches when
+ * {@code |candidate - reference| <= atol + rtol·|reference| + 4ρ}, ρ the reference's own rounding
+ * level for that parameter and sample, measured on the check's batch (4 samples computed again in
+ * double, the model cast whole; a model that cannot run in double against its parameters moved by
+ * one ulp): correct float32 gradients of a model whose gradient elements are long sums pass, and an
+ * element off by 10ρ does not. {@link ToleranceRule#ALLCLOSE} is exactly torch.allclose.
  *
  * <p><b>Sketch mode</b> draws K weight vectors wᵢ = ±(1 + U) (a fair sign, U uniform on [0, 1):
  * ±1 weights would cancel a swap of two samples with probability ½ per projection, Gaussian ones
@@ -95,6 +105,7 @@ public final class PerSampleCheck implements AutoCloseable {
     private final Loss loss;
     private final List<Reduction> reductions;
     private final Tolerance tolerance;
+    private final ToleranceRule toleranceRule;
     private final boolean probes;
     private final int threads;
     private final CloseGuard guard = new CloseGuard("PerSampleCheck");
@@ -123,6 +134,7 @@ public final class PerSampleCheck implements AutoCloseable {
         this.loss = b.loss;
         this.reductions = List.copyOf(b.reductions);
         this.tolerance = b.tolerance;
+        this.toleranceRule = b.toleranceRule;
         this.probes = b.probes;
         this.threads = b.threads;
         this.probeSamples = b.probeSamples;
@@ -154,6 +166,11 @@ public final class PerSampleCheck implements AutoCloseable {
 
     public Tolerance tolerance() {
         return tolerance;
+    }
+
+    /** The element-wise criterion of gradient checks: {@link ToleranceRule#ROUNDING} unless built otherwise. */
+    public ToleranceRule toleranceRule() {
+        return toleranceRule;
     }
 
     public CheckMode mode() {
@@ -319,7 +336,7 @@ public final class PerSampleCheck implements AutoCloseable {
         if (!diagnoses.isEmpty()) {
             // Nothing to compare: the reference's one-sample batches would not be the model's
             // (and BatchNorm in train mode cannot even run one sample).
-            return report(false, sampler, on, List.of(), null, List.of(), diagnoses, null);
+            return report(false, sampler, on, List.of(), null, List.of(), diagnoses, new ReferenceFacts());
         }
         Map<Reduction, Map<String, Tensor>> candidates = new EnumMap<>(Reduction.class);
         try {
@@ -333,10 +350,10 @@ public final class PerSampleCheck implements AutoCloseable {
                 return compareSketch(sampler, on, candidates, runSeed, failures);
             }
             List<Diagnosis> valueDiagnoses = new ArrayList<>();  // issue 10: why values are wrong
-            String[] route = new String[1];
-            List<ReductionReport> reports = compareExact(on, candidates, failures, valueDiagnoses, route);
+            ReferenceFacts facts = new ReferenceFacts();
+            List<ReductionReport> reports = compareExact(on, candidates, failures, valueDiagnoses, facts);
             return report(reports.stream().allMatch(ReductionReport::passed), sampler, on, reports, null, failures,
-                    valueDiagnoses, route[0]);
+                    valueDiagnoses, facts);
         } finally {
             candidates.values().forEach(Natives::closeAll);  // the check owns what a sampler returns
         }
@@ -353,16 +370,48 @@ public final class PerSampleCheck implements AutoCloseable {
 
     private CheckReport report(boolean passed, GradSampler sampler, Batch on, List<ReductionReport> reports,
                                SketchSummary sketch, List<Failure> failures, List<Diagnosis> diagnoses,
-                               String referenceRoute) {
+                               ReferenceFacts facts) {
         return new CheckReport(CheckReport.SCHEMA_VERSION, passed, mode.label(), sampler.name(), on.size(),
                 device, loss.name(), tolerance.atol(), tolerance.rtol(), reports, sketch, failures, diagnoses,
-                CheckReport.GRADIENTS, null, referenceRoute);
+                CheckReport.GRADIENTS, null, facts.route, toleranceRule.label(), facts.precision, facts.rounding);
     }
 
-    /** The first route a comparison names (they share one reference pass), or null where none ran. */
-    private static String route(String current, ComparisonView view) {
-        String route = view.reference_route();
-        return current != null || route == null || route.isEmpty() ? current : route;
+    /**
+     * What the comparisons say about the reference (they share one pass): how it ran, its precision
+     * and how its rounding level was measured; the first that names each, null where none does.
+     */
+    private static final class ReferenceFacts {
+        String route;
+        String precision;
+        RoundingSummary rounding;
+
+        void read(ComparisonView view) {
+            String r = view.reference_route();
+            if (route == null && r != null && !r.isEmpty()) {
+                route = r;
+            }
+            String p = view.reference_precision();
+            if (precision == null && p != null && !p.isEmpty()) {
+                precision = p;
+            }
+            String against = view.rounding_yardstick();
+            if (rounding == null && against != null && !against.isEmpty()) {
+                List<Long> samples = new ArrayList<>();
+                for (long k = 0; k < view.rounding_sample_count(); k++) {
+                    samples.add(view.rounding_sample(k));
+                }
+                rounding = new RoundingSummary(against, samples, ComparisonView.rounding_multiple());
+            }
+        }
+    }
+
+    /** The diagnoses of one reduction's failures: rounding first (RoundingDiagnoses), then the value kinds. */
+    private List<Diagnosis> diagnoses(ComparisonView view, ReductionReport report, Map<String, Tensor> candidate) {
+        List<Diagnosis> out = new ArrayList<>(RoundingDiagnoses.read(view, report, tolerance, toleranceRule, candidate));
+        Set<String> explained = new HashSet<>();
+        out.forEach(d -> explained.add(d.param()));
+        out.addAll(ValueDiagnoses.read(view, report, tolerance, explained));
+        return out;
     }
 
     /**
@@ -371,7 +420,8 @@ public final class PerSampleCheck implements AutoCloseable {
      * {@link Builder#threads} sample workers. Reports and failures come in the candidates' order.
      */
     private List<ReductionReport> compareExact(Batch on, Map<Reduction, Map<String, Tensor>> candidates,
-                                               List<Failure> failures, List<Diagnosis> valueDiagnoses, String[] route) {
+                                               List<Failure> failures, List<Diagnosis> valueDiagnoses,
+                                               ReferenceFacts facts) {
         List<NamedTensorList> lists = new ArrayList<>();
         try (NativeLoss lossHandle = loss.newHandle(); ReductionCandidates natives = new ReductionCandidates();
              NativeCore.ReferenceSpread spread = spread()) {
@@ -382,14 +432,14 @@ public final class PerSampleCheck implements AutoCloseable {
             }
             try (ComparisonList comparisons = Natives.call(
                     () -> NativeCore.compare_reductions(NativeHandles.handle(model), on.handle(), lossHandle, natives,
-                            tolerance.atol(), tolerance.rtol(), spread))) {
+                            tolerance.atol(), tolerance.rtol(), toleranceRule, spread))) {
                 List<ReductionReport> reports = new ArrayList<>();
                 long k = 0;
                 for (Reduction reduction : candidates.keySet()) {
                     try (ComparisonView view = comparisons.get(k++)) {
-                        route[0] = route(route[0], view);
+                        facts.read(view);
                         reports.add(Verdicts.read(view, reduction, failures));
-                        valueDiagnoses.addAll(ValueDiagnoses.read(view, reports.get(reports.size() - 1), tolerance));
+                        valueDiagnoses.addAll(diagnoses(view, reports.get(reports.size() - 1), candidates.get(reduction)));
                     }
                 }
                 return reports;
@@ -407,21 +457,21 @@ public final class PerSampleCheck implements AutoCloseable {
              NativeLoss lossHandle = loss.newHandle();
              SketchView view = Natives.call(
                      () -> NativeCore.sketch_compare(NativeHandles.handle(model), on.handle(), lossHandle, sum, mean,
-                             tolerance.atol(), tolerance.rtol(), projections, runSeed))) {
+                             tolerance.atol(), tolerance.rtol(), toleranceRule, projections, runSeed))) {
             List<ReductionReport> reports = new ArrayList<>();
             List<Diagnosis> valueDiagnoses = new ArrayList<>();  // issue 10: why values are wrong
-            String route = null;
+            ReferenceFacts facts = new ReferenceFacts();
             for (int k = 0; k < given.size(); k++) {
                 try (ComparisonView comparison = view.comparison(k)) {
-                    route = route(route, comparison);
+                    facts.read(comparison);
                     reports.add(Verdicts.read(comparison, given.get(k), failures));
-                    valueDiagnoses.addAll(ValueDiagnoses.read(comparison, reports.get(k), tolerance));
+                    valueDiagnoses.addAll(diagnoses(comparison, reports.get(k), candidates.get(given.get(k))));
                 }
             }
             SketchSummary summary = new SketchSummary(runSeed, projections, SketchSummary.WEIGHTS,
                     view.pass_fraction(), view.noise_multiplier(), view.in_double() ? "double" : "float", view.forwards(), view.backwards(), view.exact_params());
             return report(reports.stream().allMatch(ReductionReport::passed), sampler, on, reports, summary, failures,
-                    valueDiagnoses, route);
+                    valueDiagnoses, facts);
         }
     }
 
@@ -622,6 +672,7 @@ public final class PerSampleCheck implements AutoCloseable {
         private Loss loss = Loss.L1;
         private List<Reduction> reductions = List.of(Reduction.SUM, Reduction.MEAN);
         private Tolerance tolerance = Tolerance.DEFAULT;
+        private ToleranceRule toleranceRule = ToleranceRule.ROUNDING;
         private int threads;
         private boolean probes = true;
         private int probeSamples = Probes.DEFAULT_PROBE_SAMPLES;
@@ -760,8 +811,23 @@ public final class PerSampleCheck implements AutoCloseable {
             return this;
         }
 
+        /** The allclose part of the criterion (default 1e-5, 1e-4: Opacus's); see {@link #toleranceRule}. */
         public Builder tolerance(double atol, double rtol) {
             this.tolerance = new Tolerance(atol, rtol);
+            return this;
+        }
+
+        /**
+         * How per-sample gradients are compared, element by element (norms and clipped sums keep
+         * their own criteria): {@link ToleranceRule#ROUNDING} (the default) passes
+         * {@code |candidate - reference| <= atol + rtol·|reference| + 4ρ}, ρ the reference's own
+         * rounding level for that parameter and sample, measured on a few samples of the check's
+         * batch; {@link ToleranceRule#ALLCLOSE} is exactly torch.allclose, as Opacus's check (a
+         * parameter it fails only at rounding level gets a {@code float_rounding} diagnosis).
+         */
+        public Builder toleranceRule(ToleranceRule rule) {
+            this.toleranceRule = BadInputException.requireNonNull(rule, "tolerance rule",
+                    "ToleranceRule.ROUNDING or ToleranceRule.ALLCLOSE");
             return this;
         }
 

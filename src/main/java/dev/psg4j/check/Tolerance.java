@@ -2,7 +2,11 @@ package dev.psg4j.check;
 
 import dev.psg4j.BadInputException;
 
-/** Element-wise tolerance, as torch.allclose: |candidate - reference| <= atol + rtol * |reference|. */
+/**
+ * The allclose part of the element-wise criterion: |candidate - reference| <= atol + rtol * |reference|,
+ * widened by the reference's own rounding level under {@link ToleranceRule#ROUNDING} (the default),
+ * exactly torch.allclose under {@link ToleranceRule#ALLCLOSE}.
+ */
 public record Tolerance(double atol, double rtol) {
     /** Opacus's defaults. */
     public static final Tolerance DEFAULT = new Tolerance(1e-5, 1e-4);

@@ -60,13 +60,18 @@ final class ValueDiagnoses {
     private ValueDiagnoses() {
     }
 
-    /** The diagnoses of one reduction's failing parameters (report: what Verdicts read from this view). */
-    static List<Diagnosis> read(ComparisonView view, ReductionReport report, Tolerance tolerance) {
+    /**
+     * The diagnoses of one reduction's failing parameters (report: what Verdicts read from this
+     * view), but those of {@code explained} (already diagnosed).
+     */
+    static List<Diagnosis> read(ComparisonView view, ReductionReport report, Tolerance tolerance,
+                                Set<String> explained) {
         List<Diagnosis> out = new ArrayList<>();
         int batch = Math.toIntExact(view.batch_size());
         for (int p = 0; p < report.params().size(); p++) {
             ParamReport param = report.params().get(p);
-            if (param.passed() || param.nonFinite() || param.status() != ParamStatus.COMPARED || !view.has_fingerprints(p)) {
+            if (param.passed() || param.nonFinite() || param.status() != ParamStatus.COMPARED || !view.has_fingerprints(p)
+                    || explained.contains(param.name())) {
                 continue;
             }
             try (FingerprintView fingerprints = view.fingerprints(p)) {

@@ -8,8 +8,6 @@ import dev.psg4j.report.ParamStatus;
 import dev.psg4j.report.SketchZone;
 import dev.psg4j.report.ReductionReport;
 
-import org.bytedeco.pytorch.Tensor;
-
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
@@ -19,13 +17,15 @@ final class Verdicts {
     /** Per parameter, at most this many per-sample failures are listed; bad_samples lists all. */
     static final int SAMPLE_FAILURES_PER_PARAM = 20;
 
-    private static final int MAX_ABS = 0, MAX_REL = 1, TOL_RATIO = 2, BAD = 3, CAND_NON_FINITE = 4, REF_NON_FINITE = 5;
+    private static final int MAX_ABS = ComparisonStats.MAX_ABS, MAX_REL = ComparisonStats.MAX_REL,
+            TOL_RATIO = ComparisonStats.TOL_RATIO, BAD = ComparisonStats.BAD,
+            CAND_NON_FINITE = ComparisonStats.CAND_NON_FINITE, REF_NON_FINITE = ComparisonStats.REF_NON_FINITE;
 
     private Verdicts() {
     }
 
     static ReductionReport read(ComparisonView view, Reduction reduction, List<Failure> failures) {
-        Stats stats = Stats.of(view);
+        ComparisonStats stats = ComparisonStats.of(view);
         List<ParamReport> params = new ArrayList<>();
         for (long p = 0; p < view.param_count(); p++) {
             params.add(readParam(view, stats, p, reduction.label(), failures));
@@ -33,7 +33,7 @@ final class Verdicts {
         return new ReductionReport(reduction.label(), params.stream().allMatch(ParamReport::passed), params);
     }
 
-    private static ParamReport readParam(ComparisonView view, Stats stats, long p, String reduction,
+    private static ParamReport readParam(ComparisonView view, ComparisonStats stats, long p, String reduction,
                                          List<Failure> failures) {
         String name = view.name(p);
         List<String> aliases = new ArrayList<>();
@@ -68,21 +68,23 @@ final class Verdicts {
             }
             case COMPARED -> {
                 if (!view.sketched(p)) {
-                    return compared(view.batch_size(), stats, p, name, aliases, reduction, expected, candidate, failures);
+                    return compared(view.batch_size(), stats, p, name, aliases, reduction, expected, candidate,
+                            view.rounding_measured(p), failures);
                 }
                 SketchZone zone = view.sketch_zone(p).intern();
                 ParamReport decided = zone == SketchZone.PASS
                         ? sketchPassed(name, expected, candidate, aliases)
-                        : compared(view.batch_size(), stats, p, name, aliases, reduction, expected, candidate, failures);
+                        : compared(view.batch_size(), stats, p, name, aliases, reduction, expected, candidate,
+                            view.rounding_measured(p), failures);
                 return decided.withSketch(zone, view.sketch_residual_ratio(p));
             }
             default -> throw new IllegalStateException("unknown parameter status " + status);
         }
     }
 
-    private static ParamReport compared(long batch, Stats stats, long p, String name, List<String> aliases,
+    private static ParamReport compared(long batch, ComparisonStats stats, long p, String name, List<String> aliases,
                                         String reduction, List<Long> expected, List<Long> candidate,
-                                        List<Failure> failures) {
+                                        boolean roundingMeasured, List<Failure> failures) {
         long elements = expected.stream().skip(1).reduce(1L, (a, b) -> a * b);
         double maxAbs = 0, maxRel = 0, worstRatio = -1;
         Integer worst = null;
@@ -114,9 +116,18 @@ final class Verdicts {
                 }
             }
         }
-        return new ParamReport(name, expected, bad.isEmpty(), maxAbs, maxRel, worst, bad, nonFinite, ParamStatus.COMPARED,
-                candidate, Double.isInfinite(worstRatio) ? null : Math.max(worstRatio, 0),
+        ParamReport report = new ParamReport(name, expected, bad.isEmpty(), maxAbs, maxRel, worst, bad, nonFinite,
+                ParamStatus.COMPARED, candidate, Double.isInfinite(worstRatio) ? null : Math.max(worstRatio, 0),
                 sampleAbs, sampleRel, sampleRatio, aliases);
+        return roundingMeasured ? report.withRounding(sampleLevels(stats, p)) : report;
+    }
+
+    private static List<Double> sampleLevels(ComparisonStats stats, long p) {
+        List<Double> levels = new ArrayList<>();
+        for (int i = 0; i < stats.batch(); i++) {
+            levels.add(stats.get(p, i, ComparisonStats.ROUNDING_LEVEL));
+        }
+        return levels;
     }
 
     /** Passed by the sketch: no per-sample statistics were computed, so those fields are null. */
@@ -165,26 +176,6 @@ final class Verdicts {
             out.add(dim.applyAsLong(d));
         }
         return out;
-    }
-
-    /** A comparison's statistics [param, sample, field], moved out of native code in one call. */
-    private record Stats(double[] values, long batch) {
-        private static final int FIELDS = 6;
-
-        static Stats of(ComparisonView view) {
-            try (Tensor t = new Tensor()) {
-                view.stats(t);
-                double[] values = new double[Math.toIntExact(t.numel())];
-                if (values.length > 0) {
-                    t.data_ptr_double().capacity(values.length).get(values);
-                }
-                return new Stats(values, view.batch_size());
-            }
-        }
-
-        double get(long p, long sample, int field) {
-            return values[Math.toIntExact((p * batch + sample) * FIELDS + field)];
-        }
     }
 
     private static String fmt(double v) {

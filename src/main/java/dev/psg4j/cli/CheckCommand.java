@@ -14,6 +14,7 @@ import dev.psg4j.check.PerSampleCheck;
 import dev.psg4j.check.Reduction;
 import dev.psg4j.check.Threads;
 import dev.psg4j.check.Tolerance;
+import dev.psg4j.check.ToleranceRule;
 import dev.psg4j.engine.Engines;
 import dev.psg4j.engine.GradSamplers;
 import dev.psg4j.engine.TensorContainer;
@@ -118,6 +119,12 @@ final class CheckCommand implements Callable<Integer> {
     @Option(names = "--rtol", paramLabel = "R", description = "relative tolerance; default 1e-4")
     Double rtol;
 
+    @Option(names = "--tolerance", paramLabel = "RULE",
+            description = "how per-sample gradients are compared: rounding (the default: atol + rtol·|ref| widened by 4 "
+                    + "times the reference's own float rounding level, measured on a few samples of the batch) or "
+                    + "allclose (exactly |cand - ref| <= atol + rtol·|ref|, as Opacus)")
+    String toleranceRule;
+
     @Option(names = "--threads", paramLabel = "N", description = "threads: the reference's sample workers (each on one intra-op thread; the same "
             + "verdicts at any N) and the probes' and engine's intra-op threads; default LibTorch's count")
     Integer threads;
@@ -171,6 +178,9 @@ final class CheckCommand implements Callable<Integer> {
                     .loss(lossFn).reductions(reductions.toArray(Reduction[]::new)).batchDim(source.batchDim)
                     .tolerance(atol == null ? Tolerance.DEFAULT.atol() : atol, rtol == null ? Tolerance.DEFAULT.rtol() : rtol)
                     .device(device).cudaGraphs(cudaGraphs);
+            if (toleranceRule != null) {
+                builder.toleranceRule(ToleranceRule.named(toleranceRule));
+            }
             if (targetBatchDim != null) {
                 builder.targetBatchDim(targetBatchDim);
             }
@@ -267,6 +277,10 @@ final class CheckCommand implements Callable<Integer> {
             return;
         }
         String option = candidateNorms != null ? "--candidate-norms" : "--candidate-clipped-sum";
+        if (toleranceRule != null) {
+            throw new BadInputException("--tolerance applies to per-sample gradients; " + option + " has its own "
+                    + "criterion (see the README): drop --tolerance");
+        }
         if (reductions.size() != 1) {
             throw new BadInputException(option + " holds values for one reduction: say which with --reduction sum or "
                     + "--reduction mean");

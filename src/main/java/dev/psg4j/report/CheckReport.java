@@ -22,9 +22,16 @@ import java.util.List;
  * "cuda graphs" or "cuda streams (graph capture failed: ...)"), absent where no per-sample gradient
  * comparison ran (a probe's finding stopped the check; norms and clipped-sum checks). {@code device}
  * is the check's device, canonical ("cpu", "cuda:0").
+ * {@code schema_version} 3 changed what a gradient check passes by default (the rounding rule) and
+ * added {@code tolerance} (the rule applied: "rounding" or "allclose"; absent for norms and
+ * clipped sums, whose criteria are their own), {@code reference_precision} (the precision the
+ * per-sample reference ran in: "float", "double", ...), {@code rounding} (how its rounding level was
+ * measured, {@link RoundingSummary}; absent where it was not) and, per parameter,
+ * {@code rounding_level} and {@code sample_rounding_level}.
  */
 @JsonPropertyOrder({"schema_version", "passed", "mode", "engine", "batch_size", "device", "loss", "atol", "rtol",
-        "sketch", "reductions", "failures", "diagnoses", "candidate", "clipping", "reference_route"})
+        "tolerance", "reference_precision", "rounding", "sketch", "reductions", "failures", "diagnoses", "candidate",
+        "clipping", "reference_route"})
 public record CheckReport(
         @JsonProperty("schema_version") int schemaVersion,
         boolean passed,
@@ -43,7 +50,10 @@ public record CheckReport(
         @JsonInclude(JsonInclude.Include.NON_NULL) String candidate,
         @JsonInclude(JsonInclude.Include.NON_NULL) ClippingSummary clipping,
         // ---- devices (issue 11) ----
-        @JsonProperty("reference_route") @JsonInclude(JsonInclude.Include.NON_NULL) String referenceRoute) {
+        @JsonProperty("reference_route") @JsonInclude(JsonInclude.Include.NON_NULL) String referenceRoute,
+        @JsonInclude(JsonInclude.Include.NON_NULL) String tolerance,
+        @JsonProperty("reference_precision") @JsonInclude(JsonInclude.Include.NON_NULL) String referencePrecision,
+        @JsonInclude(JsonInclude.Include.NON_NULL) RoundingSummary rounding) {
 
     /** What a check compared: per-sample gradients, per-sample norms or a clipped sum ({@code candidate}). */
     public static final String GRADIENTS = "gradients", NORMS = "norms", CLIPPED_SUM = "clipped_sum";
@@ -63,10 +73,22 @@ public record CheckReport(
         this(schemaVersion, passed, mode, engine, batchSize, device, loss, atol, rtol, reductions, sketch, failures,
                 diagnoses, candidate, clipping, null);
     }
+
+    /** A report without the tolerance fields (as before schema 3). */
+    public CheckReport(int schemaVersion, boolean passed, String mode, String engine, long batchSize, String device,
+                       String loss, double atol, double rtol, List<ReductionReport> reductions, SketchSummary sketch,
+                       List<Failure> failures, List<Diagnosis> diagnoses, String candidate, ClippingSummary clipping,
+                       String referenceRoute) {
+        this(schemaVersion, passed, mode, engine, batchSize, device, loss, atol, rtol, reductions, sketch, failures,
+                diagnoses, candidate, clipping, referenceRoute, null, null, null);
+    }
     // ---- end of the norms block ----
 
-    /** The report format: 1 had no schema_version field; 2 added mode and the sketch fields. */
-    public static final int SCHEMA_VERSION = 2;
+    /**
+     * The report format: 1 had no schema_version field; 2 added mode and the sketch fields; 3 the
+     * rounding rule as the default criterion and its fields.
+     */
+    public static final int SCHEMA_VERSION = 3;
 
     /** An exact-mode report of the current schema. */
     public CheckReport(boolean passed, String engine, long batchSize, String device, String loss, double atol,

@@ -7,8 +7,9 @@ import java.util.Locale;
 /**
  * What a {@link Diagnosis} found (DESIGN §5); in JSON the lower-case name ({@code batch_mixing}, ...).
  * The first three come from the probes (the check then compares nothing); the next five explain a
- * parameter's value failures, from the per-sample fingerprints of the exact comparison; the rest
- * explain failures of norms-only and clipped-sum candidates.
+ * parameter's value failures, from the per-sample fingerprints of the exact comparison; the next two
+ * say that a parameter's differences are rounding, the reference's own or the candidate's lower
+ * precision; the rest explain failures of norms-only and clipped-sum candidates.
  */
 public enum DiagnosisKind {
     /** A sample's output depends on other samples' inputs; param is where the mixing starts. */
@@ -27,6 +28,14 @@ public enum DiagnosisKind {
     TRANSPOSED,
     /** The failing samples' gradients are zero where the reference's are not: a missing contribution. */
     ZERO_SAMPLES,
+
+    /**
+     * Every failing difference is within the rounding rule's c times the reference's own
+     * floating-point rounding level: a correct candidate that the allclose rule fails.
+     */
+    FLOAT_ROUNDING,
+    /** The candidate is float16 or bfloat16, and its own rounding explains every failing difference. */
+    CANDIDATE_PRECISION,
 
     // Norms-only candidates: what the failing norms are.
     /** Every failing norm is B or 1/B times the reference's: the mean/sum convention. */

@@ -59,6 +59,17 @@ public final class HtmlReport {
                 : reductions);
         item(h, "atol", ReportTable.number(r.atol()));
         item(h, "rtol", ReportTable.number(r.rtol()));
+        if (r.tolerance() != null) {
+            item(h, "tolerance rule", r.tolerance());
+        }
+        if (r.referencePrecision() != null) {
+            item(h, "reference precision", r.referencePrecision());
+        }
+        if (r.rounding() != null) {
+            item(h, "rounding level", "measured against " + r.rounding().measuredAgainst() + " on samples "
+                    + r.rounding().samples() + "; the rounding rule adds " + ReportTable.number(r.rounding().multiple())
+                    + " times it to each element's tolerance");
+        }
         item(h, "device", r.device());
         if (r.referenceRoute() != null) {
             item(h, "reference route", r.referenceRoute());
@@ -70,10 +81,20 @@ public final class HtmlReport {
                     + k.referencePrecision() + ", " + k.exactParams() + " parameter(s) decided exactly (the others "
                     + "passed by the sketch have no per-sample errors)");
         }
-        h.append("</dl>\n<p class=\"note\">An element matches when |candidate − reference| ≤ atol + rtol·|reference|"
-                + " (as torch.allclose); NaN or Inf never matches. Relative errors divide by max(|reference|, atol).</p>\n")
+        h.append("</dl>\n<p class=\"note\">").append(criterion(r))
+                .append(" NaN or Inf never matches. Relative errors divide by max(|reference|, atol).</p>\n")
                 .append(candidateNote(r))
                 .append("</header>\n");
+    }
+
+    /** How an element of per-sample gradients was judged. */
+    private static String criterion(CheckReport r) {
+        if ("rounding".equals(r.tolerance())) {
+            return "An element matches when |candidate − reference| ≤ atol + rtol·|reference| + c·ρ, ρ the reference's"
+                    + " own rounding level for that parameter and sample (the table's rounding level is its largest)"
+                    + " and c the multiple above.";
+        }
+        return "An element matches when |candidate − reference| ≤ atol + rtol·|reference| (as torch.allclose).";
     }
 
     // ---- norms-only and clipped-sum candidates (issue 10) ----
@@ -132,8 +153,8 @@ public final class HtmlReport {
 
     private static void verdictTable(StringBuilder h, CheckReport r) {
         h.append("<section>\n<h2>Verdicts</h2>\n<table id=\"verdicts\">\n<thead><tr><th>reduction</th><th>parameter</th>"
-                + "<th>verdict</th><th>max abs err</th><th>max rel err</th><th>worst sample</th><th>bad samples</th>"
-                + "</tr></thead>\n<tbody>\n");
+                + "<th>verdict</th><th>max abs err</th><th>max rel err</th><th>worst sample</th><th>rounding level</th>"
+                + "<th>bad samples</th></tr></thead>\n<tbody>\n");
         for (ReductionReport red : r.reductions()) {
             for (ParamReport p : red.params()) {
                 String bad = p.status() == ParamStatus.COMPARED
@@ -147,6 +168,7 @@ public final class HtmlReport {
                         .append("</td><td class=\"num\">").append(ReportTable.number(p.maxAbsErr()))
                         .append("</td><td class=\"num\">").append(ReportTable.number(p.maxRelErr()))
                         .append("</td><td class=\"num\">").append(p.worstSample() == null ? "-" : p.worstSample())
+                        .append("</td><td class=\"num\">").append(ReportTable.number(p.roundingLevel()))
                         .append("</td><td class=\"samples\">").append(esc(bad)).append("</td></tr>\n");
             }
         }

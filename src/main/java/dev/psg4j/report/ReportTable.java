@@ -28,6 +28,7 @@ final class ReportTable {
                 TextTables.column("max rel err", row -> number(row.param().maxRelErr())),
                 TextTables.column("worst sample", row -> row.param().worstSample() == null ? "-"
                         : row.param().worstSample().toString()),
+                TextTables.column("rounding level", row -> number(row.param().roundingLevel())),
                 TextTables.column("bad samples", row -> row.param().status() == ParamStatus.COMPARED
                         && !CheckReport.CLIPPED_SUM.equals(report.candidate())  // a sum has no samples
                         ? row.param().badSamples().size() + " of " + report.batchSize() : "-")));
@@ -40,8 +41,15 @@ final class ReportTable {
         StringBuilder out = new StringBuilder();
         out.append(report.passed() ? "PASSED" : "FAILED").append(": engine ").append(report.engine())
                 .append(", B = ").append(report.batchSize()).append(", loss ").append(report.loss())
-                .append(", atol ").append(number(report.atol())).append(", rtol ").append(number(report.rtol()))
-                .append(", device ").append(report.device());
+                .append(", atol ").append(number(report.atol())).append(", rtol ").append(number(report.rtol()));
+        if (report.tolerance() != null) {
+            out.append(", tolerance ").append(report.tolerance());
+            if ("rounding".equals(report.tolerance()) && report.rounding() != null) {
+                out.append(" (+ ").append(multiple(report.rounding().multiple())).append(" x ")
+                        .append(report.referencePrecision()).append(" rounding level)");
+            }
+        }
+        out.append(", device ").append(report.device());
         if (report.sketch() != null) {
             SketchSummary sketch = report.sketch();
             out.append(", mode sketch (").append(sketch.projections()).append(" projections, seed ").append(sketch.seed())
@@ -73,6 +81,10 @@ final class ReportTable {
             case SHAPE -> "WRONG SHAPE";
             case COMPARED -> p.nonFinite() ? "NON-FINITE" : "MISMATCH";
         };
+    }
+
+    private static String multiple(double c) {
+        return c == Math.rint(c) ? Long.toString((long) c) : number(c);
     }
 
     static String number(Double v) {

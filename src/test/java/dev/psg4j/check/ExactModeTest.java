@@ -94,8 +94,13 @@ class ExactModeTest {
     }
 
     private static CheckReport check(Model model, String loss, int threads, Reduction... reductions) {
+        return check(model, loss, threads, ToleranceRule.ROUNDING, reductions);
+    }
+
+    private static CheckReport check(Model model, String loss, int threads, ToleranceRule rule,
+                                     Reduction... reductions) {
         try (PerSampleCheck check = PerSampleCheck.builder().model(model).inputs(inputs()).targets(targetsOf(loss))
-                .loss(Loss.named(loss)).reductions(reductions).threads(threads).build()) {
+                .loss(Loss.named(loss)).reductions(reductions).threads(threads).toleranceRule(rule).build()) {
             return check.run(perturbedReference());
         }
     }
@@ -139,10 +144,20 @@ class ExactModeTest {
     void onePassForBothReductionsGivesTheReportOfTwoPasses(String loss) {
         AtomicInteger forwards = new AtomicInteger();
         try (Model model = positionwiseModel(forwards)) {
-            CheckReport both = check(model, loss, 2, Reduction.SUM, Reduction.MEAN);
-            CheckReport sum = check(model, loss, 1, Reduction.SUM);
-            CheckReport mean = check(model, loss, 1, Reduction.MEAN);
+            // The allclose rule compares the reference alone. (Under the rounding rule the one pass
+            // measures the mean's rounding level on the scaled sum gradient, two passes on the mean
+            // backward: two estimates of one level, so ratios differ a little; verdicts do not.)
+            CheckReport both = check(model, loss, 2, ToleranceRule.ALLCLOSE, Reduction.SUM, Reduction.MEAN);
+            CheckReport sum = check(model, loss, 1, ToleranceRule.ALLCLOSE, Reduction.SUM);
+            CheckReport mean = check(model, loss, 1, ToleranceRule.ALLCLOSE, Reduction.MEAN);
             assertFalse(both.passed());
+            CheckReport bothRounding = check(model, loss, 2, Reduction.SUM, Reduction.MEAN);
+            assertEquals(check(model, loss, 1, Reduction.SUM).reductions().get(0).params().stream()
+                    .map(ParamReport::badSamples).toList(), bothRounding.reductions().get(0).params().stream()
+                    .map(ParamReport::badSamples).toList());
+            assertEquals(check(model, loss, 1, Reduction.MEAN).reductions().get(0).params().stream()
+                    .map(ParamReport::badSamples).toList(), bothRounding.reductions().get(1).params().stream()
+                    .map(ParamReport::badSamples).toList());
             assertSameReduction(sum.reductions().get(0), both.reductions().get(0), 0);
             // The mean from the scaled sum gradient is the mean backward's to rounding (bit for bit
             // where the multiple is a power of two): verdicts the same, |c - r| within ~1e-7.
@@ -157,10 +172,16 @@ class ExactModeTest {
                     candidates.put(r, perturbedReference().perSampleGradients(model, batch, Loss.named(loss), r));
                 }
             }
-            forwards.set(0);
             try (PerSampleCheck check = PerSampleCheck.builder().model(model).inputs(inputs()).targets(targetsOf(loss))
-                    .loss(Loss.named(loss)).probes(false).build()) {
+                    .loss(Loss.named(loss)).probes(false).toleranceRule(ToleranceRule.ALLCLOSE).build()) {
                 assertEquals(keys(both.failures()), keys(check.run(stored(candidates)).failures()));
+                // Correct gradients: the allclose rule has no failure to measure the rounding of.
+                Map<Reduction, Map<String, Tensor>> correct = new LinkedHashMap<>();
+                for (Reduction r : Reduction.values()) {
+                    correct.put(r, Engines.microbatch().perSampleGradients(model, check.batch(), Loss.named(loss), r));
+                }
+                forwards.set(0);
+                assertTrue(check.run(stored(correct)).passed());
             }
             // One forward per sample; cross_entropy adds one that tells the class count, and a mean
             // backward of its own for sample 2, whose positions are all ignored.
@@ -200,12 +221,16 @@ class ExactModeTest {
                 candidates.put(r, Engines.microbatch().perSampleGradients(model, batch, custom, r));
             }
             calls.set(0);
+            try (PerSampleCheck check = PerSampleCheck.builder().model(model).inputs(inputs()).loss(custom)
+                    .probes(false).threads(2).toleranceRule(ToleranceRule.ALLCLOSE).build()) {
+                assertTrue(check.run(stored(candidates)).passed());
+            }
+            assertEquals(2 * B, calls.get(), "one loss per sample and reduction");
             CheckReport both;
             try (PerSampleCheck check = PerSampleCheck.builder().model(model).inputs(inputs()).loss(custom)
                     .probes(false).threads(2).build()) {
                 both = check.run(stored(candidates));
             }
-            assertEquals(2 * B, calls.get(), "one loss per sample and reduction");
             for (int k = 0; k < 2; k++) {
                 try (PerSampleCheck check = PerSampleCheck.builder().model(model).inputs(inputs()).loss(custom)
                         .probes(false).reduction(Reduction.values()[k]).build()) {

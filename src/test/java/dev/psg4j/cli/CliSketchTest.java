@@ -48,7 +48,7 @@ class CliSketchTest {
         args.addAll(List.of("--mode", "sketch", "--projections", "3", "--seed", "42", "--json", json.toString()));
         CliRun run = CliRun.of(args.toArray(String[]::new));
         JsonNode report = new ObjectMapper().readTree(json.toFile());
-        assertEquals(2, report.get("schema_version").asInt(), run::toString);
+        assertEquals(3, report.get("schema_version").asInt(), run::toString);
         assertEquals("sketch", report.get("mode").asText());
         assertEquals(42, report.get("sketch").get("seed").asLong());
         assertEquals(3, report.get("sketch").get("projections").asInt());
