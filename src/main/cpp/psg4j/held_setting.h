@@ -1,6 +1,7 @@
-// A process-wide setting that scopes on any thread hold at a value of psg4j's: the first holder
-// saves the process's value and sets psg4j's, the last one to end puts the saved value back, so
-// holds may nest and overlap across threads and never leave the setting changed.
+// A process-wide setting that scopes on any thread hold at a value of psg4j's (or, for state psg4j
+// only disturbs, leave free to change meanwhile): the first holder saves the process's value, the
+// last one to end puts it back, so holds may nest and overlap across threads and never leave the
+// setting changed.
 #pragma once
 
 #include <mutex>

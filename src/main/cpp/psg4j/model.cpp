@@ -3,6 +3,7 @@
 #include "psg4j/error.h"
 #include "psg4j/frontend_layers.h"
 #include "psg4j/frontend_replica.h"
+#include "psg4j/held_setting.h"
 #include "psg4j/layer_specs.h"
 #include "psg4j/replicas.h"
 
@@ -77,25 +78,29 @@ std::vector<std::pair<std::string, size_t>> slot_names(const TrainableParameters
   return names;
 }
 
-// Restores the default CPU generator's state when it ends: cloning a C++-frontend layer
+// The default CPU generator's state, held while replicas are made: cloning a C++-frontend layer
 // re-initializes it randomly before its tensors are replaced, which must not move the caller's
-// random stream.
+// random stream. Held, not saved per clone, because a check's workers clone at once: a per-clone
+// save on one thread could capture another's draws and put them back as the caller's state.
+struct DefaultCpuRandomState {
+  static at::Tensor save_and_hold() {
+    at::Generator generator = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(generator.mutex());
+    return generator.get_state();
+  }
+  static void restore(const at::Tensor& state) {
+    at::Generator generator = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(generator.mutex());
+    generator.set_state(state);
+  }
+};
+
 class PreservedCpuRandomState {
  public:
-  PreservedCpuRandomState() : generator_(at::detail::getDefaultCPUGenerator()) {
-    std::lock_guard<std::mutex> lock(generator_.mutex());
-    state_ = generator_.get_state();
-  }
-  ~PreservedCpuRandomState() {
-    std::lock_guard<std::mutex> lock(generator_.mutex());
-    generator_.set_state(state_);
-  }
+  PreservedCpuRandomState() { HeldSetting<DefaultCpuRandomState>::acquire(); }
+  ~PreservedCpuRandomState() { HeldSetting<DefaultCpuRandomState>::release(); }
   PreservedCpuRandomState(const PreservedCpuRandomState&) = delete;
   PreservedCpuRandomState& operator=(const PreservedCpuRandomState&) = delete;
-
- private:
-  at::Generator generator_;
-  at::Tensor state_;
 };
 
 // A model whose forward reads its parameters from slots of a module: a functional call swaps the

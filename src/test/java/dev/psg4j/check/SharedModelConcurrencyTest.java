@@ -243,23 +243,28 @@ class SharedModelConcurrencyTest {
     @Test
     void aCheckLeavesTheThreadCountAndTheRandomStreamAsItFoundThem() {
         int threads = torch.get_num_threads();
-        try (Suite mlp = Suite.build("mlp", 4)) {
-            org.bytedeco.pytorch.SequentialImpl seq = new org.bytedeco.pytorch.SequentialImpl();
-            seq.push_back("fc", new org.bytedeco.pytorch.LinearImpl(784, 10));
-            torch.manual_seed(11);
-            Tensor expected = torch.randn(4);
-            torch.manual_seed(11);
-            // A new Model clones the layers (which re-initializes them randomly) and checks run
-            // the probes and both engines: none of it may move the caller's random stream.
-            try (Model fresh = Models.module(seq);
-                 PerSampleCheck check = PerSampleCheck.builder().model(mlp.model()).inputs(mlp.input())
-                         .threads(threads == 1 ? 2 : 1).build()) {
-                assertFalse(fresh.trainableParameters().isEmpty());
-                assertTrue(check.run(Engines.vmap()).passed());
-                assertTrue(check.run(Engines.microbatch()).passed());
+        // Several reference workers, each making its replica of a new Java-built model at once:
+        // cloning re-initializes layers randomly on every worker thread together.
+        int checkThreads = threads == 4 ? 3 : 4;
+        org.bytedeco.pytorch.SequentialImpl seq = new org.bytedeco.pytorch.SequentialImpl();
+        seq.push_back("fc", new org.bytedeco.pytorch.LinearImpl(784, 10));
+        for (int round = 0; round < 5; round++) {
+            try (Suite mlp = Suite.build("mlp", 8)) {
+                torch.manual_seed(11);
+                Tensor expected = torch.randn(4);
+                torch.manual_seed(11);
+                // A new Model clones the layers and checks run the probes and both engines: none
+                // of it may move the caller's random stream.
+                try (Model fresh = Models.module(seq);
+                     PerSampleCheck check = PerSampleCheck.builder().model(mlp.model()).inputs(mlp.input())
+                             .threads(checkThreads).build()) {
+                    assertFalse(fresh.trainableParameters().isEmpty());
+                    assertTrue(check.run(Engines.vmap()).passed());
+                    assertTrue(check.run(Engines.microbatch()).passed());
+                }
+                assertEquals(threads, torch.get_num_threads(), "intra-op threads after a check with threads(n)");
+                assertTrue(torch.equal(torch.randn(4), expected), "the default generator moved (round " + round + ")");
             }
-            assertEquals(threads, torch.get_num_threads(), "intra-op threads after a check with threads(n)");
-            assertTrue(torch.equal(torch.randn(4), expected), "the default generator moved");
         }
     }
 
