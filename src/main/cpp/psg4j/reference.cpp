@@ -169,6 +169,12 @@ bool asks(const std::vector<Reduction>& reductions, Reduction r) {
   return std::find(reductions.begin(), reductions.end(), r) != reductions.end();
 }
 
+// Whether one backward of the sum serves the mean too (a built-in loss, both asked): see
+// for_each_reference_gradient.
+bool one_backward_for_both(const Loss& loss, const std::vector<Reduction>& reductions) {
+  return loss.kind != LossKind::Custom && asks(reductions, Reduction::Sum) && asks(reductions, Reduction::Mean);
+}
+
 // ---- The reference on CUDA (issue 11): stream workers, optionally replaying CUDA graphs ----
 
 // Where a batch's reference runs: its first input's device (a batch has one device: the
@@ -303,8 +309,7 @@ std::string for_each_reference_gradient(const Model& model, const Batch& batch, 
   const int64_t batch_size = batch.validate();
   check_targets(Problem{model, batch, loss, Reduction::Sum}, 0, batch_size);
   const std::vector<at::Tensor> leaves = tensors_of(parameters);
-  const bool one_pass =
-      loss.kind != LossKind::Custom && asks(reductions, Reduction::Sum) && asks(reductions, Reduction::Mean);
+  const bool one_pass = one_backward_for_both(loss, reductions);
   if (batch_size > 0 && batch_device(batch).is_cuda()) {
     return reference_on_streams(model, batch, loss, reductions, leaves, spread, visit, batch_size, one_pass);
   }
@@ -337,8 +342,7 @@ void for_each_reference_pair(const ReferenceSetup& first, const ReferenceSetup& 
   check_targets(Problem{first.model, first.batch, loss, Reduction::Sum}, 0, batch_size);
   const std::vector<at::Tensor> first_leaves = tensors_of(first.leaves);
   const std::vector<at::Tensor> second_leaves = tensors_of(second.leaves);
-  const bool one_pass =
-      loss.kind != LossKind::Custom && asks(reductions, Reduction::Sum) && asks(reductions, Reduction::Mean);
+  const bool one_pass = one_backward_for_both(loss, reductions);
   std::atomic<size_t> next{0};
   FirstFailure failure;
   run_single_threaded(std::min<int>(sample_workers(spread.workers), static_cast<int>(samples.size())), [&](int) {

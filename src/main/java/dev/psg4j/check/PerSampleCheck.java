@@ -406,8 +406,10 @@ public final class PerSampleCheck implements AutoCloseable {
     }
 
     /** The diagnoses of one reduction's failures: rounding first (RoundingDiagnoses), then the value kinds. */
-    private List<Diagnosis> diagnoses(ComparisonView view, ReductionReport report, Map<String, Tensor> candidate) {
-        List<Diagnosis> out = new ArrayList<>(RoundingDiagnoses.read(view, report, tolerance, toleranceRule, candidate));
+    private List<Diagnosis> diagnoses(ComparisonView view, ComparisonStats stats, ReductionReport report,
+                                      Map<String, Tensor> candidate) {
+        List<Diagnosis> out = new ArrayList<>(
+                RoundingDiagnoses.read(view, stats, report, tolerance, toleranceRule, candidate));
         Set<String> explained = new HashSet<>();
         out.forEach(d -> explained.add(d.param()));
         out.addAll(ValueDiagnoses.read(view, report, tolerance, explained));
@@ -438,8 +440,10 @@ public final class PerSampleCheck implements AutoCloseable {
                 for (Reduction reduction : candidates.keySet()) {
                     try (ComparisonView view = comparisons.get(k++)) {
                         facts.read(view);
-                        reports.add(Verdicts.read(view, reduction, failures));
-                        valueDiagnoses.addAll(diagnoses(view, reports.get(reports.size() - 1), candidates.get(reduction)));
+                        ComparisonStats stats = ComparisonStats.of(view);
+                        reports.add(Verdicts.read(view, stats, reduction, failures));
+                        valueDiagnoses.addAll(
+                                diagnoses(view, stats, reports.get(reports.size() - 1), candidates.get(reduction)));
                     }
                 }
                 return reports;
@@ -464,8 +468,9 @@ public final class PerSampleCheck implements AutoCloseable {
             for (int k = 0; k < given.size(); k++) {
                 try (ComparisonView comparison = view.comparison(k)) {
                     facts.read(comparison);
-                    reports.add(Verdicts.read(comparison, given.get(k), failures));
-                    valueDiagnoses.addAll(diagnoses(comparison, reports.get(k), candidates.get(given.get(k))));
+                    ComparisonStats stats = ComparisonStats.of(comparison);
+                    reports.add(Verdicts.read(comparison, stats, given.get(k), failures));
+                    valueDiagnoses.addAll(diagnoses(comparison, stats, reports.get(k), candidates.get(given.get(k))));
                 }
             }
             SketchSummary summary = new SketchSummary(runSeed, projections, SketchSummary.WEIGHTS,

@@ -34,10 +34,12 @@ final class RoundingDiagnoses {
     private RoundingDiagnoses() {
     }
 
-    /** The diagnoses of one reduction's failing parameters; {@code candidate}: the gradients compared, by name. */
-    static List<Diagnosis> read(ComparisonView view, ReductionReport report, Tolerance tolerance, ToleranceRule rule,
-                                Map<String, Tensor> candidate) {
-        ComparisonStats stats = ComparisonStats.of(view);
+    /**
+     * The diagnoses of one reduction's failing parameters ({@code stats}: the view's statistics);
+     * {@code candidate}: the gradients compared, by name.
+     */
+    static List<Diagnosis> read(ComparisonView view, ComparisonStats stats, ReductionReport report, Tolerance tolerance,
+                                ToleranceRule rule, Map<String, Tensor> candidate) {
         double multiple = ComparisonView.rounding_multiple();
         double referenceRoundoff = unitRoundoff(view.reference_precision());
         List<Diagnosis> out = new ArrayList<>();

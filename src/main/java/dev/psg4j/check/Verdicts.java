@@ -24,8 +24,8 @@ final class Verdicts {
     private Verdicts() {
     }
 
-    static ReductionReport read(ComparisonView view, Reduction reduction, List<Failure> failures) {
-        ComparisonStats stats = ComparisonStats.of(view);
+    /** One reduction's report from {@code view} and its statistics ({@code stats}, read once per view). */
+    static ReductionReport read(ComparisonView view, ComparisonStats stats, Reduction reduction, List<Failure> failures) {
         List<ParamReport> params = new ArrayList<>();
         for (long p = 0; p < view.param_count(); p++) {
             params.add(readParam(view, stats, p, reduction.label(), failures));
