@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds psg4j's native core and self-test against this machine's Python torch and runs them on
-# CUDA in one go (issue 11): no Java, no package registry, only python3 + torch, CMake and g++.
+# CUDA in one go: no Java, no package registry, only python3 + torch, CMake and g++.
 #   bash src/test/gpu/run.sh [--device cuda|cpu] [--batches 32,256] [--repeats 5] [--jobs 16]
 #                            [--build-dir DIR] [--python python3] [--configure-only]
 # Prints the self-test's "N passed, M failed", the bench table and a summary; exit status 1 if any

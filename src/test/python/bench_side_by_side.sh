@@ -6,7 +6,7 @@
 # exported once (TorchScript models and one input per B, seeded) so that psg4j and Python time identical
 # weights and inputs; bench_python.py rebuilds its eager models with the export's seed and asserts their
 # weights equal the exported ones. Rounds alternate which side goes first, so both see the same machine
-# state; bench_table.py prints the medians over rounds and their ratios (the table of issue 9).
+# state; bench_table.py prints the medians over rounds and their ratios.
 #   src/test/python/bench_side_by_side.sh [PYTHON] [ROUNDS]    (PYTHON: one with torch and opacus)
 # Environment: BATCHES (default 1,8,32,128,256), THREADS (1), JMH (psg4j bench's JMH options, default
 # "--warmups 2 --iterations 3 --iteration-time 300"), REPEATS / BUDGET_MS (Python's calls per method and

@@ -1,4 +1,4 @@
-"""Opacus exports for psg4j's norms-only and clipped-sum checks (issue 10), made the way the README
+"""Opacus exports for psg4j's norms-only and clipped-sum checks, made the way the README
 recipes make them.
 
 Writes src/test/resources/fixtures/opacus/<case>/ with model.pt (TorchScript), x.pt, y.pt (when

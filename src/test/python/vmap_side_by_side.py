@@ -13,7 +13,7 @@ the same inputs. Rounds alternate so that every side sees the same machine; the 
 median over rounds of each round's median. Default driver: target/cmake/psg4j_selftest (bytedeco's
 LibTorch); add e.g. --driver pip=/tmp/build-piptorch/psg4j_selftest for a build on pip's LibTorch.
 
-Target (issue 9): vmap ≤ torch.func / 1.2, or, where that is below one batched backward on the
+Target: vmap ≤ torch.func / 1.2, or, where that is below one batched backward on the
 same LibTorch, ≤ 1.2 × that backward.
 """
 

@@ -154,7 +154,7 @@ void loss_value(const NativeLoss& loss, const at::Tensor* output, const std::vec
 }
 
 
-// ---- Devices (issue 11) ----
+// ---- Devices ----
 Spread ReferenceSpread::get() const {
   if (workers_ < 0) bad_input("workers must be 0 (the intra-op thread count) or positive, got " + std::to_string(workers_));
   Spread spread;
@@ -317,7 +317,7 @@ NamedTensorList vmap_gradients(const NativeModel& model, const NativeBatch& batc
   });
 }
 
-// ---- The vmap engine into caller-owned buffers (issue 9).
+// ---- The vmap engine into caller-owned buffers.
 void vmap_gradients_into(const NativeModel& model, const NativeBatch& batch, const NativeLoss& loss,
                          int reduction, int64_t chunk_size, int randomness, const NamedTensorList& out) {
   computed([&] {
@@ -336,7 +336,7 @@ void release_free_native_memory() {
 #endif
 }
 
-// ---- bench memory measurement (issue 10)
+// ---- bench memory measurement
 void set_malloc_mmap_threshold(int64_t bytes) {
 #if defined(__GLIBC__)
   // glibc caps the threshold at 32 MiB (HEAP_MAX on 64-bit) and refuses larger values
@@ -431,7 +431,7 @@ int64_t ComparisonView::rounding_sample(int64_t k) const {
   });
 }
 
-// ---- Exact checks of several reductions at once (issue 9) ----
+// ---- Exact checks of several reductions at once ----
 void ReductionCandidates::add(int reduction, const NamedTensorList& candidate) {
   translated([&] { items_.push_back(ReductionCandidate{reduction_of(reduction), candidate.get()}); });
 }
@@ -497,7 +497,7 @@ double ComparisonView::sketch_residual_ratio(int64_t p) const {
   return translated([&] { return sketch(p).residual_ratio; });
 }
 
-// ---- Value diagnoses (issue 10) ----
+// ---- Value diagnoses ----
 namespace {
 
 void copy_out(const at::Tensor& t, at::Tensor* out, const char* what) {
@@ -581,7 +581,7 @@ SketchView sketch_compare(const NativeModel& model, const NativeBatch& batch, co
   });
 }
 
-// ---- Norms-only and clipped-sum candidates (issue 10) ----
+// ---- Norms-only and clipped-sum candidates ----
 namespace {
 
 template <typename Items>
@@ -824,7 +824,7 @@ double probe_determinism(const NativeModel& model, const NativeBatch& batch) {
   });
 }
 
-// ---- Layer capture for hooks-style samplers (issue 10) ----
+// ---- Layer capture for hooks-style samplers ----
 namespace {
 
 template <typename T>
@@ -866,7 +866,7 @@ LayerCaptureView capture_layers(const NativeModel& model, const NativeBatch& bat
 }
 // ---- end of the layer capture block.
 
-// ---- C++-frontend layer registry (issue 10) ----
+// ---- C++-frontend layer registry ----
 
 void register_frontend_layer(const std::string& name, const std::vector<std::string>* slots, int64_t type_id,
                              LayerForwardFn forward) {

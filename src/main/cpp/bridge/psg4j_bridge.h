@@ -71,7 +71,7 @@ NativeLoss custom_loss(LossFn loss);
 void loss_value(const NativeLoss& loss, const at::Tensor* output, const std::vector<at::Tensor>* targets,
                 int reduction, int64_t batch_size, at::Tensor* out);
 
-// ---- Devices (issue 11) ----
+// ---- Devices ----
 // How the reference spreads its samples (psg4j::Spread), moved in one call: `workers` sample
 // workers on the CPU, each on one intra-op thread (0: the calling thread's intra-op thread count;
 // on CUDA the reference runs on streams instead), and whether a CUDA reference captures the
@@ -198,7 +198,7 @@ NamedTensorList microbatch_gradients(const NativeModel& model, const NativeBatch
 NamedTensorList vmap_gradients(const NativeModel& model, const NativeBatch& batch,
                                const NativeLoss& loss, int reduction, int64_t chunk_size,
                                int randomness);
-// ---- The vmap engine into caller-owned buffers (issue 9).
+// ---- The vmap engine into caller-owned buffers.
 // Writes the vmap engine's per-sample gradients into the tensors of `out` (name -> [B, *shape],
 // one per trainable parameter: the caller's buffers, sharing storage with its Java tensors). The
 // caller keeps owning them; psg4j keeps no reference once it returns. Same codes as vmap_gradients.
@@ -210,7 +210,7 @@ void vmap_gradients_into(const NativeModel& model, const NativeBatch& batch, con
 // that a memory measurement sees what the process holds rather than what malloc keeps cached.
 void release_free_native_memory();
 
-// ---- bench memory measurement (issue 10)
+// ---- bench memory measurement
 // Serves every allocation of at least `bytes` from a mapping of its own (glibc's M_MMAP_THRESHOLD;
 // a no-op elsewhere), so a freed buffer leaves the resident set at once and the next call's buffers
 // show up in it: bench's peak extra memory then counts what a call allocates, not the part of it
@@ -222,7 +222,7 @@ void set_malloc_mmap_threshold(int64_t bytes);
 // Fills `entries` with the tensors of a torch.save file and says what container held them.
 TensorContainer load_tensor_file(const std::string& path, NamedTensorList* entries);
 
-// ---- Value diagnoses (issue 10): one compared parameter's fingerprints (fingerprints.h) ----
+// ---- Value diagnoses: one compared parameter's fingerprints (fingerprints.h) ----
 // Moved out of a ComparisonView in one call; each accessor writes a new double tensor on the
 // host that the caller owns: [B, projections()] for the projections, [B] for the norms.
 class FingerprintView {
@@ -283,7 +283,7 @@ class ComparisonView {
   bool sketched(int64_t p) const;
   SketchZone sketch_zone(int64_t p) const;
   double sketch_residual_ratio(int64_t p) const;
-  // ---- Value diagnoses (issue 10): whether parameter p has fingerprints (it has per-sample
+  // ---- Value diagnoses: whether parameter p has fingerprints (it has per-sample
   // statistics), and them.
   bool has_fingerprints(int64_t p) const;
   FingerprintView fingerprints(int64_t p) const;
@@ -324,7 +324,7 @@ ComparisonView compare_with_reference(const NativeModel& model, const NativeBatc
                                       const NamedTensorList& candidate, double atol, double rtol,
                                       ToleranceRule rule);
 
-// ---- Exact checks of several reductions at once (issue 9) ----
+// ---- Exact checks of several reductions at once ----
 // The candidates of the reductions one comparison call checks.
 class ReductionCandidates {
  public:
@@ -375,7 +375,7 @@ int openblas_thread_count();
 void set_openblas_threads_for_tests(int threads);
 // ---- end of the block ----
 
-// ---- Norms-only and clipped-sum candidates (issue 10) ----
+// ---- Norms-only and clipped-sum candidates ----
 // The reference's per-sample norms of one reduction: parameters in model order (a tied one once,
 // with its aliases).
 class SampleNormsView {
@@ -498,7 +498,7 @@ ProbeView probe(const NativeModel& model, const NativeBatch& batch, int64_t prob
 // The largest difference between two forwards of the batch (0 when they are identical).
 double probe_determinism(const NativeModel& model, const NativeBatch& batch);
 
-// ---- Layer capture for hooks-style samplers (issue 10) ----
+// ---- Layer capture for hooks-style samplers ----
 // capture_layers' result: per captured layer use, its spec, parameter names and tensors.
 class LayerCaptureView {
  public:
@@ -538,7 +538,7 @@ LayerCaptureView capture_layers(const NativeModel& model, const NativeBatch& bat
                                 int reduction);
 // ---- end of the layer capture block.
 
-// ---- C++-frontend layer registry (issue 10) ----
+// ---- C++-frontend layer registry ----
 // A user's layer forward (one Java callback serves every registered type; type_id says whose):
 // fills `output` from `input` and the layer's parameters (in its slots' order) and returns 0, or
 // returns non-zero after a throw (Java keeps the exception under `call_scope`, as for ForwardFn).

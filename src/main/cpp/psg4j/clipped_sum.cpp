@@ -306,7 +306,7 @@ class OrderedSums {
   InSampleOrder<Entry> in_order_;
 };
 
-// OrderedSums on a device (issue 11): the same sums, in sample order, queued on one accumulation
+// OrderedSums on a device: the same sums, in sample order, queued on one accumulation
 // stream of their own, so the numbers are the same at any worker count there too and nothing is
 // read to the host until the pass has ended. A sample's gradients come from its worker's stream:
 // the accumulation stream waits for an event recorded there, and record_stream keeps the caching
@@ -524,7 +524,7 @@ ClippedSumComparison compare_clipped_sum(const Problem& problem, const NamedTens
   double* norms_out = out.norms.mutable_data_ptr<double>();
   double* whole_out = out.whole.mutable_data_ptr<double>();
   if (params > 0 && !out.parameters.front().tensor.device().is_cpu()) {
-    // On a device (issue 11): the norms first (one pass, one read), the factors on the host from
+    // On a device: the norms first (one pass, one read), the factors on the host from
     // them, then the factor-weighted sums in a second pass, queued on the device: no host read per
     // sample, at the cost of a second reference pass.
     const SampleNorms norms = reference_norms(problem, spread);

@@ -1,4 +1,4 @@
-// The clipped sum a DP optimizer adds noise to (issue 10), from the microbatch reference, compared
+// The clipped sum a DP optimizer adds noise to, from the microbatch reference, compared
 // with a candidate's: Σᵢ gᵢ · min(1, C / (‖gᵢ‖ + 1e-6)) for flat clipping (Opacus's
 // DPOptimizer.clip_and_accumulate, its exact formula), and per parameter p with its own threshold
 // C_p for per-layer clipping (DPPerLayerOptimizer). No noise, no division by the batch size: what

@@ -295,7 +295,7 @@ SampleStats compare_sample(const at::Tensor& candidate, const at::Tensor& refere
   return stats;
 }
 
-// ---- Value diagnoses (issue 10): fingerprints taken while the reference streams ----
+// ---- Value diagnoses: fingerprints taken while the reference streams ----
 namespace {
 
 void start_fingerprints_of(Comparison& comparison, const std::vector<ComparedCandidate>& which,

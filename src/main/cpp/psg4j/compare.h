@@ -69,7 +69,7 @@ struct ParamComparison {
   std::vector<SampleStats> samples;      // B entries when Compared (none when a sketch passed it)
   bool rounding_measured = false;        // whether samples[i].rounding_level holds the sample's ρ
   std::optional<SketchVerdict> sketch;   // sketch mode only
-  // Value diagnoses (issue 10): set wherever `samples` is (see fingerprints.h).
+  // Value diagnoses: set wherever `samples` is (see fingerprints.h).
   std::optional<Fingerprints> fingerprints;
 };
 
@@ -80,7 +80,7 @@ struct Comparison {
   std::string reference_precision;
   RoundingYardstick rounding_yardstick = RoundingYardstick::None;
   std::vector<int64_t> rounding_samples;
-  // How the reference ran (issue 11), for the report: "cpu workers", "cuda streams",
+  // How the reference ran, for the report: "cpu workers", "cuda streams",
   // "cuda graphs", or "cuda streams (graph capture failed: <cause>)"; empty where no reference ran.
   std::string reference_route;
   // Model order (a tied parameter once per name the candidate gives it), then the candidate's

@@ -1,4 +1,4 @@
-// CUDA graphs of the one-sample reference (issue 11, --cuda-graphs): one sample's forward, loss
+// CUDA graphs of the one-sample reference (--cuda-graphs): one sample's forward, loss
 // and autograd::grad captured once into static input, target and gradient buffers, then replayed
 // for every sample after copying it into the static inputs, so a sample costs one graph launch
 // instead of hundreds of kernel launches. Needs CUDA's own headers (PSG4J_WITH_CUDA); without

@@ -1,4 +1,4 @@
-// The reference over samples on CUDA (issue 11): host threads, each launching its samples on a
+// The reference over samples on CUDA: host threads, each launching its samples on a
 // CUDA stream of its own, instead of the CPU's single-threaded sample workers (sample_workers.h).
 // Written against c10's device-generic stream and event interfaces, so it builds (and runs on
 // bytedeco's GPU natives) without CUDA's own headers.

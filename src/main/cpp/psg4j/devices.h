@@ -1,4 +1,4 @@
-// Devices (issue 11): which CUDA devices this LibTorch sees, the one parser of "cpu" / "cuda[:N]",
+// Devices: which CUDA devices this LibTorch sees, the one parser of "cpu" / "cuda[:N]",
 // and the device-generic pieces a check on CUDA needs (synchronization, the caching allocator's
 // counters, float32 kept exact). Written against c10's device-generic interfaces, so the same core
 // builds against the CPU headers and runs on bytedeco's CPU and GPU LibTorch alike; what needs

@@ -1,4 +1,4 @@
-// Per-sample fingerprints (issue 10, "say why a value is wrong"): a few fixed random projections
+// Per-sample fingerprints ("say why a value is wrong"): a few fixed random projections
 // and the L2 norm of each sample's candidate and reference gradient of a parameter, taken while the
 // exact comparison streams, so that a failing parameter's likely cause (a constant factor, samples
 // permuted, one gradient for every sample, a transposed matrix, zeros) can be recognized afterwards
@@ -47,7 +47,7 @@ struct Fingerprints {
   at::Tensor reference_norm;            // [B], L2 over S
   at::Tensor candidate_projected_norm;  // [B], equal to candidate_norm: the scale of the
                                         // projections' rounding, for their tolerance
-  // On CUDA (issue 11): the plan's indices and weights on the device, so that a sample's
+  // On CUDA: the plan's indices and weights on the device, so that a sample's
   // fingerprints are taken there, no host read per sample; the fields above live on the device
   // until fingerprints_to_host.
   at::Tensor device_indices;             // [S] long

@@ -128,6 +128,31 @@ at::Tensor Loss::operator()(const at::Tensor& output, const std::vector<at::Tens
   bad_input("unknown loss kind " + std::to_string(static_cast<int>(kind)));
 }
 
+std::optional<at::Tensor> per_sample_sum_losses(const Loss& loss, const at::Tensor& output,
+                                                const std::vector<at::Tensor>& targets) {
+  const int64_t batch_size = output.size(0);
+  at::Tensor elements;
+  switch (loss.kind) {
+    case LossKind::L1:
+      elements = at::l1_loss(output, target_or_zeros(output, targets, loss.kind, ""), at::Reduction::None);
+      break;
+    case LossKind::MSE:
+      elements = at::mse_loss(output, target_or_zeros(output, targets, loss.kind, ""), at::Reduction::None);
+      break;
+    case LossKind::CrossEntropy: {
+      const at::Tensor& target = require_class_index_target(the_target(targets, loss.kind), output, "");
+      elements = at::cross_entropy_loss(output, target.to(at::kLong), std::nullopt, at::Reduction::None);
+      break;
+    }
+    case LossKind::Sum:
+      elements = output;
+      break;
+    case LossKind::Custom:
+      return std::nullopt;
+  }
+  return elements.reshape({batch_size, -1}).sum(1);
+}
+
 double mean_per_sum(const Loss& loss, const at::Tensor& output, const std::vector<at::Tensor>& targets) {
   const double none = std::numeric_limits<double>::quiet_NaN();
   switch (loss.kind) {

@@ -5,6 +5,7 @@
 #include <ATen/ATen.h>
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -48,6 +49,15 @@ double mean_per_sum(const Loss& loss, const at::Tensor& output, const std::vecto
 // values cannot run under vmap. Does nothing for the other losses.
 void check_class_indices(const Loss& loss, const at::Tensor& output, const std::vector<at::Tensor>& targets,
                          int64_t batch_dim, int64_t first_sample);
+
+// Each sample's sum loss, [B], from a batched output and targets whose samples lie along dimension
+// 0: the built-in loss with reduction 'none', summed over each sample's elements — what the loss of
+// that sample's one-sample batch is with reduction sum, without running the loss per sample (or
+// under vmap, where cross_entropy's per-position form falls back to a loop over the samples whose
+// backward writes a zero-filled copy of the whole output for each). Targets are validated as the
+// batch's. Nullopt for a custom loss.
+std::optional<at::Tensor> per_sample_sum_losses(const Loss& loss, const at::Tensor& output,
+                                                const std::vector<at::Tensor>& targets);
 
 std::string to_string(Reduction reduction);
 std::string to_string(LossKind kind);

@@ -13,7 +13,7 @@ double l2_norm(const at::Tensor& g) {
 
 namespace {
 
-// reference_norms on a device (issue 11): each sample's norms written by index into [P, B] on its
+// reference_norms on a device: each sample's norms written by index into [P, B] on its
 // worker's stream, the whole-gradient norms from them after the pass, one read for all.
 SampleNorms norms_on_device(const Problem& problem, const Spread& spread, SampleNorms out, const NamedTensors& leaves,
                             int64_t batch_size, const at::Device& device) {

@@ -1,4 +1,4 @@
-// Per-sample gradient norms of the microbatch reference (issue 10): what ghost / fast gradient
+// Per-sample gradient norms of the microbatch reference: what ghost / fast gradient
 // clipping computes without materializing per-sample gradients, and what a norms-only candidate
 // is checked against (DESIGN §1: the L2 norm of sample i's whole gradient, or per parameter).
 #pragma once

@@ -175,7 +175,7 @@ bool one_backward_for_both(const Loss& loss, const std::vector<Reduction>& reduc
   return loss.kind != LossKind::Custom && asks(reductions, Reduction::Sum) && asks(reductions, Reduction::Mean);
 }
 
-// ---- The reference on CUDA (issue 11): stream workers, optionally replaying CUDA graphs ----
+// ---- The reference on CUDA: stream workers, optionally replaying CUDA graphs ----
 
 // Where a batch's reference runs: its first input's device (a batch has one device: the
 // callers check that), else its first target's.

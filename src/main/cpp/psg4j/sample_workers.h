@@ -1,4 +1,4 @@
-// The reference's sample workers (issue 9): N threads, each running its samples' ops on ONE
+// The reference's sample workers: N threads, each running its samples' ops on ONE
 // intra-op thread, so that a sample's gradient is computed the same way whichever worker takes it
 // and however many there are (bit-identical verdicts and numbers at any N).
 //

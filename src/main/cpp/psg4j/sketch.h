@@ -6,7 +6,8 @@
 //
 // Every element e of every projection falls in one of three zones, with T_e = atol + rtol·rmsᵢ|Gᵢₑ|
 // (the tolerance of a typical sample at that element) and s the parameter's rounding level (the
-// median over its elements of residual / (min|w|·T_e)):
+// median of residual / (min|w|·T_e) over its elements that a sample's gradient reaches, or over an
+// evenly spaced sample of 65,536 of them for a larger parameter: Note [Sketch zones in one pass]):
 //   pass:      |Σ wG − Σ wg| <= P = min|w|·max(½·atol, T_e·min(ρ, κ·s)): at the parameter's own
 //              rounding level (κ = kSketchNoiseMultiplier times it), and never above ρ typical
 //              tolerances (ρ = kSketchPassFraction);

@@ -6,7 +6,7 @@
 //                                                src/test/python/bench_python.py --export DIR
 //   psg4j_selftest bench-table [--batches 32,256] [--repeats R] [--device D]
 //                                                reference (eager / CUDA graphs), vmap, check and
-//                                                batched backward per model and B (issue 11)
+//                                                batched backward per model and B
 //   psg4j_selftest vmap-bench [same options]     the vmap engine's routes (rules, into reused
 //                                                buffers, functorch), backward and write floor
 #include "psg4j/clipped_sum.h"
@@ -395,7 +395,7 @@ void vmap_checks(const torch::Device device) {
     expect(contains(message, "ScaleImpl") && contains(message, "microbatch"), "unknown layer: " + message);
   });
 
-  // ---- the layer registry (issue 10)
+  // ---- the layer registry
   run_case("layer registry: every type is named, Linear's slots are its weight and bias", [&] {
     const std::vector<std::string> names = swappable_layer_type_names();
     bool named = !names.empty();
@@ -612,7 +612,7 @@ void probe_checks(const torch::Device device) {
   });
 }
 
-// Exact mode (issue 9): sample workers give the same numbers at every count and leave the
+// Exact mode: sample workers give the same numbers at every count and leave the
 // thread settings as they were; one sum pass serves both reductions of a built-in loss.
 void exact_mode_checks(const torch::Device device) {
   torch::manual_seed(3);
@@ -779,7 +779,7 @@ void exact_mode_checks(const torch::Device device) {
   });
 }
 
-// ---- norms and clipped sums (issue 10) ----
+// ---- norms and clipped sums ----
 // The clipped sum of `grads` ([B, *shape] each) as Opacus computes it, in float.
 NamedTensors opacus_clipped_sum(const NamedTensors& grads, double c, bool floored) {
   std::vector<at::Tensor> squares;
@@ -854,7 +854,7 @@ void norms_checks(const torch::Device device) {
 }
 // ---- end of the norms block ----
 
-// ---- Devices (issue 11) ----
+// ---- Devices ----
 
 // A layer whose forward reads a value to the host (.item()): fine eagerly, never under CUDA-graph
 // capture (a synchronizing copy), so a graphed reference must fall back to eager streams.
@@ -1184,7 +1184,7 @@ void checks(const torch::Device device) {
            "NaN at 0.weight sample 4 flagged as non-finite");
   });
 
-  // ---- Value diagnoses (issue 10): fingerprints ----
+  // ---- Value diagnoses: fingerprints ----
   run_case("fingerprints: linear in the gradient, transposed reference, norms, bounded projection", [&] {
     NamedTensors doubled;
     for (const auto& [n, t] : truth) doubled.emplace_back(n, t * 2);
@@ -1360,7 +1360,7 @@ void bench(int64_t B, int repeats, torch::Device d, const std::string& only, con
                                                 ReductionCandidate{Reduction::Mean, mean_candidate}}, Tolerance{});
     }, repeats, d);
     std::printf("%-6s check of both reductions (one reference pass) %8.2f\n", name.c_str(), check_both);
-    // ---- Value diagnoses (issue 10): what the fingerprints add to that check, taken here alone
+    // ---- Value diagnoses: what the fingerprints add to that check, taken here alone
     // from gradients already in memory (colder caches than in the check: an upper bound).
     const double fingerprints = median_ms([&] {
       for (const NamedTensors* grads : {&candidate, &mean_candidate}) {

@@ -344,7 +344,7 @@ public final class Bench {
                         && m != BenchMethod.MICROBATCH && m != BenchMethod.BACKWARD);
                 if (vmapUsed) {
                     verdicts.put(BenchMethod.VMAP, verifyVmap(w, CheckMode.EXACT));
-                    if (timed.contains(BenchMethod.CHECK_SKETCH) && verdicts.get(BenchMethod.VMAP).passed()) {
+                    if (timed.stream().anyMatch(BenchMethod::isSketch) && verdicts.get(BenchMethod.VMAP).passed()) {
                         Verification sketch = verifyVmap(w, CheckMode.SKETCH);
                         if (!sketch.passed()) {
                             throw new BenchException("the vmap engine's per-sample gradients differ from the reference "

@@ -25,6 +25,15 @@ public enum BenchMethod {
     /** One plain batched backward, no per-sample gradients: the floor the others are measured against. */
     BACKWARD("backward", SuiteBenchmark::backward),
     /**
+     * A sketch check inside a training loop, both reductions: one check reused from step to step
+     * (probes cached), the candidate the step's own gradients, computed before the timing.
+     */
+    CHECK_IN_LOOP("checkInLoop", SuiteBenchmark::checkInLoop),
+    /** A DP-SGD step: the vmap engine's per-sample gradients, flat clipping, Gaussian noise, the update in place. */
+    DP_STEP("dpStep", SuiteBenchmark::dpStep),
+    /** The same DP-SGD step with a sketch check of its per-sample gradients (reused, probes cached) before the clipping. */
+    DP_STEP_VERIFIED("dpStepVerified", SuiteBenchmark::dpStepVerified),
+    /**
      * The grad sampler {@code --engine NAME} names (a built-in or a plug-in's), timed like vmap;
      * reports show the engine's name. Only with an engine given.
      */
@@ -46,6 +55,11 @@ public enum BenchMethod {
     /** Whether it times a grad sampler, which is verified against the reference at every B (vmap, engine). */
     public boolean isSampler() {
         return this == VMAP || this == ENGINE;
+    }
+
+    /** Whether it runs the vmap engine's gradients through a sketch check (which the bench first verifies in sketch mode). */
+    public boolean isSketch() {
+        return this == CHECK_SKETCH || this == CHECK_IN_LOOP || this == DP_STEP_VERIFIED;
     }
 
     /** The name used on the command line and in reports: lower case, words joined by '-' (check-exact). */

@@ -56,6 +56,8 @@ public record BenchResult(String device, String models, Settings settings, Strin
             new Ratio(BenchMethod.CHECK_SKETCH, BenchMethod.BACKWARD),
             new Ratio(BenchMethod.CHECK_EXACT, BenchMethod.CHECK_SKETCH),
             new Ratio(BenchMethod.PROBE, BenchMethod.BACKWARD),
+            new Ratio(BenchMethod.CHECK_IN_LOOP, BenchMethod.BACKWARD),
+            new Ratio(BenchMethod.DP_STEP_VERIFIED, BenchMethod.DP_STEP),
             new Ratio(BenchMethod.ENGINE, BenchMethod.BACKWARD),
             new Ratio(BenchMethod.ENGINE, BenchMethod.VMAP));
 

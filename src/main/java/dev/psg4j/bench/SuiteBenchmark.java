@@ -9,6 +9,7 @@ import dev.psg4j.check.Probes;
 import dev.psg4j.check.Reduction;
 import dev.psg4j.engine.Engines;
 import dev.psg4j.engine.GradSamplers;
+import dev.psg4j.report.CheckReport;
 
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Tensor;
@@ -25,6 +26,8 @@ import org.openjdk.jmh.annotations.State;
 import org.openjdk.jmh.annotations.TearDown;
 
 import java.nio.file.Path;
+import java.util.EnumMap;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -106,6 +109,25 @@ public class SuiteBenchmark {
     private GradSampler chosenEngine;
     private Tensor[] parameters;
     private boolean onCuda;
+    private InLoop inLoop;
+
+    /**
+     * What the in-the-loop methods reuse from call to call, as a training loop does: a sketch check
+     * of both reductions and one of reduction sum (their probes run on the first call only), the
+     * vmap engine's gradients of both reductions for {@link #checkInLoop}, and the model's
+     * parameters that {@link #dpStep} updates.
+     */
+    private record InLoop(PerSampleCheck bothReductions, PerSampleCheck sumOnly, GradSampler candidates,
+                          Map<Reduction, Map<String, Tensor>> gradients, Map<String, Tensor> parameters)
+            implements AutoCloseable {
+        @Override
+        public void close() {
+            try (PerSampleCheck b = bothReductions; PerSampleCheck s = sumOnly) {
+                gradients.values().forEach(m -> m.values().forEach(Tensor::close));
+                parameters.values().forEach(Tensor::close);
+            }
+        }
+    }
 
     @Setup(Level.Trial)
     public void setUp() {
@@ -137,6 +159,10 @@ public class SuiteBenchmark {
 
     @TearDown(Level.Trial)
     public void tearDown() {
+        if (inLoop != null) {
+            inLoop.close();
+            inLoop = null;
+        }
         workload.close();
         if (registry != null) {
             registry.close();
@@ -176,6 +202,7 @@ public class SuiteBenchmark {
      */
     @Benchmark
     public boolean checkExact() {
+        Probes.forget(workload.model());  // a first check's probes, not the model's memo of them
         try (PointerScope scope = new PointerScope();
              PerSampleCheck check = workload.check().reductions(Reduction.SUM, Reduction.MEAN).threads(threads).build()) {
             return synced(check.run(vmapEngine).passed());
@@ -189,6 +216,7 @@ public class SuiteBenchmark {
      */
     @Benchmark
     public boolean checkSketch() {
+        Probes.forget(workload.model());
         try (PointerScope scope = new PointerScope();
              PerSampleCheck check = workload.check().reductions(Reduction.SUM, Reduction.MEAN).mode(CheckMode.SKETCH)
                      .threads(threads).build()) {
@@ -202,6 +230,64 @@ public class SuiteBenchmark {
         try (PointerScope scope = new PointerScope()) {
             return synced(Probes.report(workload.model(), samples, Probes.DEFAULT_PROBE_SAMPLES).passed());
         }
+    }
+
+    /**
+     * A sketch check as a training loop runs it on every step, both reductions: one check reused
+     * (its probes cached after the first call), the candidate computed before (the step's own
+     * per-sample gradients): what verification adds to a step that has its gradients already.
+     */
+    @Benchmark
+    public boolean checkInLoop() {
+        InLoop loop = inLoop();
+        try (PointerScope scope = new PointerScope()) {
+            return synced(loop.bothReductions().run(loop.candidates()).passed());
+        }
+    }
+
+    /** A DP-SGD step: the vmap engine's per-sample gradients (reduction sum), flat clipping, noise, update ({@link DpSgdStep}). */
+    @Benchmark
+    public int dpStep() {
+        InLoop loop = inLoop();
+        try (PointerScope scope = new PointerScope()) {
+            Map<String, Tensor> grads = vmapEngine.perSampleGradients(workload.model(), samples, workload.loss(), Reduction.SUM);
+            DpSgdStep.apply(loop.parameters(), grads, samples.size());
+            return synced(grads.size());
+        }
+    }
+
+    /**
+     * The same DP-SGD step verified: between the gradients and the clipping, a sketch check of those
+     * very gradients (one reused check, probes cached). A failing check throws: a step whose
+     * gradients are wrong is not a timing.
+     */
+    @Benchmark
+    public int dpStepVerified() {
+        InLoop loop = inLoop();
+        try (PointerScope scope = new PointerScope()) {
+            Map<String, Tensor> grads = vmapEngine.perSampleGradients(workload.model(), samples, workload.loss(), Reduction.SUM);
+            CheckReport report = loop.sumOnly().run(Engines.precomputed("vmap", Reduction.SUM, grads));
+            if (!report.passed()) {
+                throw new IllegalStateException("the sketch check of a DP-SGD step's per-sample gradients failed on "
+                        + workload.name() + " at B = " + samples.size() + ": " + report.summary() + "\n" + report.toJson());
+            }
+            DpSgdStep.apply(loop.parameters(), grads, samples.size());
+            return synced(grads.size());
+        }
+    }
+
+    private InLoop inLoop() {
+        if (inLoop == null) {
+            Map<Reduction, Map<String, Tensor>> gradients = new EnumMap<>(Reduction.class);
+            for (Reduction r : Reduction.values()) {
+                gradients.put(r, vmapEngine.perSampleGradients(workload.model(), samples, workload.loss(), r));
+            }
+            inLoop = new InLoop(
+                    workload.check().reductions(Reduction.SUM, Reduction.MEAN).mode(CheckMode.SKETCH).threads(threads).build(),
+                    workload.check().reductions(Reduction.SUM).mode(CheckMode.SKETCH).threads(threads).build(),
+                    Engines.precomputed("vmap", gradients), gradients, workload.model().trainableParameters());
+        }
+        return inLoop;
     }
 
     /** One plain batched backward: forward the whole batch, the loss, autograd's grad of the parameters. */

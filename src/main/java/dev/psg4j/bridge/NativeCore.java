@@ -75,7 +75,7 @@ public final class NativeCore {
         private native void allocate();
     }
 
-    // ---- Devices (issue 11) ----
+    // ---- Devices ----
 
     /**
      * How the reference spreads its samples (psg4j::Spread), moved in one call: {@code workers}
@@ -359,7 +359,7 @@ public final class NativeCore {
 
         public native double sketch_residual_ratio(@Cast("int64_t") long p);
 
-        // ---- Value diagnoses (issue 10) ----
+        // ---- Value diagnoses ----
         /** Whether parameter p has fingerprints (wherever it has per-sample statistics). */
         public native @Cast("bool") boolean has_fingerprints(@Cast("int64_t") long p);
 
@@ -367,7 +367,7 @@ public final class NativeCore {
         // ---- end of the value-diagnoses block ----
     }
 
-    // ---- Value diagnoses (issue 10) ----
+    // ---- Value diagnoses ----
     /**
      * One compared parameter's per-sample fingerprints (fingerprints.h), moved out in one call. Each
      * tensor accessor fills {@code out} with a new double tensor on the host that the caller owns:
@@ -436,7 +436,7 @@ public final class NativeCore {
         public native @Cast("bool") boolean in_double();
     }
 
-    // ---- Exact checks of several reductions at once (issue 9) ----
+    // ---- Exact checks of several reductions at once ----
 
     /** The candidates of the reductions one {@link #compare_reductions} call checks. */
     @Name("ReductionCandidates")
@@ -506,7 +506,7 @@ public final class NativeCore {
 
     // ---- end of the block ----
 
-    // ---- Norms-only and clipped-sum candidates (issue 10) ----
+    // ---- Norms-only and clipped-sum candidates ----
 
     /** The reference's per-sample norms of one reduction (peer of {@code SampleNormsView}). */
     @Name("SampleNormsView")
@@ -701,7 +701,7 @@ public final class NativeCore {
     /** glibc's malloc_trim(0): returns the allocator's free pages to the system. */
     public static native void release_free_native_memory();
 
-    // ---- bench memory measurement (issue 10)
+    // ---- bench memory measurement
     /** glibc's mallopt(M_MMAP_THRESHOLD, bytes) (at most 32 MiB): allocations of that size or more get their own mapping. */
     public static native void set_malloc_mmap_threshold(long bytes);
     // ---- end of the bench memory block.
@@ -715,7 +715,7 @@ public final class NativeCore {
             @Const @ByRef NativeBatch batch, @Const @ByRef NativeLoss loss, int reduction, long chunkSize,
             int randomness);
 
-    // ---- The vmap engine into caller-owned buffers (issue 9).
+    // ---- The vmap engine into caller-owned buffers.
     /** vmap_gradients written into {@code out}'s tensors, which stay the caller's. */
     public static native void vmap_gradients_into(@Const @ByRef NativeModel model, @Const @ByRef NativeBatch batch,
             @Const @ByRef NativeLoss loss, int reduction, long chunkSize, int randomness,
@@ -739,7 +739,7 @@ public final class NativeCore {
     public static native @ByVal ComparisonView compare_with_reference(@Const @ByRef NativeModel model,
             @Const @ByRef NativeBatch batch, @Const @ByRef NativeLoss loss, int reduction,
             @Const @ByRef NamedTensorList candidate, double atol, double rtol, ToleranceRule rule);
-    // ---- Layer capture for hooks-style samplers (issue 10) ----
+    // ---- Layer capture for hooks-style samplers ----
 
     /** capture_layers' result: per captured layer use, its kind, options, parameter names and tensors. */
     @Name("LayerCaptureView")
@@ -801,7 +801,7 @@ public final class NativeCore {
 
     // ---- end of the layer capture block.
 
-    // ---- C++-frontend layer registry (issue 10) ----
+    // ---- C++-frontend layer registry ----
 
     /**
      * The Java forward of every user-registered C++-frontend layer type ({@code typeId} says whose):

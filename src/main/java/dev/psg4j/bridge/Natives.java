@@ -43,7 +43,7 @@ public final class Natives {
     /**
      * Why CUDA is unusable in this process although bytedeco's GPU natives are on the class path
      * (their CUDA libraries failed to load: the cause, and what to add), or empty: CPU natives, or
-     * the GPU natives loaded. Issue 11; the device parser puts it first in its message.
+     * the GPU natives loaded; the device parser puts it first in its message.
      */
     public static Optional<String> cudaLoadFailure() {
         NativeCore.load();

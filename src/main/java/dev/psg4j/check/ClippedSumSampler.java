@@ -9,7 +9,7 @@ import java.util.LinkedHashMap;
 import java.util.Map;
 
 /**
- * What a DP optimizer aggregates before it adds noise (issue 10), verified by
+ * What a DP optimizer aggregates before it adds noise, verified by
  * {@link PerSampleCheck#runClippedSum}: {@code {parameter name: Tensor[*shape]}}, for every
  * trainable parameter (a tied one once, by any of its names) the clipped sum Σᵢ fᵢ·gᵢ over the
  * batch's samples, with the factors of {@link Clipping} (Opacus's {@code p.summed_grad}: no noise,

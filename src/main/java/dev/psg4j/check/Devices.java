@@ -13,7 +13,7 @@ import java.util.Map;
 import java.util.Optional;
 
 /**
- * The devices a check can run on (issue 11): "cpu", "cuda" (= "cuda:0") and "cuda:N". One parser,
+ * The devices a check can run on: "cpu", "cuda" (= "cuda:0") and "cuda:N". One parser,
  * the native core's: an unknown name, a LibTorch without CUDA, no visible device or an index out
  * of range is a BadInputException of one line that says what to do; when bytedeco's GPU natives are
  * on the class path but their CUDA libraries failed to load, that cause comes first.

@@ -9,7 +9,7 @@ import java.util.LinkedHashMap;
 import java.util.Map;
 
 /**
- * The norms-only variant of {@link GradSampler} (issue 10): a sampler that computes per-sample
+ * The norms-only variant of {@link GradSampler}: a sampler that computes per-sample
  * gradient norms without materializing the gradients (ghost / fast gradient clipping, Opacus's
  * {@code per_sample_gradient_norms}), verified by {@link PerSampleCheck#runNorms}.
  *

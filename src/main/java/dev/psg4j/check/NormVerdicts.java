@@ -22,7 +22,7 @@ import java.util.Locale;
 import java.util.Map;
 
 /**
- * Norms-only candidates (issue 10): a candidate's per-sample norms against the reference's, one
+ * Norms-only candidates: a candidate's per-sample norms against the reference's, one
  * sample at a time, {@code |n_cand - n_ref| <= atol + rtol·n_ref} (torch.allclose on the norms;
  * NaN or Inf never matches), and the likely cause of a mismatch.
  */

@@ -331,7 +331,8 @@ public final class PerSampleCheck implements AutoCloseable {
     }
 
     private CheckReport runProbedCheck(GradSampler sampler, Batch on) {
-        List<Diagnosis> diagnoses = probes ? probeCache.diagnoses(on, b -> Probes.diagnose(model, b, probeSamples))
+        List<Diagnosis> diagnoses = probes ? probeCache.diagnoses(on,
+                b -> ProbeMemo.diagnoses(model, b, probeSamples, () -> Probes.diagnose(model, b, probeSamples)))
                 : List.of();
         if (!diagnoses.isEmpty()) {
             // Nothing to compare: the reference's one-sample batches would not be the model's
@@ -349,7 +350,7 @@ public final class PerSampleCheck implements AutoCloseable {
                 long runSeed = seed != null ? seed : ThreadLocalRandom.current().nextLong();
                 return compareSketch(sampler, on, candidates, runSeed, failures);
             }
-            List<Diagnosis> valueDiagnoses = new ArrayList<>();  // issue 10: why values are wrong
+            List<Diagnosis> valueDiagnoses = new ArrayList<>();  // why values are wrong
             ReferenceFacts facts = new ReferenceFacts();
             List<ReductionReport> reports = compareExact(on, candidates, failures, valueDiagnoses, facts);
             return report(reports.stream().allMatch(ReductionReport::passed), sampler, on, reports, null, failures,
@@ -463,7 +464,7 @@ public final class PerSampleCheck implements AutoCloseable {
                      () -> NativeCore.sketch_compare(NativeHandles.handle(model), on.handle(), lossHandle, sum, mean,
                              tolerance.atol(), tolerance.rtol(), toleranceRule, projections, runSeed))) {
             List<ReductionReport> reports = new ArrayList<>();
-            List<Diagnosis> valueDiagnoses = new ArrayList<>();  // issue 10: why values are wrong
+            List<Diagnosis> valueDiagnoses = new ArrayList<>();  // why values are wrong
             ReferenceFacts facts = new ReferenceFacts();
             for (int k = 0; k < given.size(); k++) {
                 try (ComparisonView comparison = view.comparison(k)) {
@@ -484,7 +485,7 @@ public final class PerSampleCheck implements AutoCloseable {
         return candidate == null ? null : Natives.namedList(candidate, "candidate gradient");
     }
 
-    // ---- Norms-only and clipped-sum candidates (issue 10) ----
+    // ---- Norms-only and clipped-sum candidates ----
 
     /**
      * Verifies a {@link NormSampler}'s per-sample norms against the reference's, for each reduction

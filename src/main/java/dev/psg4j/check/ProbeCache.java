@@ -2,19 +2,15 @@ package dev.psg4j.check;
 
 import dev.psg4j.report.Diagnosis;
 
-import org.bytedeco.pytorch.LongArrayRef;
-import org.bytedeco.pytorch.LongVector;
-import org.bytedeco.pytorch.Tensor;
-
-import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.List;
 import java.util.function.Function;
 
 /**
  * The probes' last findings for a reusable check: batch independence and determinism are
  * properties of the model, so one probe serves every batch of the same layout (shapes and dtypes
- * of inputs and targets) until {@code every} runs have passed (0: never expires). Thread-safe; two
+ * of inputs and targets) until {@code every} runs have passed (0: never expires), whatever the
+ * parameters became meanwhile (a training loop's steps); past that, or for a new layout, the
+ * model's own memo ({@link ProbeMemo}) answers where its parameters have not changed. Thread-safe; two
  * threads may both probe a new layout, and either result is kept.
  */
 final class ProbeCache {
@@ -29,7 +25,7 @@ final class ProbeCache {
 
     /** The diagnoses of {@code batch}'s layout, probing with {@code probe} when there are none yet. */
     List<Diagnosis> diagnoses(Batch batch, Function<Batch, List<Diagnosis>> probe) {
-        List<String> key = layoutOf(batch);
+        List<String> key = ProbeMemo.signature(batch);
         synchronized (this) {
             if (key.equals(layout) && (every == 0 || runsSinceProbe < every)) {
                 runsSinceProbe++;
@@ -43,20 +39,5 @@ final class ProbeCache {
             runsSinceProbe = 1;
         }
         return fresh;
-    }
-
-    private static List<String> layoutOf(Batch batch) {
-        List<String> key = new ArrayList<>();
-        describe(batch.inputs(), "input", key);
-        describe(batch.targets(), "target", key);
-        return key;
-    }
-
-    private static void describe(List<Tensor> tensors, String role, List<String> key) {
-        for (Tensor t : tensors) {
-            try (LongArrayRef sizes = t.sizes(); LongVector shape = sizes.vec()) {  // freed now, not by the GC
-                key.add(role + " " + t.scalar_type() + " " + Arrays.toString(shape.get()));
-            }
-        }
     }
 }

@@ -55,6 +55,17 @@ public final class Probes {
     }
 
     /**
+     * Forgets what the probes found for {@code model}: checks keep their findings per model, for
+     * its parameters' current values and a batch signature, and reuse them until a parameter
+     * changes; after this call the next check of the model probes again (to time the probes, or
+     * after changing what the model computes without changing a parameter).
+     */
+    public static void forget(Model model) {
+        BadInputException.requireNonNull(model, "model", "the Model whose probe findings to forget");
+        ProbeMemo.forget(model);
+    }
+
+    /**
      * What the batch-independence probe found.
      *
      * @param leaks         reported sample → every other sample its output depends on (at most probeSamples

@@ -34,10 +34,14 @@ import java.util.concurrent.Callable;
         description = {"Times per-sample gradients on the benchmark suite with JMH.",
                 "Per model (l1 loss) and batch size: vmap (the vmap engine), microbatch (the reference",
                 "engine), check-exact and check-sketch (a full check of the vmap engine in that mode, probes",
-                "and both reductions included, as Opacus's check runs), probe (the probes alone) and",
-                "backward (one plain batched backward); the engines and backward use reduction sum. Prints",
-                "the median (p50) ms per call and the ratios vmap/backward, microbatch/vmap,",
-                "check-exact/backward, check-sketch/backward, check-exact/check-sketch, probe/backward.",
+                "and both reductions included, as Opacus's check runs), probe (the probes alone),",
+                "backward (one plain batched backward), check-in-loop (a reused sketch check of precomputed",
+                "gradients, both reductions, probes cached: what a training loop pays per step), dp-step",
+                "(vmap gradients, flat clipping, noise, update) and dp-step-verified (the same with a sketch",
+                "check of the step's gradients); the engines, backward and the steps use reduction sum.",
+                "Prints the median (p50) ms per call and the ratios vmap/backward, microbatch/vmap,",
+                "check-exact/backward, check-sketch/backward, check-exact/check-sketch, probe/backward,",
+                "check-in-loop/backward, dp-step-verified/dp-step.",
                 "  mlp  Linear(784,256)-ReLU-Linear(256,10)                    x [B,784]",
                 "  cnn  Conv2d(1,16,5)-ReLU-MaxPool2d(2)-Conv2d(16,32,5)-ReLU-",
                 "       MaxPool2d(2)-Flatten-Linear(512,10)                    x [B,1,28,28]",
@@ -77,7 +81,8 @@ final class BenchCommand implements Callable<Integer> {
     String threads;
 
     @Option(names = "--methods", paramLabel = "LIST",
-            description = "comma list of vmap, microbatch, check-exact, check-sketch, probe, backward, engine; default "
+            description = "comma list of vmap, microbatch, check-exact, check-sketch, probe, backward, check-in-loop, "
+                    + "dp-step, dp-step-verified, engine; default "
                     + "all (engine with --engine)")
     String methods;
 

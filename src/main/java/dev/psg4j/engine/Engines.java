@@ -6,6 +6,7 @@ import dev.psg4j.check.Reduction;
 
 import org.bytedeco.pytorch.Tensor;
 
+import java.util.EnumMap;
 import java.util.LinkedHashMap;
 import java.util.Map;
 
@@ -59,6 +60,41 @@ public final class Engines {
                 Map<String, Tensor> handles = new LinkedHashMap<>();
                 copy.forEach((param, t) -> handles.put(param, t == null || t.isNull() ? t : new Tensor(t)));
                 return handles;
+            }
+        };
+    }
+
+    /**
+     * Gradients computed elsewhere for several reductions (a training step's, checked for sum and
+     * mean at once): as {@link #precomputed(String, Reduction, Map)}, each reduction's map handed
+     * out as new handles each call; a reduction not in {@code byReduction} is a BadInputException.
+     */
+    public static GradSampler precomputed(String name, Map<Reduction, Map<String, Tensor>> byReduction) {
+        BadInputException.requireNonNull(name, "name", "a name for the candidate, used in reports");
+        BadInputException.requireNonNull(byReduction, "byReduction",
+                "a map {Reduction: {parameter name: Tensor[B, *shape]}}");
+        if (byReduction.isEmpty()) {
+            throw new BadInputException("the candidate '" + name + "' holds no reduction's gradients: give at least "
+                    + "one of Reduction.SUM and Reduction.MEAN");
+        }
+        Map<Reduction, GradSampler> samplers = new EnumMap<>(Reduction.class);
+        byReduction.forEach((reduction, gradients) -> samplers.put(reduction, precomputed(name, reduction, gradients)));
+        return new GradSampler() {
+            @Override
+            public String name() {
+                return name;
+            }
+
+            @Override
+            public Map<String, Tensor> perSampleGradients(dev.psg4j.model.Model model, dev.psg4j.check.Batch batch,
+                                                          dev.psg4j.check.Loss loss, Reduction asked) {
+                GradSampler sampler = samplers.get(asked);
+                if (sampler == null) {
+                    throw new BadInputException("the candidate '" + name + "' holds gradients for reduction(s) "
+                            + samplers.keySet().stream().map(Reduction::label).toList() + " only, but reduction "
+                            + asked.label() + " was asked: check those reductions");
+                }
+                return sampler.perSampleGradients(model, batch, loss, asked);
             }
         };
     }

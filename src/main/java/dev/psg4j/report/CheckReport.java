@@ -18,7 +18,7 @@ import java.util.List;
  * {@code clipping} ({@link ClippingSummary}, clipped-sum checks only). A norms report has one
  * parameter entry per compared norm vector (per parameter, or "(whole gradient)"), shape [B]; a
  * clipped-sum report one per parameter, shape the parameter's, with no per-sample fields.
- * Issue 11 added {@code reference_route}: how the reference ran ("cpu workers", "cuda streams",
+ * The device fields added {@code reference_route}: how the reference ran ("cpu workers", "cuda streams",
  * "cuda graphs" or "cuda streams (graph capture failed: ...)"), absent where no per-sample gradient
  * comparison ran (a probe's finding stopped the check; norms and clipped-sum checks). {@code device}
  * is the check's device, canonical ("cpu", "cuda:0").
@@ -46,10 +46,10 @@ public record CheckReport(
         @JsonInclude(JsonInclude.Include.NON_NULL) SketchSummary sketch,
         List<Failure> failures,
         List<Diagnosis> diagnoses,
-        // ---- norms-only and clipped-sum candidates (issue 10) ----
+        // ---- norms-only and clipped-sum candidates ----
         @JsonInclude(JsonInclude.Include.NON_NULL) String candidate,
         @JsonInclude(JsonInclude.Include.NON_NULL) ClippingSummary clipping,
-        // ---- devices (issue 11) ----
+        // ---- devices ----
         @JsonProperty("reference_route") @JsonInclude(JsonInclude.Include.NON_NULL) String referenceRoute,
         @JsonInclude(JsonInclude.Include.NON_NULL) String tolerance,
         @JsonProperty("reference_precision") @JsonInclude(JsonInclude.Include.NON_NULL) String referencePrecision,
@@ -66,7 +66,7 @@ public record CheckReport(
                 diagnoses, GRADIENTS, null, null);
     }
 
-    /** A report without {@code reference_route} (as before issue 11). */
+    /** A report without {@code reference_route} (as reports before the device fields). */
     public CheckReport(int schemaVersion, boolean passed, String mode, String engine, long batchSize, String device,
                        String loss, double atol, double rtol, List<ReductionReport> reductions, SketchSummary sketch,
                        List<Failure> failures, List<Diagnosis> diagnoses, String candidate, ClippingSummary clipping) {

@@ -7,7 +7,7 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * How a clipped-sum check clipped (issue 10): {@code mode} "flat" or "per_layer" (Opacus's names),
+ * How a clipped-sum check clipped: {@code mode} "flat" or "per_layer" (Opacus's names),
  * {@code max_grad_norm} C (per-layer: the L2 norm of the thresholds, what Opacus's
  * DPPerLayerOptimizer reports as its max_grad_norm), {@code thresholds} each parameter's C_p (flat:
  * C for each), {@code epsilon} the 1e-6 of the factor min(1, C / (‖g‖ + 1e-6)), and per reduction

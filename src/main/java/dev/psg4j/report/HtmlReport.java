@@ -97,7 +97,7 @@ public final class HtmlReport {
         return "An element matches when |candidate − reference| ≤ atol + rtol·|reference| (as torch.allclose).";
     }
 
-    // ---- norms-only and clipped-sum candidates (issue 10) ----
+    // ---- norms-only and clipped-sum candidates ----
     /** What a norms or clipped-sum report compared, and its tolerance ("" for per-sample gradients). */
     private static String candidateNote(CheckReport r) {
         if (CheckReport.NORMS.equals(r.candidate())) {

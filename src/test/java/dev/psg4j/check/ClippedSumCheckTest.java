@@ -25,7 +25,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * Clipped-sum candidates (issue 10) against Opacus's DPOptimizer / DPPerLayerOptimizer
+ * Clipped-sum candidates against Opacus's DPOptimizer / DPPerLayerOptimizer
  * p.summed_grad with noise_multiplier=0: they pass with Opacus's formulas, flat and per-layer
  * (one C split as C/sqrt(P), or the same thresholds listed); every planted clipping bug fails with
  * the failing parameters named and its diagnosis among those given.

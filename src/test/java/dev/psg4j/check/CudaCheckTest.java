@@ -28,7 +28,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * The checks on CUDA (issue 11): the same fixtures as on the CPU, the model loaded onto the GPU,
+ * The checks on CUDA: the same fixtures as on the CPU, the model loaded onto the GPU,
  * the check on its default device (the model's). Runs only where bytedeco's GPU LibTorch sees a
  * CUDA device; elsewhere JUnit reports it skipped with the reason.
  */

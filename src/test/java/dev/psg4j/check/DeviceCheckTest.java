@@ -27,7 +27,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * Devices (issue 11), what runs on any machine: the one device parser and its messages, the check's
+ * Devices, what runs on any machine: the one device parser and its messages, the check's
  * default device (the model's), the report's device and reference route, the mixed-device refusals
  * (with the meta device standing in for "another device": meta tensors exist on CPU builds too),
  * and the exact-float32 scope restoring the process's TF32 setting.

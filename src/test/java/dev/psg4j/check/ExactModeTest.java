@@ -26,7 +26,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * Exact mode (issue 9): the reference's sample workers give the same report at every thread count
+ * Exact mode: the reference's sample workers give the same report at every thread count
  * and leave the caller's thread setting as it was; one reference pass for both reductions gives
  * the report of two passes (built-in losses), and a custom loss takes two passes.
  */

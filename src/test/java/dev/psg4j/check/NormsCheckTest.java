@@ -26,7 +26,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * Norms-only candidates (issue 10) against Opacus's own exports: ghost clipping's per-sample norms
+ * Norms-only candidates against Opacus's own exports: ghost clipping's per-sample norms
  * (whole and per parameter) and norms from GradSampleModule's grad_sample pass; every planted bug
  * fails naming the sample(s) and the parameter, with the diagnosis of its kind.
  */

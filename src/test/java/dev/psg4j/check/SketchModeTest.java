@@ -200,6 +200,40 @@ class SketchModeTest {
         }
     }
 
+    /**
+     * A training loop's check: one sketch check reused over steps, both reductions' gradients
+     * computed before and handed over together; a sample made wrong in the mean candidate alone is
+     * named there, and a reduction the candidate lacks is refused in one line.
+     */
+    @Test
+    void aReusedCheckOfBothReductionsFromPrecomputedGradients() {
+        try (Suite suite = Suite.build("mlp", 32);
+             PerSampleCheck check = PerSampleCheck.builder().model(suite.model()).inputs(suite.input()).loss(Loss.L1)
+                     .reductions(Reduction.SUM, Reduction.MEAN).mode(CheckMode.SKETCH).build();
+             Batch batch = Batch.of(suite.input())) {
+            Map<Reduction, Map<String, Tensor>> grads = new java.util.EnumMap<>(Reduction.class);
+            for (Reduction r : Reduction.values()) {
+                grads.put(r, contiguous(Engines.vmap().perSampleGradients(suite.model(), batch, Loss.L1, r)));
+            }
+            for (int step = 0; step < 3; step++) {
+                CheckReport report = check.run(Engines.precomputed("steps", grads));
+                assertTrue(report.passed(), report::summary);
+                assertEquals(0, report.sketch().exactParams(), report::summary);
+            }
+            try (Tensor sample = grads.get(Reduction.MEAN).get("2.bias").select(0, 5)) {
+                sample.add_(new Scalar(0.5));
+            }
+            CheckReport wrong = check.run(Engines.precomputed("steps", grads));
+            assertFalse(wrong.passed());
+            assertEquals(List.of("mean/2.bias/5"), wrong.failures().stream()
+                    .map(f -> f.reduction() + "/" + f.param() + "/" + f.sample()).toList(), wrong::summary);
+            BadInputException missing = assertThrows(BadInputException.class, () -> check.run(
+                    Engines.precomputed("sum only", Map.of(Reduction.SUM, grads.get(Reduction.SUM)))));
+            assertTrue(missing.getMessage().contains("reduction mean was asked"), missing::getMessage);
+            grads.values().forEach(m -> m.values().forEach(Tensor::close));
+        }
+    }
+
     private static Map<String, Tensor> contiguous(Map<String, Tensor> grads) {
         Map<String, Tensor> out = new java.util.LinkedHashMap<>();
         grads.forEach((k, v) -> {

@@ -31,9 +31,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  */
 class CliBenchTest {
     private static final List<String> METHODS = List.of("vmap", "microbatch", "check-exact", "check-sketch", "probe",
-            "backward");
+            "backward", "check-in-loop", "dp-step", "dp-step-verified");
     private static final List<String> RATIOS = List.of("vmap/backward", "microbatch/vmap", "check-exact/backward",
-            "check-sketch/backward", "check-exact/check-sketch", "probe/backward");
+            "check-sketch/backward", "check-exact/check-sketch", "probe/backward", "check-in-loop/backward",
+            "dp-step-verified/dp-step");
     private static final List<Long> BATCHES = List.of(2L, 4L);
 
     @TempDir
@@ -224,7 +225,7 @@ class CliBenchTest {
                 + dir + " --batch 8"), run::toString);
     }
 
-    // ---- --engine, --model, verification and memory (issue 10) ----
+    // ---- --engine, --model, verification and memory ----
 
     private static final String SERVICES = "META-INF/services/dev.psg4j.engine.GradSamplerProvider";
     private static final Path FIXTURE = Path.of("src", "test", "resources", "fixtures", "mlp");

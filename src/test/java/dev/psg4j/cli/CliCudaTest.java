@@ -19,7 +19,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * {@code --device cuda} on check, probe, bench and conform (issue 11): the CLI loads the model, the
+ * {@code --device cuda} on check, probe, bench and conform: the CLI loads the model, the
  * batch and the candidate files onto the GPU. Runs only where bytedeco's GPU LibTorch sees a CUDA
  * device; elsewhere JUnit reports it skipped with the reason.
  */

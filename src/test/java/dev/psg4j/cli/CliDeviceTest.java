@@ -22,7 +22,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeFalse;
 
 /**
- * {@code --device} (issue 11) on check, probe, bench and conform: a bad device exits 2 with one
+ * {@code --device} on check, probe, bench and conform: a bad device exits 2 with one
  * line naming the cause before anything is loaded, and {@code --device cpu} reports the canonical
  * device and the reference's route. The CUDA runs are in {@link CliCudaTest}.
  */
