@@ -9,6 +9,7 @@ import org.bytedeco.pytorch.Tensor;
 import java.util.EnumMap;
 import java.util.LinkedHashMap;
 import java.util.Map;
+import java.util.stream.Collectors;
 
 /** The grad samplers psg4j ships: the vmap engine, the microbatch reference, precomputed gradients. */
 public final class Engines {
@@ -38,30 +39,10 @@ public final class Engines {
      * handles; {@code gradients} stay yours); asking for another reduction is a BadInputException.
      */
     public static GradSampler precomputed(String name, Reduction reduction, Map<String, Tensor> gradients) {
-        BadInputException.requireNonNull(name, "name", "a name for the candidate, used in reports");
         BadInputException.requireNonNull(reduction, "reduction", "the reduction the gradients are for, "
                 + "Reduction.SUM or Reduction.MEAN");
         BadInputException.requireNonNull(gradients, "gradients", "a map {parameter name: Tensor[B, *shape]}");
-        Map<String, Tensor> copy = new LinkedHashMap<>(gradients);
-        return new GradSampler() {
-            @Override
-            public String name() {
-                return name;
-            }
-
-            @Override
-            public Map<String, Tensor> perSampleGradients(dev.psg4j.model.Model model, dev.psg4j.check.Batch batch,
-                                                          dev.psg4j.check.Loss loss, Reduction asked) {
-                if (asked != reduction) {
-                    throw new BadInputException("the candidate '" + name + "' holds gradients for reduction "
-                            + reduction.label() + " only, but reduction " + asked.label()
-                            + " was asked: check one reduction (--reduction " + reduction.label() + ")");
-                }
-                Map<String, Tensor> handles = new LinkedHashMap<>();
-                copy.forEach((param, t) -> handles.put(param, t == null || t.isNull() ? t : new Tensor(t)));
-                return handles;
-            }
-        };
+        return precomputed(name, Map.of(reduction, gradients));
     }
 
     /**
@@ -77,8 +58,12 @@ public final class Engines {
             throw new BadInputException("the candidate '" + name + "' holds no reduction's gradients: give at least "
                     + "one of Reduction.SUM and Reduction.MEAN");
         }
-        Map<Reduction, GradSampler> samplers = new EnumMap<>(Reduction.class);
-        byReduction.forEach((reduction, gradients) -> samplers.put(reduction, precomputed(name, reduction, gradients)));
+        Map<Reduction, Map<String, Tensor>> copies = new EnumMap<>(Reduction.class);
+        byReduction.forEach((reduction, gradients) -> {
+            BadInputException.requireNonNull(gradients, "gradients", "a map {parameter name: Tensor[B, *shape]} "
+                    + "for reduction " + reduction.label());
+            copies.put(reduction, new LinkedHashMap<>(gradients));
+        });
         return new GradSampler() {
             @Override
             public String name() {
@@ -88,13 +73,17 @@ public final class Engines {
             @Override
             public Map<String, Tensor> perSampleGradients(dev.psg4j.model.Model model, dev.psg4j.check.Batch batch,
                                                           dev.psg4j.check.Loss loss, Reduction asked) {
-                GradSampler sampler = samplers.get(asked);
-                if (sampler == null) {
-                    throw new BadInputException("the candidate '" + name + "' holds gradients for reduction(s) "
-                            + samplers.keySet().stream().map(Reduction::label).toList() + " only, but reduction "
-                            + asked.label() + " was asked: check those reductions");
+                Map<String, Tensor> gradients = copies.get(asked);
+                if (gradients == null) {
+                    throw new BadInputException("the candidate '" + name + "' holds gradients for reduction "
+                            + copies.keySet().stream().map(Reduction::label).collect(Collectors.joining(" and "))
+                            + " only, but reduction " + asked.label() + " was asked: check "
+                            + (copies.size() == 1 ? "one reduction (--reduction "
+                            + copies.keySet().iterator().next().label() + ")" : "those reductions"));
                 }
-                return sampler.perSampleGradients(model, batch, loss, asked);
+                Map<String, Tensor> handles = new LinkedHashMap<>();
+                gradients.forEach((param, t) -> handles.put(param, t == null || t.isNull() ? t : new Tensor(t)));
+                return handles;
             }
         };
     }
