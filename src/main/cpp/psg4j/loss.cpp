@@ -97,21 +97,34 @@ void check_class_indices(const Loss& loss, const at::Tensor& output, const std::
             ": give class indices in [0, " + std::to_string(classes) + ") (or -100 to ignore a position)");
 }
 
+namespace {
+
+// The built-in losses l1, mse and cross_entropy with ATen's reduction `aten` (sum, mean or none).
+at::Tensor builtin_loss(LossKind kind, const at::Tensor& output, const std::vector<at::Tensor>& targets, int64_t aten,
+                        const std::string& whose) {
+  switch (kind) {
+    case LossKind::L1:
+      return at::l1_loss(output, target_or_zeros(output, targets, kind, whose), aten);
+    case LossKind::MSE:
+      return at::mse_loss(output, target_or_zeros(output, targets, kind, whose), aten);
+    case LossKind::CrossEntropy: {
+      const at::Tensor& target = require_class_index_target(the_target(targets, kind), output, whose);
+      return at::cross_entropy_loss(output, target.to(at::kLong), std::nullopt, aten);
+    }
+    default:
+      bad_input("not a built-in loss with an ATen form: " + to_string(kind));
+  }
+}
+
+}  // namespace
+
 at::Tensor Loss::operator()(const at::Tensor& output, const std::vector<at::Tensor>& targets,
                             Reduction reduction, int64_t batch_size) const {
   switch (kind) {
     case LossKind::L1:
-      return at::l1_loss(output, target_or_zeros(output, targets, kind, whose_shapes(batch_size)),
-                         aten_reduction(reduction));
     case LossKind::MSE:
-      return at::mse_loss(output, target_or_zeros(output, targets, kind, whose_shapes(batch_size)),
-                          aten_reduction(reduction));
-    case LossKind::CrossEntropy: {
-      const at::Tensor& target =
-          require_class_index_target(the_target(targets, kind), output, whose_shapes(batch_size));
-      return at::cross_entropy_loss(output, target.to(at::kLong), std::nullopt,
-                                    aten_reduction(reduction));
-    }
+    case LossKind::CrossEntropy:
+      return builtin_loss(kind, output, targets, aten_reduction(reduction), whose_shapes(batch_size));
     case LossKind::Sum:
       return reduction == Reduction::Sum ? output.sum()
                                          : output.sum() / static_cast<double>(batch_size);
@@ -134,16 +147,10 @@ std::optional<at::Tensor> per_sample_sum_losses(const Loss& loss, const at::Tens
   at::Tensor elements;
   switch (loss.kind) {
     case LossKind::L1:
-      elements = at::l1_loss(output, target_or_zeros(output, targets, loss.kind, ""), at::Reduction::None);
-      break;
     case LossKind::MSE:
-      elements = at::mse_loss(output, target_or_zeros(output, targets, loss.kind, ""), at::Reduction::None);
+    case LossKind::CrossEntropy:
+      elements = builtin_loss(loss.kind, output, targets, at::Reduction::None, "");
       break;
-    case LossKind::CrossEntropy: {
-      const at::Tensor& target = require_class_index_target(the_target(targets, loss.kind), output, "");
-      elements = at::cross_entropy_loss(output, target.to(at::kLong), std::nullopt, at::Reduction::None);
-      break;
-    }
     case LossKind::Sum:
       elements = output;
       break;

@@ -244,13 +244,6 @@ double pass_ratio(double residual, double pass) {
   return ratio;
 }
 
-// The candidate's side of one block of a parameter too large to keep whole.
-struct Blocks {
-  std::vector<double> projected, squares, magnitudes;  // [K, len], [len], [len] of the current block
-
-  explicit Blocks(int64_t projections) : projected(projections * kBlock), squares(kBlock), magnitudes(kBlock) {}
-};
-
 // Judges blocks against the pass fraction f (sketch.h's min(ρ, κ·s)), the zone's flags and the worst ratio
 // accumulating over them.
 struct ZoneWalk {
@@ -291,22 +284,30 @@ SketchVerdict judge_on_host(const T* g, int64_t batch_size, int64_t n, const at:
   // that some sample's gradient reaches.
   const bool whole = n <= kRoundingSample;
   const int64_t runs = whole ? (n + kBlock - 1) / kBlock : kRoundingSample / kBlock;
-  std::vector<double> kept;  // a small parameter's accumulators, judged without a second read
-  if (whole) kept.resize(static_cast<size_t>((projections + 2) * n));
-  Blocks block(projections);
+  // The accumulators: a small parameter's all kept ([K, len] per block, then squares, then
+  // magnitudes), judged without a second read; a larger one's one block at a time.
+  const int64_t kept = whole ? n : kBlock;
+  std::vector<double> store(static_cast<size_t>((projections + 2) * kept));
+  struct Slots {
+    double *projected, *squares, *magnitudes;
+  };
+  auto slots = [&](int64_t start) {
+    const int64_t at = whole ? start : 0;
+    return Slots{store.data() + projections * at, store.data() + projections * kept + at,
+                 store.data() + (projections + 1) * kept + at};
+  };
   std::vector<double> scaled;
   for (int64_t r = 0; r < runs; ++r) {
     const int64_t start = whole ? r * kBlock : (n - kBlock) * r / (runs - 1);
     const int64_t len = std::min(kBlock, n - start);
-    double* projected = whole ? kept.data() + projections * start : block.projected.data();
-    double* squares = whole ? kept.data() + projections * n + start : block.squares.data();
-    double* magnitudes = whole ? kept.data() + (projections + 1) * n + start : block.magnitudes.data();
-    accumulate_block_of(g, batch_size, n, start, len, w, projections, projected, squares, magnitudes);
+    const Slots block = slots(start);
+    accumulate_block_of(g, batch_size, n, start, len, w, projections, block.projected, block.squares, block.magnitudes);
     for (int64_t k = 0; k < projections; ++k) {
       for (int64_t e = 0; e < len; ++e) {
-        if (!(squares[e] > 0)) continue;
+        if (!(block.squares[e] > 0)) continue;
         const double ref = reference[k] ? reference[k][start + e] : 0.0;
-        scaled.push_back(order_value(std::abs(projected[k * len + e] - ref) / (terms.w_min[k] * terms.typical(squares[e]))));
+        scaled.push_back(order_value(std::abs(block.projected[k * len + e] - ref) /
+                                     (terms.w_min[k] * terms.typical(block.squares[e]))));
       }
     }
   }
@@ -321,16 +322,12 @@ SketchVerdict judge_on_host(const T* g, int64_t batch_size, int64_t n, const at:
   ZoneWalk walk;
   for (int64_t start = 0; start < n; start += kBlock) {
     const int64_t len = std::min(kBlock, n - start);
-    if (whole) {
-      // `kept` holds block r's projections at projections·start, laid out [K, len] by accumulate_block.
-      walk.judge(terms, fraction, kept.data() + projections * start, kept.data() + projections * n + start,
-                 kept.data() + (projections + 1) * n + start, reference, start, len);
-    } else {
-      accumulate_block_of(g, batch_size, n, start, len, w, projections, block.projected.data(), block.squares.data(),
-                       block.magnitudes.data());
-      walk.judge(terms, fraction, block.projected.data(), block.squares.data(), block.magnitudes.data(), reference,
-                 start, len);
+    const Slots block = slots(start);
+    if (!whole) {
+      accumulate_block_of(g, batch_size, n, start, len, w, projections, block.projected, block.squares,
+                          block.magnitudes);
     }
+    walk.judge(terms, fraction, block.projected, block.squares, block.magnitudes, reference, start, len);
   }
   SketchVerdict verdict;
   verdict.zone = walk.all_pass ? SketchZone::Pass : walk.all_within_fail ? SketchZone::Undecided : SketchZone::Fail;

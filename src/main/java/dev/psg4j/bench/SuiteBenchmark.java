@@ -107,24 +107,22 @@ public class SuiteBenchmark {
     private GradSampler microbatchEngine;
     private GradSamplers registry;
     private GradSampler chosenEngine;
+    private Map<String, Tensor> trainable;
     private Tensor[] parameters;
     private boolean onCuda;
     private InLoop inLoop;
 
     /**
      * What the in-the-loop methods reuse from call to call, as a training loop does: a sketch check
-     * of both reductions and one of reduction sum (their probes run on the first call only), the
-     * vmap engine's gradients of both reductions for {@link #checkInLoop}, and the model's
-     * parameters that {@link #dpStep} updates.
+     * of both reductions and one of reduction sum (their probes run on the first call only) and the
+     * vmap engine's gradients of both reductions for {@link #checkInLoop}.
      */
     private record InLoop(PerSampleCheck bothReductions, PerSampleCheck sumOnly, GradSampler candidates,
-                          Map<Reduction, Map<String, Tensor>> gradients, Map<String, Tensor> parameters)
-            implements AutoCloseable {
+                          Map<Reduction, Map<String, Tensor>> gradients) implements AutoCloseable {
         @Override
         public void close() {
             try (PerSampleCheck b = bothReductions; PerSampleCheck s = sumOnly) {
                 gradients.values().forEach(m -> m.values().forEach(Tensor::close));
-                parameters.values().forEach(Tensor::close);
             }
         }
     }
@@ -144,7 +142,8 @@ public class SuiteBenchmark {
             registry = spec.open();
             chosenEngine = spec.sampler(registry);
         }
-        parameters = workload.model().trainableParameters().values().toArray(Tensor[]::new);
+        trainable = workload.model().trainableParameters();
+        parameters = trainable.values().toArray(Tensor[]::new);
     }
 
     /** The {@link UserModel} the parameters name. */
@@ -163,6 +162,7 @@ public class SuiteBenchmark {
             inLoop.close();
             inLoop = null;
         }
+        trainable.values().forEach(Tensor::close);  // the handles; the parameters stay the model's
         workload.close();
         if (registry != null) {
             registry.close();
@@ -248,10 +248,9 @@ public class SuiteBenchmark {
     /** A DP-SGD step: the vmap engine's per-sample gradients (reduction sum), flat clipping, noise, update ({@link DpSgdStep}). */
     @Benchmark
     public int dpStep() {
-        InLoop loop = inLoop();
         try (PointerScope scope = new PointerScope()) {
             Map<String, Tensor> grads = vmapEngine.perSampleGradients(workload.model(), samples, workload.loss(), Reduction.SUM);
-            DpSgdStep.apply(loop.parameters(), grads, samples.size());
+            DpSgdStep.apply(trainable, grads, samples.size());
             return synced(grads.size());
         }
     }
@@ -271,7 +270,7 @@ public class SuiteBenchmark {
                 throw new IllegalStateException("the sketch check of a DP-SGD step's per-sample gradients failed on "
                         + workload.name() + " at B = " + samples.size() + ": " + report.summary() + "\n" + report.toJson());
             }
-            DpSgdStep.apply(loop.parameters(), grads, samples.size());
+            DpSgdStep.apply(trainable, grads, samples.size());
             return synced(grads.size());
         }
     }
@@ -285,7 +284,7 @@ public class SuiteBenchmark {
             inLoop = new InLoop(
                     workload.check().reductions(Reduction.SUM, Reduction.MEAN).mode(CheckMode.SKETCH).threads(threads).build(),
                     workload.check().reductions(Reduction.SUM).mode(CheckMode.SKETCH).threads(threads).build(),
-                    Engines.precomputed("vmap", gradients), gradients, workload.model().trainableParameters());
+                    Engines.precomputed("vmap", gradients), gradients);
         }
         return inLoop;
     }

@@ -406,6 +406,19 @@ public final class PerSampleCheck implements AutoCloseable {
         }
     }
 
+    /**
+     * One reduction's comparison, read once (exact and sketch alike): its report, its failures and
+     * diagnoses added to the run's, and what it says about the reference.
+     */
+    private ReductionReport read(ComparisonView view, Reduction reduction, Map<String, Tensor> candidate,
+                                 List<Failure> failures, List<Diagnosis> valueDiagnoses, ReferenceFacts facts) {
+        facts.read(view);
+        ComparisonStats stats = ComparisonStats.of(view);
+        ReductionReport report = Verdicts.read(view, stats, reduction, failures);
+        valueDiagnoses.addAll(diagnoses(view, stats, report, candidate));
+        return report;
+    }
+
     /** The diagnoses of one reduction's failures: rounding first (RoundingDiagnoses), then the value kinds. */
     private List<Diagnosis> diagnoses(ComparisonView view, ComparisonStats stats, ReductionReport report,
                                       Map<String, Tensor> candidate) {
@@ -440,11 +453,7 @@ public final class PerSampleCheck implements AutoCloseable {
                 long k = 0;
                 for (Reduction reduction : candidates.keySet()) {
                     try (ComparisonView view = comparisons.get(k++)) {
-                        facts.read(view);
-                        ComparisonStats stats = ComparisonStats.of(view);
-                        reports.add(Verdicts.read(view, stats, reduction, failures));
-                        valueDiagnoses.addAll(
-                                diagnoses(view, stats, reports.get(reports.size() - 1), candidates.get(reduction)));
+                        reports.add(read(view, reduction, candidates.get(reduction), failures, valueDiagnoses, facts));
                     }
                 }
                 return reports;
@@ -468,10 +477,8 @@ public final class PerSampleCheck implements AutoCloseable {
             ReferenceFacts facts = new ReferenceFacts();
             for (int k = 0; k < given.size(); k++) {
                 try (ComparisonView comparison = view.comparison(k)) {
-                    facts.read(comparison);
-                    ComparisonStats stats = ComparisonStats.of(comparison);
-                    reports.add(Verdicts.read(comparison, stats, given.get(k), failures));
-                    valueDiagnoses.addAll(diagnoses(comparison, stats, reports.get(k), candidates.get(given.get(k))));
+                    reports.add(read(comparison, given.get(k), candidates.get(given.get(k)), failures, valueDiagnoses,
+                            facts));
                 }
             }
             SketchSummary summary = new SketchSummary(runSeed, projections, SketchSummary.WEIGHTS,
