@@ -570,14 +570,15 @@ ComparisonView SketchView::comparison(int64_t k) const {
 
 SketchView sketch_compare(const NativeModel& model, const NativeBatch& batch, const NativeLoss& loss,
                           const NamedTensorList* sum_candidate, const NamedTensorList* mean_candidate,
-                          double atol, double rtol, ToleranceRule rule, int64_t projections, uint64_t seed) {
+                          double atol, double rtol, ToleranceRule rule, int64_t projections,
+                          SketchPrecision precision, uint64_t seed) {
   return computed([&] {
     std::vector<std::pair<Reduction, NamedTensors>> candidates;
     if (sum_candidate != nullptr) candidates.emplace_back(Reduction::Sum, sum_candidate->get());
     if (mean_candidate != nullptr) candidates.emplace_back(Reduction::Mean, mean_candidate->get());
     if (candidates.empty()) bad_input("give the candidate of at least one reduction");
     return SketchView(psg4j::sketch_compare(model.get(), batch.get(), loss.get(), candidates,
-                                            Tolerance{atol, rtol, rule}, SketchOptions{projections, seed}));
+                                            Tolerance{atol, rtol, rule}, SketchOptions{projections, seed, precision}));
   });
 }
 

@@ -309,6 +309,8 @@ class SketchView {
   double pass_fraction() const { return kSketchPassFraction; }
   double noise_multiplier() const { return kSketchNoiseMultiplier; }
   bool in_double() const { return result_.cost.in_double; }
+  bool float_first() const { return result_.cost.float_first; }
+  int64_t double_params() const { return result_.cost.double_params; }
 
  private:
   SketchComparisons result_;
@@ -317,7 +319,8 @@ class SketchView {
 // Sketch-compares the candidates given (either may be null) for the sum and the mean reductions.
 SketchView sketch_compare(const NativeModel& model, const NativeBatch& batch, const NativeLoss& loss,
                           const NamedTensorList* sum_candidate, const NamedTensorList* mean_candidate,
-                          double atol, double rtol, ToleranceRule rule, int64_t projections, uint64_t seed);
+                          double atol, double rtol, ToleranceRule rule, int64_t projections,
+                          SketchPrecision precision, uint64_t seed);
 
 ComparisonView compare_with_reference(const NativeModel& model, const NativeBatch& batch,
                                       const NativeLoss& loss, int reduction,

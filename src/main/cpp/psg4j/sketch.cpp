@@ -13,7 +13,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
-#include <map>
+#include <memory>
 #include <functional>
 #include <random>
 
@@ -105,7 +105,9 @@ std::optional<at::Tensor> mean_rescaling(const Loss& loss, const at::Tensor& out
 }
 
 // Σᵢ wₖᵢ·gᵢ for each projection k, by backward of Σᵢ wₖᵢ·Lᵢ: per parameter, K flat gradients as
-// autograd returns them (undefined where the loss does not reach the parameter), not copied.
+// autograd returns them (undefined where the loss does not reach the parameter), not copied: a
+// float one is read as float by the judge (a double copy of every projection was, with its page
+// faults, a fifth of a float-first check on ResNet-18-GN), another precision cast to double.
 using ProjectedReference = std::vector<at::Tensor>;  // [K] of [numel] each
 
 std::vector<ProjectedReference> projected_reference(const at::Tensor& losses, const std::vector<at::Tensor>& leaves,
@@ -119,7 +121,12 @@ std::vector<ProjectedReference> projected_reference(const at::Tensor& losses, co
                                                           /*create_graph=*/false, /*allow_unused=*/true);
     ++*backwards;
     for (size_t p = 0; p < leaves.size(); ++p) {
-      out[p].push_back(grads[p].defined() ? grads[p].detach().reshape({-1}).to(at::kDouble).contiguous() : at::Tensor());
+      at::Tensor flat;
+      if (grads[p].defined()) {
+        const at::ScalarType type = grads[p].scalar_type();
+        flat = grads[p].detach().reshape({-1}).to(type == at::kFloat ? at::kFloat : at::kDouble).contiguous();
+      }
+      out[p].push_back(flat);
     }
   }
   return out;
@@ -162,16 +169,17 @@ struct ZoneTerms {
   double typical(double squares) const { return std::sqrt(squares / batch_size) * rtol + atol; }
 };
 
-// The candidate's side of elements [start, start + len): Σᵢ wₖᵢ·Gᵢₑ for every k ([K, len] at
-// `projected`), Σᵢ Gᵢₑ² and Σᵢ |Gᵢₑ|, accumulated in double, four samples per pass (their sum
+// The candidate's side of elements [start, start + len): Σᵢ wₖᵢ·Gᵢₑ for every k (row k at
+// `projected` + k·stride), Σᵢ Gᵢₑ² and Σᵢ |Gᵢₑ|, accumulated in double, four samples per pass (their sum
 // formed first, in a fixed order, then added: a quarter of the accumulators' loads and stores,
 // which bound the walk) and the rest one by one. The same order on every machine: the clones below
 // differ in vector width only, never in the order of operations (no FMA contraction).
 template <typename T>
-[[gnu::always_inline]] inline void accumulate_block_body(const T* g, int64_t batch_size, int64_t n, int64_t start,
-                                                         int64_t len, const double* w, int64_t projections,
-                                                         double* projected, double* squares, double* magnitudes) {
-  std::fill(projected, projected + projections * len, 0.0);
+[[gnu::always_inline]] inline void accumulate_chunk(const T* g, int64_t batch_size, int64_t n, int64_t start,
+                                                    int64_t len, const double* w, int64_t projections,
+                                                    double* projected, int64_t stride, double* squares,
+                                                    double* magnitudes) {
+  for (int64_t k = 0; k < projections; ++k) std::fill(projected + k * stride, projected + k * stride + len, 0.0);
   std::fill(squares, squares + len, 0.0);
   std::fill(magnitudes, magnitudes + len, 0.0);
   int64_t i = 0;
@@ -190,7 +198,7 @@ template <typename T>
     for (int64_t k = 0; k < projections; ++k) {
       const double* wk = w + k * batch_size + i;
       const double w0 = wk[0], w1 = wk[1], w2 = wk[2], w3 = wk[3];
-      double* acc = projected + k * len;
+      double* acc = projected + k * stride;
 #pragma omp simd
       for (int64_t e = 0; e < len; ++e) {
         acc[e] += (w0 * static_cast<double>(r0[e]) + w1 * static_cast<double>(r1[e])) +
@@ -208,10 +216,25 @@ template <typename T>
     }
     for (int64_t k = 0; k < projections; ++k) {
       const double wk = w[k * batch_size + i];
-      double* acc = projected + k * len;
+      double* acc = projected + k * stride;
 #pragma omp simd
       for (int64_t e = 0; e < len; ++e) acc[e] += wk * static_cast<double>(row[e]);
     }
+  }
+}
+
+// A block walked in chunks of kChunk elements, all samples each: the K + 2 accumulators of a
+// chunk stay in L1 while the samples stream by (a whole block's, 64 kB at K = 2, did not). Each
+// element's sums are formed in the same order either way.
+constexpr int64_t kChunk = 512;
+
+template <typename T>
+[[gnu::always_inline]] inline void accumulate_block_body(const T* g, int64_t batch_size, int64_t n, int64_t start,
+                                                         int64_t len, const double* w, int64_t projections,
+                                                         double* projected, double* squares, double* magnitudes) {
+  for (int64_t c = 0; c < len; c += kChunk) {
+    accumulate_chunk(g, batch_size, n, start + c, std::min(kChunk, len - c), w, projections, projected + c, len,
+                     squares + c, magnitudes + c);
   }
 }
 
@@ -235,13 +258,51 @@ double order_value(double value) {
   return std::min(value, std::numeric_limits<double>::max());
 }
 
-// The residual over the pass threshold, as the report gives it: 0 where both are 0, +inf (read as
-// the largest double) where only the threshold is, NaN (read as +inf) where the residual is.
-double pass_ratio(double residual, double pass) {
-  const double ratio = pass > 0 ? residual / pass : (residual > 0 ? std::numeric_limits<double>::infinity() : 0.0);
-  if (std::isnan(ratio)) return std::numeric_limits<double>::infinity();
-  if (std::isinf(ratio)) return std::numeric_limits<double>::max();
-  return ratio;
+// One projection's elements of a block against their thresholds: how many are outside the pass
+// zone and how many outside the fail zone (a NaN residual is outside both), how many ratios
+// residual / P are NaN, and the largest of the others (+inf where P is not positive and the
+// residual is; 0 where neither is). Written without
+// branches so that the loop vectorizes (perf, ResNet-18-GN's in-loop check: the scalar form, with a
+// square root per element and projection, was a third of the check): the per-element terms come
+// precomputed, and the clones differ in vector width only, never in the order of operations.
+struct ProjectionZones {
+  int64_t over_pass = 0, over_fail = 0, nan = 0;
+  double worst = 0.0;  // over the ratios that are not NaN
+};
+
+template <typename R>
+[[gnu::always_inline]] inline ProjectionZones judge_projection_body(const double* proj, const R* ref,
+                                                                   const double* typical_tolerance,
+                                                                   const double* fail_terms, int64_t len,
+                                                                   double fraction, double floor, double w_min,
+                                                                   double w_max) {
+  int64_t over_pass = 0, over_fail = 0, nan = 0;
+  double worst = 0.0;
+#pragma omp simd reduction(+ : over_pass, over_fail, nan) reduction(max : worst)
+  for (int64_t e = 0; e < len; ++e) {
+    const double residual = std::abs(proj[e] - (ref ? static_cast<double>(ref[e]) : 0.0));
+    const double pass = w_min * std::max(typical_tolerance[e] * fraction, floor);
+    const double fail = w_max * fail_terms[e] + pass;
+    over_pass += residual <= pass ? 0 : 1;
+    over_fail += residual <= fail ? 0 : 1;
+    const double ratio =
+        pass > 0 ? residual / pass : (residual > 0 ? std::numeric_limits<double>::infinity() : 0.0);
+    nan += ratio != ratio ? 1 : 0;
+    worst = worst > ratio ? worst : ratio;
+  }
+  return {over_pass, over_fail, nan, worst};
+}
+
+__attribute__((target_clones("avx2", "default"))) ProjectionZones judge_projection(
+    const double* proj, const float* ref, const double* typical_tolerance, const double* fail_terms, int64_t len,
+    double fraction, double floor, double w_min, double w_max) {
+  return judge_projection_body(proj, ref, typical_tolerance, fail_terms, len, fraction, floor, w_min, w_max);
+}
+
+__attribute__((target_clones("avx2", "default"))) ProjectionZones judge_projection(
+    const double* proj, const double* ref, const double* typical_tolerance, const double* fail_terms, int64_t len,
+    double fraction, double floor, double w_min, double w_max) {
+  return judge_projection_body(proj, ref, typical_tolerance, fail_terms, len, fraction, floor, w_min, w_max);
 }
 
 // Judges blocks against the pass fraction f (sketch.h's min(ρ, κ·s)), the zone's flags and the worst ratio
@@ -249,36 +310,40 @@ double pass_ratio(double residual, double pass) {
 struct ZoneWalk {
   bool all_pass = true, all_within_fail = true;
   double worst = 0.0;
+  std::vector<double> typical_tolerance = std::vector<double>(kBlock), fail_terms = std::vector<double>(kBlock);
 
+  template <typename R>
   void judge(const ZoneTerms& terms, double fraction, const double* projected, const double* squares,
-             const double* magnitudes, const std::vector<const double*>& reference, int64_t start, int64_t len) {
+             const double* magnitudes, const std::vector<const R*>& reference, int64_t start, int64_t len) {
+    const double fail_floor = terms.batch_size * terms.atol * (1.0 + terms.rtol_bound);
+    for (int64_t e = 0; e < len; ++e) {
+      typical_tolerance[e] = terms.typical(squares[e]);
+      fail_terms[e] = magnitudes[e] * terms.rtol_bound + fail_floor;
+    }
     const int64_t projections = static_cast<int64_t>(terms.w_min.size());
     for (int64_t k = 0; k < projections; ++k) {
-      const double* ref = reference[k];
-      const double* proj = projected + k * len;
-      for (int64_t e = 0; e < len; ++e) {
-        const double residual = std::abs(proj[e] - (ref ? ref[start + e] : 0.0));
-        const double pass = terms.w_min[k] * std::max(terms.typical(squares[e]) * fraction, 0.5 * terms.atol);
-        const double fail =
-            terms.w_max[k] * (magnitudes[e] * terms.rtol_bound + terms.batch_size * terms.atol * (1.0 + terms.rtol_bound)) +
-            pass;
-        all_pass = all_pass && residual <= pass;  // NaN residuals never pass
-        all_within_fail = all_within_fail && residual <= fail;
-        worst = std::max(worst, pass_ratio(residual, pass));
-      }
+      const ProjectionZones zones = judge_projection(
+          projected + k * len, reference[k] ? reference[k] + start : nullptr, typical_tolerance.data(),
+          fail_terms.data(), len, fraction, 0.5 * terms.atol, terms.w_min[k], terms.w_max[k]);
+      all_pass = all_pass && zones.over_pass == 0;
+      all_within_fail = all_within_fail && zones.over_fail == 0;
+      // As the report gives the ratio: the largest double for a NaN ratio, or a positive residual
+      // over a zero threshold.
+      worst = std::max(worst, zones.nan > 0 ? std::numeric_limits<double>::max()
+                                            : std::min(zones.worst, std::numeric_limits<double>::max()));
     }
   }
 };
 
-template <typename T>
+template <typename T, typename R>
 SketchVerdict judge_on_host(const T* g, int64_t batch_size, int64_t n, const at::Tensor& weights,
                             const ProjectedReference& reference_tensors, const Tolerance& tolerance) {
   const ZoneTerms terms(weights, tolerance);
   const int64_t projections = weights.size(0);
   const at::Tensor w_tensor = weights.to(at::kCPU, at::kDouble).contiguous();
   const double* w = w_tensor.const_data_ptr<double>();
-  std::vector<const double*> reference;
-  for (const at::Tensor& r : reference_tensors) reference.push_back(r.defined() ? r.const_data_ptr<double>() : nullptr);
+  std::vector<const R*> reference;
+  for (const at::Tensor& r : reference_tensors) reference.push_back(r.defined() ? r.const_data_ptr<R>() : nullptr);
 
   // The rounding level s: the (lower) median of residual / (min|w|·T_e) over the sampled elements
   // that some sample's gradient reaches.
@@ -287,27 +352,30 @@ SketchVerdict judge_on_host(const T* g, int64_t batch_size, int64_t n, const at:
   // The accumulators: a small parameter's all kept ([K, len] per block, then squares, then
   // magnitudes), judged without a second read; a larger one's one block at a time.
   const int64_t kept = whole ? n : kBlock;
-  std::vector<double> store(static_cast<size_t>((projections + 2) * kept));
+  // Uninitialized: every block's accumulators are zeroed where the block is walked.
+  const std::unique_ptr<double[]> store(new double[static_cast<size_t>((projections + 2) * kept)]);
   struct Slots {
     double *projected, *squares, *magnitudes;
   };
   auto slots = [&](int64_t start) {
     const int64_t at = whole ? start : 0;
-    return Slots{store.data() + projections * at, store.data() + projections * kept + at,
-                 store.data() + (projections + 1) * kept + at};
+    return Slots{store.get() + projections * at, store.get() + projections * kept + at,
+                 store.get() + (projections + 1) * kept + at};
   };
   std::vector<double> scaled;
+  scaled.reserve(static_cast<size_t>(projections * std::min(n, kRoundingSample)));
   for (int64_t r = 0; r < runs; ++r) {
     const int64_t start = whole ? r * kBlock : (n - kBlock) * r / (runs - 1);
     const int64_t len = std::min(kBlock, n - start);
     const Slots block = slots(start);
     accumulate_block_of(g, batch_size, n, start, len, w, projections, block.projected, block.squares, block.magnitudes);
-    for (int64_t k = 0; k < projections; ++k) {
-      for (int64_t e = 0; e < len; ++e) {
-        if (!(block.squares[e] > 0)) continue;
-        const double ref = reference[k] ? reference[k][start + e] : 0.0;
+    for (int64_t e = 0; e < len; ++e) {
+      if (!(block.squares[e] > 0)) continue;
+      const double typical_tolerance = terms.typical(block.squares[e]);
+      for (int64_t k = 0; k < projections; ++k) {
+        const double ref = reference[k] ? static_cast<double>(reference[k][start + e]) : 0.0;
         scaled.push_back(order_value(std::abs(block.projected[k * len + e] - ref) /
-                                     (terms.w_min[k] * terms.typical(block.squares[e]))));
+                                     (terms.w_min[k] * typical_tolerance)));
       }
     }
   }
@@ -344,7 +412,9 @@ SketchVerdict judge_on_device(const at::Tensor& candidate, const ProjectedRefere
   const at::Tensor squares = g.square().sum(0);
   const at::Tensor candidate_magnitudes = g.abs().sum(0);
   std::vector<at::Tensor> rows;
-  for (const at::Tensor& r : reference_tensors) rows.push_back(r.defined() ? r.to(g.device()) : at::zeros({g.size(1)}, g.options()));
+  for (const at::Tensor& r : reference_tensors) {
+    rows.push_back(r.defined() ? r.to(g.device(), at::kDouble) : at::zeros({g.size(1)}, g.options()));
+  }
   const at::Tensor reference = at::stack(rows);
   const at::Tensor magnitudes = weights.abs().to(g.device());
   const at::Tensor w_max = std::get<0>(magnitudes.max(1, /*keepdim=*/true));
@@ -382,18 +452,22 @@ SketchVerdict judge(const at::Tensor& candidate, const ProjectedReference& refer
   const at::ScalarType type = candidate.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
   const at::Tensor g = candidate.detach().to(type).contiguous();
   const int64_t n = g.numel() / std::max<int64_t>(batch_size, 1);
+  // The reference's K projections share one precision (projected_reference): float or double.
+  const bool float_reference = std::any_of(reference.begin(), reference.end(), [](const at::Tensor& r) {
+    return r.defined() && r.scalar_type() == at::kFloat;
+  });
   SketchVerdict verdict;
   AT_DISPATCH_FLOATING_TYPES(type, "psg4j_sketch_judge", [&] {
-    verdict = judge_on_host(g.const_data_ptr<scalar_t>(), batch_size, n, weights, reference, tolerance);
+    verdict = float_reference
+                  ? judge_on_host<scalar_t, float>(g.const_data_ptr<scalar_t>(), batch_size, n, weights, reference,
+                                                   tolerance)
+                  : judge_on_host<scalar_t, double>(g.const_data_ptr<scalar_t>(), batch_size, n, weights, reference,
+                                                    tolerance);
   });
   return verdict;
 }
 
-// The batched forward the reference projections are taken through. In double where the model runs
-// in double (every tensor its forward reads cast, frozen parameters and buffers included, and its
-// floating inputs: model_variants.h): the float backward's own reduction over B samples rounds at a
-// few tolerances of one sample at B = 256, which would hide one sample's error; in double only the
-// candidate's rounding is left.
+// The batched forward the reference projections are taken through (Note [Float first]).
 struct ForwardGraph {
   at::Tensor output;
   std::vector<at::Tensor> leaves;  // what the projections differentiate, one per parameter
@@ -414,35 +488,82 @@ at::Tensor forward_or_explain(const Model& model, const std::function<at::Tensor
   }
 }
 
-ForwardGraph batched_forward(const Model& model, const Batch& batch, const TrainableParameters& parameters) {
+// The model as it is, in its own precision.
+ForwardGraph native_forward(const Model& model, const Batch& batch, const TrainableParameters& parameters) {
   ForwardGraph graph;
-  try {
-    const std::shared_ptr<Model> cast = cast_model(model, at::kDouble);
-    for (const TrainableParameter& p : cast->parameters()) graph.leaves.push_back(p.tensor);
-    graph.batch = cast_batch(batch, at::kDouble);
-    graph.output = cast->forward(copies_of(graph.batch.inputs));  // a forward may write into its inputs
-    graph.in_double = graph.output.scalar_type() == at::kDouble;
-    if (graph.in_double) return graph;
-  } catch (const std::exception&) {
-    // A model that makes float tensors of its own (a constant, a tensor its closure keeps) runs in
-    // its precision.
-  }
-  graph = ForwardGraph{};
   for (const TrainableParameter& p : parameters) graph.leaves.push_back(p.tensor);
   graph.batch = batch;
-  graph.output = forward_or_explain(model, [&] { return model.forward(copies_of(batch.inputs)); });
+  graph.output = forward_or_explain(model, [&] { return model.forward(copies_of(batch.inputs)); });  // a forward may write into its inputs
+  graph.in_double = graph.output.scalar_type() == at::kDouble;
   return graph;
 }
 
-// Where the reference's projections come from: one vector of per-sample losses, backpropagated
-// once per projection, and the weights each reduction's candidate is projected with.
+// The model in double: every tensor its forward reads cast, frozen parameters and buffers included,
+// and its floating inputs (model_variants.h). None for a model that makes float tensors of its own
+// (a constant, a tensor its closure keeps): it runs in its precision only.
+std::optional<ForwardGraph> double_forward(const Model& model, const Batch& batch) {
+  try {
+    ForwardGraph graph;
+    const std::shared_ptr<Model> cast = cast_model(model, at::kDouble);
+    for (const TrainableParameter& p : cast->parameters()) graph.leaves.push_back(p.tensor);
+    graph.batch = cast_batch(batch, at::kDouble);
+    graph.output = cast->forward(copies_of(graph.batch.inputs));
+    graph.in_double = graph.output.scalar_type() == at::kDouble;
+    if (graph.in_double) return graph;
+  } catch (const std::exception&) {
+  }
+  return std::nullopt;
+}
+
+// Where the reference's projections come from: one vector of per-sample losses per source
+// reduction, backpropagated once per projection, and the weights each reduction's candidate is
+// projected with.
 struct ReductionPlan {
   Reduction reduction;
   size_t source;       // index into the sources
   at::Tensor weights;  // [K, B], the candidate's projection weights
 };
 
+// Per source, per parameter: Σᵢ wₖᵢ·gᵢ through `graph`, for the parameters `wanted` (the others
+// left empty).
+std::vector<std::vector<ProjectedReference>> project(const ForwardGraph& graph, const Loss& loss, int64_t output_dim,
+                                                     const std::vector<Reduction>& sources, const at::Tensor& weights,
+                                                     const std::vector<bool>& wanted, int64_t* backwards) {
+  std::vector<at::Tensor> leaves;
+  std::vector<size_t> taken;
+  for (size_t p = 0; p < graph.leaves.size(); ++p) {
+    if (wanted[p]) {
+      leaves.push_back(graph.leaves[p]);
+      taken.push_back(p);
+    }
+  }
+  std::vector<std::vector<ProjectedReference>> references(sources.size(),
+                                                          std::vector<ProjectedReference>(graph.leaves.size()));
+  if (leaves.empty()) return references;
+  for (size_t s = 0; s < sources.size(); ++s) {
+    const at::Tensor losses = per_sample_losses(loss, graph.output, output_dim, graph.batch, sources[s]);
+    std::vector<ProjectedReference> got =
+        projected_reference(losses, leaves, weights, /*keep_graph=*/s + 1 < sources.size(), backwards);
+    for (size_t j = 0; j < taken.size(); ++j) references[s][taken[j]] = std::move(got[j]);
+  }
+  return references;
+}
+
 }  // namespace
+
+// Note [Float first]
+// The projections cost one batched forward and K backwards of the reference. In double they are
+// exact to the candidate's rounding, but on the CPU a double backward of a convolution or an
+// attention block costs several float ones (no oneDNN, half the SIMD width). In float, the
+// reference's own rounding over the B samples it sums is a sizeable fraction of a typical tolerance
+// T_e (ResNet-18-GN at B = 32, rtol 1e-4: up to 0.7 T_e), so the rounding level s, and with it the
+// pass window P, grows towards its cap ρ·T_e: an element wrong by M typical tolerances then passes a
+// projection with probability up to 1 / M, against ~κ·s_double / M in double. Exact mode's verdict
+// near the tolerance is only resolved in double, so double stays the default; float first is the
+// caller's choice (SketchPrecision::FloatFirst) for a check screening every step: the model projected
+// in its own float precision, its passes kept, its fails sent to the reference, and only what is
+// undecided in float projected again in double (one forward and K backwards that differentiate those
+// parameters only) and judged as a double sketch is. The zones' formulas do not change, only s.
 
 SketchComparisons sketch_compare(const Model& model, const Batch& batch, const Loss& loss,
                                  const std::vector<std::pair<Reduction, NamedTensors>>& candidates,
@@ -463,34 +584,61 @@ SketchComparisons sketch_compare(const Model& model, const Batch& batch, const L
   const at::Tensor weights = draw_weights(options.projections, batch_size, options.seed);
 
   c10::AutoGradMode grad_mode(true);
-  ForwardGraph graph = batched_forward(model, batch, parameters);
+  const bool float_first = options.precision == SketchPrecision::FloatFirst;
+  std::optional<ForwardGraph> graph = float_first ? std::nullopt : double_forward(model, batch);
+  if (!graph) graph = native_forward(model, batch, parameters);
   result.cost.forwards = 1;
-  result.cost.in_double = graph.in_double;
-  const int64_t output_dim = require_samples_dim(graph.output, batch.batch_dim, batch_size, "model's output");
+  result.cost.float_first = float_first && !graph->in_double;
+  result.cost.in_double = graph->in_double;
+  const int64_t output_dim = require_samples_dim(graph->output, batch.batch_dim, batch_size, "model's output");
 
   // Built-in losses: the mean candidate is projected with wᵢ·nᵢ, whose reference projection is
   // the sum losses' with weights wᵢ: one set of backwards serves both reductions.
-  std::vector<at::Tensor> sources;
-  std::map<Reduction, size_t> source_of;
+  std::vector<Reduction> sources;
   std::vector<ReductionPlan> plans;
-  const std::optional<at::Tensor> rescaling = mean_rescaling(loss, graph.output, batch, batch_size);
+  const std::optional<at::Tensor> rescaling = mean_rescaling(loss, graph->output, batch, batch_size);
   for (const auto& [reduction, candidate] : candidates) {
     const bool shared = rescaling && reduction == Reduction::Mean;
     const Reduction taken = shared ? Reduction::Sum : reduction;
-    auto found = source_of.find(taken);
-    if (found == source_of.end()) {
-      found = source_of.emplace(taken, sources.size()).first;
-      sources.push_back(per_sample_losses(loss, graph.output, output_dim, graph.batch, taken));
+    const size_t source = static_cast<size_t>(std::find(sources.begin(), sources.end(), taken) - sources.begin());
+    if (source == sources.size()) sources.push_back(taken);
+    plans.push_back({reduction, source, shared ? weights * rescaling->unsqueeze(0) : weights});
+  }
+  std::vector<std::vector<ProjectedReference>> references =
+      project(*graph, loss, output_dim, sources, weights, std::vector<bool>(parameters.size(), true),
+              &result.cost.backwards);
+  graph.reset();
+
+  // The float pass keeps its passes and sends its fails to the reference; the rest is judged
+  // again from double projections where the model runs in double, else from the float ones with ρ.
+  std::vector<std::vector<ComparedCandidate>> retried(plans.size());
+  if (result.cost.float_first) {
+    std::vector<bool> wanted(parameters.size(), false);
+    for (size_t r = 0; r < plans.size(); ++r) {
+      for (const ComparedCandidate& c : compared[r]) {
+        const SketchVerdict verdict = judge(c.candidate, references[plans[r].source][c.parameter], plans[r].weights,
+                                            tolerance);
+        result.comparisons[r].params[c.entry].sketch = verdict;
+        if (verdict.zone == SketchZone::Undecided) {
+          retried[r].push_back(c);
+          wanted[c.parameter] = true;
+        }
+      }
     }
-    plans.push_back({reduction, found->second, shared ? weights * rescaling->unsqueeze(0) : weights});
+    if (std::find(wanted.begin(), wanted.end(), true) != wanted.end()) {
+      references.clear();  // the float projections are judged; the double ones replace them
+      if (std::optional<ForwardGraph> in_double = double_forward(model, batch)) {
+        references = project(*in_double, loss, output_dim, sources, weights, wanted, &result.cost.backwards);
+        ++result.cost.forwards;
+        result.cost.in_double = true;
+        for (const auto& again : retried) result.cost.double_params += static_cast<int64_t>(again.size());
+      } else {
+        retried.assign(plans.size(), {});  // float is all there is: its undecided stay undecided
+      }
+    }
+  } else {
+    retried = compared;
   }
-  std::vector<std::vector<ProjectedReference>> references;
-  for (size_t s = 0; s < sources.size(); ++s) {
-    references.push_back(
-        projected_reference(sources[s], graph.leaves, weights, /*keep_graph=*/s + 1 < sources.size(), &result.cost.backwards));
-  }
-  graph = ForwardGraph{};
-  sources.clear();
 
   // What the sketch does not pass goes to the reference: one pass (and one rounding measurement)
   // for every reduction.
@@ -499,16 +647,18 @@ SketchComparisons sketch_compare(const Model& model, const Batch& batch, const L
   std::vector<Comparison*> comparisons;
   for (size_t r = 0; r < plans.size(); ++r) {
     Comparison& comparison = result.comparisons[r];
-    for (const ComparedCandidate& c : compared[r]) {
-      const SketchVerdict verdict =
+    for (const ComparedCandidate& c : retried[r]) {
+      comparison.params[c.entry].sketch =
           judge(c.candidate, references[plans[r].source][c.parameter], plans[r].weights, tolerance);
-      comparison.params[c.entry].sketch = verdict;
-      if (verdict.zone != SketchZone::Pass) undecided[r].push_back(c);
+    }
+    for (const ComparedCandidate& c : compared[r]) {
+      if (comparison.params[c.entry].sketch->zone != SketchZone::Pass) undecided[r].push_back(c);
     }
     result.cost.exact_params += static_cast<int64_t>(undecided[r].size());
     reductions.push_back(plans[r].reduction);
     comparisons.push_back(&comparison);
   }
+  references.clear();
   compare_exactly(model, batch, loss, reductions, parameters, undecided, tolerance, comparisons);
   return result;
 }

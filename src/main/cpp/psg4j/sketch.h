@@ -19,7 +19,10 @@
 // cost, with no per-sample statistics. So a sketch gives exact mode's verdict except where a wrong
 // element hides in the pass zone: for sample i off by e at an element, wᵢ·e = ±(1 + U)·e spreads
 // over an interval of length 2|e| and the pass window has width 2P, so each projection lets it
-// through with probability at most P / |e|, independently: (P / |e|)^K for the check.
+// through with probability at most P / |e|, independently: (P / |e|)^K for the check. In double P
+// is a few rounding levels; projected in float first (SketchPrecision::FloatFirst, Note [Float first]
+// in sketch.cpp) a parameter may pass with P up to ρ·min|w|·T_e, so an element wrong by M typical
+// tolerances escapes with probability up to (min|w| / M)^K there (min|w| ≈ 1 + 1/B).
 #pragma once
 
 #include "psg4j/compare.h"
@@ -37,9 +40,17 @@ constexpr double kSketchPassFraction = 1.0;
 constexpr double kSketchNoiseMultiplier = 32.0;
 constexpr int64_t kMaxSketchProjections = 64;
 
+// The precision of the reference's projections for a model that runs in float (Note [Float
+// first], sketch.cpp). Mapped across the bridge by value.
+enum class SketchPrecision : int32_t {
+  Double = 0,      // in double, where the model can run in double
+  FloatFirst = 1,  // in float; in double only what float leaves undecided
+};
+
 struct SketchOptions {
   int64_t projections = 2;  // K, in [1, kMaxSketchProjections]
   uint64_t seed = 0;        // of the weights; the report records it
+  SketchPrecision precision = SketchPrecision::Double;
 };
 
 // What a sketch spent.
@@ -47,7 +58,9 @@ struct SketchCost {
   int64_t forwards = 0;
   int64_t backwards = 0;
   int64_t exact_params = 0;  // parameter comparisons decided by the reference instead
-  bool in_double = false;    // the projections' forward and backwards ran in double
+  bool float_first = false;  // the projections ran in float first
+  bool in_double = false;    // projections (all, or the ones a float pass left) ran in double
+  int64_t double_params = 0; // parameter comparisons the float pass left to double projections
 };
 
 struct SketchComparisons {

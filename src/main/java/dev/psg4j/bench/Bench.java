@@ -8,6 +8,7 @@ import dev.psg4j.check.Devices;
 import dev.psg4j.check.GradSampler;
 import dev.psg4j.check.PerSampleCheck;
 import dev.psg4j.check.Reduction;
+import dev.psg4j.check.SketchPrecision;
 import dev.psg4j.check.Threads;
 import dev.psg4j.engine.Engines;
 import dev.psg4j.engine.GradSamplers;
@@ -87,6 +88,7 @@ public final class Bench {
         private Path models;
         private UserModel user;
         private String device = Devices.CPU;
+        private SketchPrecision sketchPrecision = SketchPrecision.DOUBLE;
         private EngineSpec engine;
         private boolean methodsGiven;
         private int warmups = 3;
@@ -162,6 +164,13 @@ public final class Bench {
          */
         public Builder device(String device) {
             this.device = Devices.canonical(device);
+            return this;
+        }
+
+        /** The projection precision of the sketch methods' checks; default {@link SketchPrecision#DOUBLE}. */
+        public Builder sketchPrecision(SketchPrecision precision) {
+            this.sketchPrecision = BadInputException.requireNonNull(precision, "sketch precision",
+                    "SketchPrecision.DOUBLE or SketchPrecision.FLOAT_FIRST");
             return this;
         }
 
@@ -288,7 +297,7 @@ public final class Bench {
                 }
                 return new BenchResult(device, user != null ? user.model().toString()
                         : models == null ? BenchResult.BUILT_IN : models.toString(),
-                        new BenchResult.Settings(warmups, iterations, iterationMillis, forks),
+                        new BenchResult.Settings(warmups, iterations, iterationMillis, forks, sketchPrecision.label()),
                         engine == null ? null : engine.name(), rows);
             }
         }
@@ -483,6 +492,7 @@ public final class Bench {
             b.plugins = params.get("plugins");
             b.engineOptions = params.get("engineOptions");
             b.device = params.get("device");
+            b.sketchPrecision = params.get("sketchPrecision");
             return b;
         }
 
@@ -502,6 +512,7 @@ public final class Bench {
             p.put("plugins", engine == null ? none : engine.pluginsParam());
             p.put("engineOptions", engine == null ? "{}" : engine.optionsParam());
             p.put("device", device);
+            p.put("sketchPrecision", sketchPrecision.label());
             return p;
         }
 

@@ -72,8 +72,11 @@ public record BenchResult(String device, String models, Settings settings, Strin
         rows = rows.stream().sorted(ORDER).toList();
     }
 
-    /** How JMH ran: sample-time mode, per benchmark {@code forks} JVMs of warm-up then measured iterations. */
-    public record Settings(int warmups, int iterations, long iterationMillis, int forks) {
+    /**
+     * How JMH ran (sample-time mode, per benchmark {@code forks} JVMs of warm-up then measured
+     * iterations) and the sketch methods' projection precision ({@code SketchPrecision.label()}).
+     */
+    public record Settings(int warmups, int iterations, long iterationMillis, int forks, String sketchPrecision) {
     }
 
     /**
@@ -233,6 +236,7 @@ public record BenchResult(String device, String models, Settings settings, Strin
         jmh.put("iterations", settings.iterations());
         jmh.put("iteration_ms", settings.iterationMillis());
         jmh.put("forks", settings.forks());
+        root.put("sketch_precision", settings.sketchPrecision());
         suites().forEach(root.putArray("suites")::add);
         ArrayNode methods = root.putArray("methods");
         methods().forEach(m -> methods.add(m.label()));
@@ -364,12 +368,13 @@ public record BenchResult(String device, String models, Settings settings, Strin
     /** One line: what ran where, and how it was measured. */
     public String summary() {
         return String.format(Locale.ROOT, "bench: B = %s, threads %s, device %s, models %s%s; JMH sample time, "
-                        + "%d fork%s, %d x %d ms warm-up, %d x %d ms measured; median (p50) ms per call",
+                        + "%d fork%s, %d x %d ms warm-up, %d x %d ms measured; median (p50) ms per call; sketch "
+                        + "projections in %s",
                 join(batches()), join(threadCounts()), device,
                 models.equals(BUILT_IN) ? "built in Java (C++ frontend)" : "from " + models,
                 engine == null ? "" : ", engine " + engine + " verified against the reference at every B",
                 settings.forks(), settings.forks() == 1 ? "" : "s", settings.warmups(), settings.iterationMillis(),
-                settings.iterations(), settings.iterationMillis());
+                settings.iterations(), settings.iterationMillis(), settings.sketchPrecision());
     }
 
     private static String join(List<?> values) {

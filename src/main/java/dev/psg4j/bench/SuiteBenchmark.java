@@ -7,6 +7,7 @@ import dev.psg4j.check.GradSampler;
 import dev.psg4j.check.PerSampleCheck;
 import dev.psg4j.check.Probes;
 import dev.psg4j.check.Reduction;
+import dev.psg4j.check.SketchPrecision;
 import dev.psg4j.engine.Engines;
 import dev.psg4j.engine.GradSamplers;
 import dev.psg4j.report.CheckReport;
@@ -94,6 +95,10 @@ public class SuiteBenchmark {
     /** Where the model, the batch and every call run: a canonical device ("cpu", "cuda:0"). */
     @Param({"cpu"})
     public String device;
+
+    /** The sketch methods' projection precision: a {@link SketchPrecision#label()}. */
+    @Param({"double"})
+    public String sketchPrecision;
 
     /** The {@link #models} value that means: build the suite in Java. */
     public static final String BUILT_IN = "-";
@@ -218,7 +223,7 @@ public class SuiteBenchmark {
     public boolean checkSketch() {
         Probes.forget(workload.model());
         try (PointerScope scope = new PointerScope();
-             PerSampleCheck check = workload.check().reductions(Reduction.SUM, Reduction.MEAN).mode(CheckMode.SKETCH)
+             PerSampleCheck check = workload.check().reductions(Reduction.SUM, Reduction.MEAN).mode(CheckMode.SKETCH).sketchPrecision(SketchPrecision.named(sketchPrecision))
                      .threads(threads).build()) {
             return synced(check.run(vmapEngine).passed());
         }
@@ -282,8 +287,8 @@ public class SuiteBenchmark {
                 gradients.put(r, vmapEngine.perSampleGradients(workload.model(), samples, workload.loss(), r));
             }
             inLoop = new InLoop(
-                    workload.check().reductions(Reduction.SUM, Reduction.MEAN).mode(CheckMode.SKETCH).threads(threads).build(),
-                    workload.check().reductions(Reduction.SUM).mode(CheckMode.SKETCH).threads(threads).build(),
+                    workload.check().reductions(Reduction.SUM, Reduction.MEAN).mode(CheckMode.SKETCH).sketchPrecision(SketchPrecision.named(sketchPrecision)).threads(threads).build(),
+                    workload.check().reductions(Reduction.SUM).mode(CheckMode.SKETCH).sketchPrecision(SketchPrecision.named(sketchPrecision)).threads(threads).build(),
                     Engines.precomputed("vmap", gradients), gradients);
         }
         return inLoop;

@@ -1,6 +1,7 @@
 package dev.psg4j.bridge;
 
 import dev.psg4j.check.ClippingMode;
+import dev.psg4j.check.SketchPrecision;
 import dev.psg4j.check.ToleranceRule;
 import dev.psg4j.report.ParamStatus;
 import dev.psg4j.report.SketchZone;
@@ -434,6 +435,10 @@ public final class NativeCore {
         public native double noise_multiplier();
 
         public native @Cast("bool") boolean in_double();
+
+        public native @Cast("bool") boolean float_first();
+
+        public native @Cast("int64_t") long double_params();
     }
 
     // ---- Exact checks of several reductions at once ----
@@ -734,7 +739,7 @@ public final class NativeCore {
     public static native @ByVal SketchView sketch_compare(@Const @ByRef NativeModel model,
             @Const @ByRef NativeBatch batch, @Const @ByRef NativeLoss loss, @Const NamedTensorList sumCandidate,
             @Const NamedTensorList meanCandidate, double atol, double rtol, ToleranceRule rule,
-            @Cast("int64_t") long projections, @Cast("uint64_t") long seed);
+            @Cast("int64_t") long projections, SketchPrecision precision, @Cast("uint64_t") long seed);
 
     public static native @ByVal ComparisonView compare_with_reference(@Const @ByRef NativeModel model,
             @Const @ByRef NativeBatch batch, @Const @ByRef NativeLoss loss, int reduction,

@@ -112,6 +112,7 @@ public final class PerSampleCheck implements AutoCloseable {
     private final int probeSamples;
     private final CheckMode mode;
     private final int projections;
+    private final SketchPrecision sketchPrecision;
     private final Long seed;
     private final ProbeCache probeCache;
     private final String device;
@@ -140,6 +141,7 @@ public final class PerSampleCheck implements AutoCloseable {
         this.probeSamples = b.probeSamples;
         this.mode = b.mode;
         this.projections = b.projections;
+        this.sketchPrecision = b.sketchPrecision;
         this.seed = b.seed;
         this.probeCache = new ProbeCache(b.probeEvery);
     }
@@ -471,7 +473,8 @@ public final class PerSampleCheck implements AutoCloseable {
              NativeLoss lossHandle = loss.newHandle();
              SketchView view = Natives.call(
                      () -> NativeCore.sketch_compare(NativeHandles.handle(model), on.handle(), lossHandle, sum, mean,
-                             tolerance.atol(), tolerance.rtol(), toleranceRule, projections, runSeed))) {
+                             tolerance.atol(), tolerance.rtol(), toleranceRule, projections, sketchPrecision,
+                             runSeed))) {
             List<ReductionReport> reports = new ArrayList<>();
             List<Diagnosis> valueDiagnoses = new ArrayList<>();  // why values are wrong
             ReferenceFacts facts = new ReferenceFacts();
@@ -482,7 +485,9 @@ public final class PerSampleCheck implements AutoCloseable {
                 }
             }
             SketchSummary summary = new SketchSummary(runSeed, projections, SketchSummary.WEIGHTS,
-                    view.pass_fraction(), view.noise_multiplier(), view.in_double() ? "double" : "float", view.forwards(), view.backwards(), view.exact_params());
+                    view.pass_fraction(), view.noise_multiplier(), sketchPrecision.label(),
+                    SketchSummary.referencePrecision(view.float_first(), view.in_double()), view.forwards(),
+                    view.backwards(), view.double_params(), view.exact_params());
             return report(reports.stream().allMatch(ReductionReport::passed), sampler, on, reports, summary, failures,
                     valueDiagnoses, facts);
         }
@@ -691,6 +696,7 @@ public final class PerSampleCheck implements AutoCloseable {
         private int probeSamples = Probes.DEFAULT_PROBE_SAMPLES;
         private CheckMode mode = CheckMode.EXACT;
         private int projections = DEFAULT_PROJECTIONS;
+        private SketchPrecision sketchPrecision = SketchPrecision.DOUBLE;
         private Long seed;
         private int probeEvery;
         private String device;
@@ -739,6 +745,18 @@ public final class PerSampleCheck implements AutoCloseable {
                         + ": each costs one backward; 2 (the default) is enough at rounding-level thresholds");
             }
             this.projections = projections;
+            return this;
+        }
+
+        /**
+         * The precision of sketch mode's reference projections for a model that runs in float: {@link
+         * SketchPrecision#DOUBLE} (the default: exact mode's verdict) or {@link SketchPrecision#FLOAT_FIRST}
+         * (float, then double only for what float leaves undecided: cheaper, with the weaker guarantee
+         * {@link SketchPrecision} states). No effect on a model that runs in double.
+         */
+        public Builder sketchPrecision(SketchPrecision precision) {
+            this.sketchPrecision = BadInputException.requireNonNull(precision, "sketch precision",
+                    "SketchPrecision.DOUBLE or SketchPrecision.FLOAT_FIRST");
             return this;
         }
 

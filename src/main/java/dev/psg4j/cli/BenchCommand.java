@@ -7,6 +7,7 @@ import dev.psg4j.bench.BenchResult;
 import dev.psg4j.bench.EngineSpec;
 import dev.psg4j.bench.Suite;
 import dev.psg4j.bench.UserModel;
+import dev.psg4j.check.SketchPrecision;
 
 import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Command;
@@ -124,6 +125,11 @@ final class BenchCommand implements Callable<Integer> {
             description = "JVMs forked per benchmark; 0 runs in this JVM (quicker, noisier); default ${DEFAULT-VALUE}")
     int forks;
 
+    @Option(names = "--sketch-precision", paramLabel = "P", defaultValue = "double",
+            description = "the sketch methods' projections (check-sketch, check-in-loop, dp-step-verified): double or "
+                    + "float-first (see psg4j check --help); default ${DEFAULT-VALUE}")
+    String sketchPrecision;
+
     @Option(names = "--json", paramLabel = "OUT", description = "also write every timing as JSON")
     Path json;
 
@@ -146,6 +152,7 @@ final class BenchCommand implements Callable<Integer> {
         PrintWriter out = spec.commandLine().getOut();
         Bench.Builder builder = Bench.builder()
                 .device(devices.canonical())
+                .sketchPrecision(SketchPrecision.named(sketchPrecision))
                 .suites(Suite.named(suite))
                 .batches(batch == null ? List.of() : CommaLists.of("--batch", batch,
                         "a comma list of batch sizes like 1,8,32", text -> CommaLists.positiveLong("--batch", text)))

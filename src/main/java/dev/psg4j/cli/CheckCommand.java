@@ -12,6 +12,7 @@ import dev.psg4j.check.NormSampler;
 import dev.psg4j.check.CheckMode;
 import dev.psg4j.check.PerSampleCheck;
 import dev.psg4j.check.Reduction;
+import dev.psg4j.check.SketchPrecision;
 import dev.psg4j.check.Threads;
 import dev.psg4j.check.Tolerance;
 import dev.psg4j.check.ToleranceRule;
@@ -85,6 +86,12 @@ final class CheckCommand implements Callable<Integer> {
 
     @Option(names = "--seed", paramLabel = "S", description = "sketch mode's weights seed (the report records the one used)")
     Long seed;
+
+    @Option(names = "--sketch-precision", paramLabel = "P",
+            description = "sketch mode's projections for a float model: double (default; exact mode's verdict) or "
+                    + "float-first (float, double only for what float leaves undecided: cheaper; an element M "
+                    + "tolerances off passes with probability up to about M^-K)")
+    String sketchPrecision;
 
     @Option(names = "--candidate", paramLabel = "GRADS.pt",
             description = "torch.save of a dict {parameter name: Tensor[B, *shape]} for the one --reduction given")
@@ -194,6 +201,9 @@ final class CheckCommand implements Callable<Integer> {
             if (seed != null) {
                 builder.seed(seed);
             }
+            if (sketchPrecision != null) {
+                builder.sketchPrecision(SketchPrecision.named(sketchPrecision));
+            }
             CheckReport report;
             try (PerSampleCheck check = build(builder, inputs, targets)) {
                 report = otherCandidate() ? runOtherCandidate(check, reductions.get(0)) : check.run(sampler);
@@ -227,11 +237,14 @@ final class CheckCommand implements Callable<Integer> {
                     + "deterministic model): drop --no-probes or use --mode exact");
         }
         boolean sketch = CheckMode.named(mode) == CheckMode.SKETCH;
-        for (String option : List.of("--projections", "--seed")) {
+        for (String option : List.of("--projections", "--seed", "--sketch-precision")) {
             Failures.requireApplies(spec, option, sketch, "--mode sketch", "add --mode sketch, or drop " + option);
         }
         if (projections != null) {
             PerSampleCheck.builder().projections(projections);
+        }
+        if (sketchPrecision != null) {
+            SketchPrecision.named(sketchPrecision);
         }
         Failures.requireApplies(spec, "--probe-samples", !noProbes, "the probes",
                 "--no-probes skips them; drop one of the two");

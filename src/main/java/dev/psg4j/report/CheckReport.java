@@ -21,7 +21,9 @@ import java.util.List;
  * The device fields added {@code reference_route}: how the reference ran ("cpu workers", "cuda streams",
  * "cuda graphs" or "cuda streams (graph capture failed: ...)"), absent where no per-sample gradient
  * comparison ran (a probe's finding stopped the check; norms and clipped-sum checks). {@code device}
- * is the check's device, canonical ("cpu", "cuda:0").
+ * is the check's device, canonical ("cpu", "cuda:0"). The sketch summary added {@code precision} (the
+ * projections' precision asked: "double" or "float-first") and {@code double_params}, and its
+ * {@code reference_precision} may read "float, then double" ({@link SketchSummary}).
  * {@code schema_version} 3 changed what a gradient check passes by default (the rounding rule) and
  * added {@code tolerance} (the rule applied: "rounding" or "allclose"; absent for norms and
  * clipped sums, whose criteria are their own), {@code reference_precision} (the precision the

@@ -78,7 +78,8 @@ public final class HtmlReport {
         if (r.sketch() != null) {
             SketchSummary k = r.sketch();
             item(h, "sketch", k.projections() + " projections, seed " + k.seed() + ", reference in "
-                    + k.referencePrecision() + ", " + k.exactParams() + " parameter(s) decided exactly (the others "
+                    + k.referencePrecision() + " (" + k.precision() + " asked, " + k.doubleParams()
+                    + " parameter(s) left to double by float), " + k.exactParams() + " parameter(s) decided exactly (the others "
                     + "passed by the sketch have no per-sample errors)");
         }
         h.append("</dl>\n<p class=\"note\">").append(criterion(r))

@@ -53,7 +53,8 @@ final class ReportTable {
         if (report.sketch() != null) {
             SketchSummary sketch = report.sketch();
             out.append(", mode sketch (").append(sketch.projections()).append(" projections, seed ").append(sketch.seed())
-                    .append(", ").append(sketch.exactParams()).append(" parameter(s) decided exactly)");
+                    .append(", reference in ").append(sketch.referencePrecision()).append(", ")
+                    .append(sketch.exactParams()).append(" parameter(s) decided exactly)");
         }
         out.append('\n');
         int shown = 0;

@@ -2,9 +2,11 @@ package dev.psg4j.bench;
 
 import dev.psg4j.BadInputException;
 import dev.psg4j.Fixtures;
+import dev.psg4j.check.CheckMode;
 import dev.psg4j.check.GradSampler;
 import dev.psg4j.check.Loss;
 import dev.psg4j.check.PerSampleCheck;
+import dev.psg4j.check.SketchPrecision;
 import dev.psg4j.engine.Engines;
 import dev.psg4j.engine.TensorMaps;
 import dev.psg4j.model.Model;
@@ -18,6 +20,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Random;
+import java.util.function.UnaryOperator;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -26,8 +29,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * Closed checks release what they allocate: 10,000 checks in this JVM at its default heap (after a
- * warm-up), each with a new Model loaded from a file and a new PerSampleCheck, vmap and microbatch
- * alternating, sampled every 100 checks; the least-squares slope through the 100 samples of native
+ * warm-up), each with a new Model loaded from a file and a new PerSampleCheck, in turn an exact
+ * check of vmap, one of microbatch, a sketch check projected in double and one projected in float
+ * first (both reductions, the Model's probe memo and the sketch's native buffers in every one),
+ * sampled every 100 checks; the least-squares slope through the 100 samples of native
  * memory (resident set - the heap's resident pages) at most 1,024 bytes per check, and of
  * JavaCPP's live pointers at most 0.01 per check. Native memory moves by up to ~15 MB without a
  * trend here (glibc's thread arenas), which puts the slope's standard error near 250 bytes per
@@ -47,13 +52,17 @@ class SoakTest {
         assertTrue(Soak.heapLocated(), "the soak needs the heap's resident pages: Linux and G1, Parallel or Serial GC");
         List<Tensor> x = new ArrayList<>(TensorMaps.load(Fixtures.file("mlp", "x.pt")).values());
         List<Tensor> y = new ArrayList<>(TensorMaps.load(Fixtures.file("mlp", "y.pt")).values());
-        List<GradSampler> samplers = List.of(Engines.vmap(), Engines.microbatch());
+        List<GradSampler> samplers = List.of(Engines.vmap(), Engines.microbatch(), Engines.vmap(), Engines.vmap());
+        List<UnaryOperator<PerSampleCheck.Builder>> modes = List.of(b -> b, b -> b,
+                b -> b.mode(CheckMode.SKETCH),
+                b -> b.mode(CheckMode.SKETCH).sketchPrecision(SketchPrecision.FLOAT_FIRST));
         long[] done = {0};
         Soak.Result result = Soak.run(Soak.SETTLING_CHECKS, CHECKS, CHECKS / Soak.DEFAULT_SAMPLES, () -> {
+            int turn = (int) (done[0]++ % samplers.size());
             try (Model model = Models.torchScript(MODEL);
-                 PerSampleCheck check = PerSampleCheck.builder().model(model).inputs(x).targets(y)
-                         .loss(Loss.CROSS_ENTROPY).build()) {
-                assertTrue(check.run(samplers.get((int) (done[0]++ % 2))).passed());
+                 PerSampleCheck check = modes.get(turn).apply(PerSampleCheck.builder()).model(model).inputs(x)
+                         .targets(y).loss(Loss.CROSS_ENTROPY).build()) {
+                assertTrue(check.run(samplers.get(turn)).passed());
             }
         }, System.out::println);
         String samples = result.samples().toString();

@@ -26,6 +26,7 @@ import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.UnaryOperator;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -41,12 +42,19 @@ class SharedModelConcurrencyTest {
     private static final int THREADS = 4;
     private static final int CHECKS_PER_THREAD = 250;
 
-    /** What must not change: the verdict and every parameter's max_abs_err, per reduction. */
-    private record Fingerprint(boolean passed, List<Double> maxAbsErrors) {
+    /**
+     * What must not change: the verdict and every parameter's max_abs_err, per reduction, and in
+     * sketch mode its zone and residual ratio (max_abs_err is null where the sketch passed it).
+     */
+    private record Fingerprint(boolean passed, List<Double> maxAbsErrors, List<String> sketch) {
         static Fingerprint of(CheckReport report) {
             List<Double> errors = new ArrayList<>();
-            report.reductions().forEach(r -> r.params().stream().map(ParamReport::maxAbsErr).forEach(errors::add));
-            return new Fingerprint(report.passed(), errors);
+            List<String> sketch = new ArrayList<>();
+            report.reductions().forEach(r -> r.params().forEach(p -> {
+                errors.add(p.maxAbsErr());
+                sketch.add(p.sketchZone() + " " + p.sketchResidualRatio());
+            }));
+            return new Fingerprint(report.passed(), errors, sketch);
         }
     }
 
@@ -56,18 +64,25 @@ class SharedModelConcurrencyTest {
         final List<Tensor> targets;
         final Loss loss;
         final List<GradSampler> samplers;
+        final UnaryOperator<PerSampleCheck.Builder> mode;
 
         Workload(Model model, List<Tensor> inputs, List<Tensor> targets, Loss loss, List<GradSampler> samplers) {
+            this(model, inputs, targets, loss, samplers, UnaryOperator.identity());
+        }
+
+        Workload(Model model, List<Tensor> inputs, List<Tensor> targets, Loss loss, List<GradSampler> samplers,
+                 UnaryOperator<PerSampleCheck.Builder> mode) {
             this.model = model;
             this.inputs = inputs;
             this.targets = targets;
             this.loss = loss;
             this.samplers = samplers;
+            this.mode = mode;
         }
 
         Fingerprint check(int k) {
             // One intra-op thread: the same kernels, so the same roundings, in every thread.
-            try (PerSampleCheck check = PerSampleCheck.builder().model(model).inputs(inputs).targets(targets)
+            try (PerSampleCheck check = mode.apply(PerSampleCheck.builder()).model(model).inputs(inputs).targets(targets)
                     .loss(loss).reduction(Reduction.SUM).threads(1).build()) {
                 return Fingerprint.of(check.run(samplers.get(k % samplers.size())));
             }
@@ -153,6 +168,37 @@ class SharedModelConcurrencyTest {
                     CHECKS_PER_THREAD, callersOwnForward);
             assertEquals(0, differing, "verdicts of " + THREADS * CHECKS_PER_THREAD + " shared-model checks that differ");
             assertEquals(0, changed.get(), "forwards of the caller's module that saw other parameters");
+        }
+    }
+
+    /**
+     * Sketch checks of a shared Model, projected in double and in float first (fixed weights): every
+     * zone, residual ratio and max_abs_err bit for bit as one thread gives them, clean and swapped
+     * candidates, the caller's module running alongside.
+     */
+    @Test
+    void sketchChecksOfASharedModelGiveTheSingleThreadedReportsBitForBit() throws Exception {
+        torch.set_num_threads(1);
+        List<Tensor> x = new ArrayList<>(TensorMaps.load(Fixtures.file("mlp", "x.pt")).values());
+        List<Tensor> y = new ArrayList<>(TensorMaps.load(Fixtures.file("mlp", "y.pt")).values());
+        try (JitModule callers = Models.loadTorchScript(Fixtures.file("mlp", "model.pt"));
+             Model model = Models.torchScript(callers)) {
+            List<GradSampler> samplers = List.of(Engines.vmap(),
+                    Engines.precomputed("func", Reduction.SUM, TensorMaps.load(Fixtures.file("mlp", "grads_func_sum.pt"))),
+                    Engines.precomputed("swapped", Reduction.SUM, TensorMaps.load(Fixtures.file("mlp", "bug_swapped.pt"))));
+            for (SketchPrecision precision : SketchPrecision.values()) {
+                Workload sketch = new Workload(model, x, y, Loss.CROSS_ENTROPY, samplers,
+                        b -> b.mode(CheckMode.SKETCH).sketchPrecision(precision).seed(11));
+                Tensor before = forward(callers, x.get(0));
+                AtomicInteger changed = new AtomicInteger();
+                int differing = differingVerdicts(sketch, THREADS, 50, () -> {
+                    if (!torch.equal(forward(callers, x.get(0)), before)) {
+                        changed.incrementAndGet();
+                    }
+                });
+                assertEquals(0, differing, precision + ": sketch reports of shared-model checks that differ");
+                assertEquals(0, changed.get(), precision + ": forwards of the caller's module that saw other parameters");
+            }
         }
     }
 

@@ -182,10 +182,7 @@ class SketchModeTest {
                 long element = random.nextLong(ref.numel() / 256);
                 Map<String, Tensor> planted = contiguous(Engines.vmap().perSampleGradients(suite.model(), batch,
                         Loss.L1, Reduction.SUM));
-                double at = Math.abs(ref.select(0, sample).flatten().select(0, element).item_double());
-                double off = 10 * (Tolerance.DEFAULT.atol() + Tolerance.DEFAULT.rtol() * at);
-                // select and flatten of a contiguous tensor are views: the write lands in the candidate
-                planted.get(param).select(0, sample).flatten().narrow(0, element, 1).add_(new Scalar(off));
+                plantOff(planted.get(param), ref, sample, element, 10);
                 CheckReport report = check.run(Engines.precomputed("planted", Reduction.SUM, planted));
                 String where = name + " " + param + " sample " + sample + " element " + element + " seed "
                         + report.sketch().seed();
@@ -234,7 +231,17 @@ class SketchModeTest {
         }
     }
 
-    private static Map<String, Tensor> contiguous(Map<String, Tensor> grads) {
+    /**
+     * Adds {@code tolerances} × (atol + rtol·|ref|) to one element of one sample of {@code
+     * candidate} (contiguous: select and flatten are views, so the write lands in it).
+     */
+    static void plantOff(Tensor candidate, Tensor ref, long sample, long element, double tolerances) {
+        double at = Math.abs(ref.select(0, sample).flatten().select(0, element).item_double());
+        double off = tolerances * (Tolerance.DEFAULT.atol() + Tolerance.DEFAULT.rtol() * at);
+        candidate.select(0, sample).flatten().narrow(0, element, 1).add_(new Scalar(off));
+    }
+
+    static Map<String, Tensor> contiguous(Map<String, Tensor> grads) {
         Map<String, Tensor> out = new java.util.LinkedHashMap<>();
         grads.forEach((k, v) -> {
             out.put(k, v.contiguous());

@@ -51,7 +51,8 @@ class CliBenchTest {
         json = work.resolve("bench.json");
         html = work.resolve("bench.html");
         sweep = CliRun.asMain(tiny("--suite", "seq", "--batch", "4,2", "--methods", String.join(",", METHODS),
-                "--json", json.toString(), "--html", html.toString()).toArray(String[]::new));
+                "--sketch-precision", "float-first", "--json", json.toString(), "--html", html.toString())
+                .toArray(String[]::new));
     }
 
     private static List<String> tiny(String... more) {
@@ -118,6 +119,7 @@ class CliBenchTest {
         assertEquals("cpu", root.get("device").asText());
         assertEquals("java", root.get("models").asText());
         assertEquals(0, root.get("jmh").get("forks").asInt());
+        assertEquals("float-first", root.get("sketch_precision").asText());
         assertEquals("[\"seq\"]", root.get("suites").toString());
         assertEquals("[2,4]", root.get("batches").toString());
         assertEquals("[1]", root.get("threads").toString());
@@ -195,7 +197,7 @@ class CliBenchTest {
     @ValueSource(strings = {"--suite=nope", "--methods=vmap,nope", "--methods=check", "--methods=vmap,,backward",
             "--batch=x", "--batch=0", "--batch=1,x", "--batch=8,-1", "--batch=1,,8", "--batch=99999999999999999999",
             "--threads=0", "--threads=1,y", "--forks=-1", "--iterations=0", "--models=/no/such/folder",
-            "--json=/no/such/folder/b.json", "--html=/no/such/folder/b.html", "--frobnicate"})
+            "--json=/no/such/folder/b.json", "--html=/no/such/folder/b.html", "--frobnicate", "--sketch-precision=half"})
     void aBadOptionExitsTwoWithOneLine(String option) {
         CliRun run = CliRun.asMain("bench", option);
         assertEquals(2, run.status(), run::toString);

@@ -52,15 +52,31 @@ class CliSketchTest {
         assertEquals("sketch", report.get("mode").asText());
         assertEquals(42, report.get("sketch").get("seed").asLong());
         assertEquals(3, report.get("sketch").get("projections").asInt());
+        assertEquals("double", report.get("sketch").get("precision").asText());
         JsonNode param = report.get("reductions").get(0).get("params").get(0);
         assertTrue(param.has("sketch_zone") && param.has("sketch_residual_ratio"), param::toString);
+    }
+
+    /** --sketch-precision float-first: the report says what was asked and which precision decided. */
+    @Test
+    void floatFirstIsRecordedWithThePrecisionThatDecided(@TempDir Path dir) throws IOException {
+        Path json = dir.resolve("r.json");
+        List<String> args = CliRun.checkArgs(Fixtures.names().get(0));
+        args.addAll(List.of("--mode", "sketch", "--sketch-precision", "float-first", "--json", json.toString()));
+        CliRun run = CliRun.of(args.toArray(String[]::new));
+        JsonNode sketch = new ObjectMapper().readTree(json.toFile()).get("sketch");
+        assertEquals("float-first", sketch.get("precision").asText(), run::toString);
+        String decided = sketch.get("reference_precision").asText();
+        assertEquals(sketch.get("double_params").asLong() == 0 ? "float" : "float, then double", decided);
+        assertTrue(run.out().contains("reference in " + decided), run::toString);
     }
 
     @Test
     void badSketchOptionsExitTwoWithOneLine() {
         String fixture = Fixtures.names().get(0);
         for (List<String> extra : List.of(List.of("--mode", "sketchy"), List.of("--mode", "sketch", "--no-probes"),
-                List.of("--mode", "sketch", "--projections", "0"), List.of("--mode", "sketch", "--projections", "65"))) {
+                List.of("--mode", "sketch", "--projections", "0"), List.of("--mode", "sketch", "--projections", "65"),
+                List.of("--mode", "sketch", "--sketch-precision", "half"), List.of("--sketch-precision", "float-first"))) {
             List<String> args = CliRun.checkArgs(fixture);
             args.addAll(extra);
             CliRun run = CliRun.of(args.toArray(String[]::new));
